@@ -1,0 +1,49 @@
+# optsync front door: `make help` lists every task.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the tasks
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# (Re)create the virtualenv and install the project when it is missing or pyproject changed.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install optsync with its dev tools
+
+.PHONY: test
+test: $(STAMP) ## run the whole test suite (PostgreSQL too when OPTSYNC_TEST_POSTGRES_URL is set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check optsync tests bench
+	$(BIN)/mypy
+
+.PHONY: format
+format: $(STAMP) ## format the code with ruff
+	$(BIN)/ruff format optsync tests bench
+	$(BIN)/ruff check --fix optsync tests bench
+
+.PHONY: demo
+demo: $(STAMP) ## start the emulator, store, web app and worker in one process
+	$(BIN)/optsync demo
+
+.PHONY: bench
+bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
+	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+.PHONY: clean
+clean: ## remove the virtualenv and caches (keeps .optsync data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The ``optsync`` command line: thin Typer commands that call services and print."""

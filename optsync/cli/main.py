@@ -1,0 +1,69 @@
+"""The ``optsync`` entry point: registers the command groups and turns errors into one
+red line and an exit status."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from optsync.cli import accounts, db, optouts, persons, settings_cmd
+from optsync.cli.common import err_console
+from optsync.errors import OptsyncError
+
+app = typer.Typer(
+    name="optsync",
+    help="Keep email opt-outs consistent between your sales workspace and Salesforce.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(accounts.user_app, name="user")
+app.add_typer(accounts.token_app, name="token")
+app.add_typer(persons.app, name="persons")
+app.add_typer(settings_cmd.app, name="settings")
+app.command("unsubscribe")(optouts.unsubscribe)
+app.command("resubscribe")(optouts.resubscribe)
+
+
+def _register_optional() -> None:
+    """Commands whose modules may not exist in every build stage."""
+    try:
+        from optsync.cli.emulator import emulator
+    except ImportError:
+        return
+    app.command("emulator")(emulator)
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every known failure is one line on stderr and a non-zero exit.
+
+    Typer runs in standalone mode (it prints usage errors and exits); optsync's own errors
+    propagate to here and become one red line.
+    """
+    try:
+        app(args=argv, prog_name="optsync")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    except OptsyncError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("Aborted.")
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

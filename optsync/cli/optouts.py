@@ -1,0 +1,106 @@
+"""``optsync unsubscribe`` and ``optsync resubscribe``."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import typer
+
+from optsync.cli.common import app_context, console, count_data_lines, err_console, progress_bar
+from optsync.domain.optout import Source
+from optsync.errors import UsageError
+from optsync.services import optouts
+from optsync.services.persons import read_csv
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def unsubscribe(
+    emails: list[str] = typer.Argument(None, help="One or more email addresses."),
+    file: Path = typer.Option(
+        None, "--file", "-f", help="A CSV file with an 'email' column (e.g. a suppression list)."
+    ),
+    reason: str = typer.Option(None, "--reason", help="Why (kept in the ledger)."),
+) -> None:
+    """Record unsubscribes; an unknown address is added so it stays suppressed."""
+    if not emails and file is None:
+        raise UsageError("EMAIL: give at least one address, or --file FILE.csv.", field="EMAIL")
+    actor = _actor()
+    new = existing = 0
+    errors: list[str] = []
+    with app_context() as ctx:
+        if emails:
+            # validate all first: a bad address changes nothing
+            for email in emails:
+                optouts.parse_email(email, "EMAIL")
+            with ctx.db.transaction() as session:
+                for email in emails:
+                    result = optouts.unsubscribe_email(
+                        session, email, source=Source.CLI, actor=actor, now=ctx.clock(),
+                        reason=reason,
+                    )
+                    new += result.changed
+                    existing += not result.changed
+        if file is not None:
+            total = count_data_lines(file)
+            with progress_bar("Unsubscribing") as bar:
+                task = bar.add_task("Unsubscribing", total=total)
+                batch: list[tuple[int, str]] = []
+
+                def flush() -> None:
+                    nonlocal new, existing
+                    with ctx.db.transaction() as session:
+                        for _line, email in batch:
+                            result = optouts.unsubscribe_email(
+                                session, email, source=Source.CSV, actor=actor,
+                                now=ctx.clock(), reason=reason,
+                                evidence={"file": file.name},
+                            )
+                            new += result.changed
+                            existing += not result.changed
+                    bar.advance(task, len(batch))
+                    batch.clear()
+
+                for line, row in read_csv(file):
+                    try:
+                        optouts.parse_email(row.get("email", ""))
+                    except UsageError as exc:
+                        errors.append(f"line {line}: {exc}")
+                        bar.advance(task)
+                        continue
+                    batch.append((line, row["email"]))
+                    if len(batch) >= 500:
+                        flush()
+                flush()
+    console.print(f"{new} unsubscribed, {existing} already unsubscribed.")
+    for message in errors:
+        err_console.print(f"[red]rejected[/] {message}")
+    if errors:
+        raise typer.Exit(1)
+
+
+def resubscribe(
+    email: str = typer.Argument(..., help="The address to re-subscribe."),
+    reason: str = typer.Option(..., "--reason", help="Why this person may be emailed again."),
+) -> None:
+    """Remove an unsubscribe (ledger entry kept). Clear the field in Salesforce too."""
+    with app_context() as ctx, ctx.db.transaction() as session:
+        result = optouts.resubscribe_email(
+            session, email, source=Source.CLI, actor=_actor(), now=ctx.clock(), reason=reason
+        )
+    if result.changed:
+        console.print(f"Re-subscribed {result.person.email}.")
+        if result.person.salesforce_id:
+            console.print(
+                "[yellow]Also clear the opt-out field on Salesforce record "
+                f"{result.person.salesforce_id}[/]: re-subscribes are never synced, and the "
+                "next sync opts the person out again while Salesforce still has it set."
+            )
+    else:
+        console.print(f"{result.person.email} was not unsubscribed; nothing changed.")

@@ -1,0 +1,111 @@
+"""The unsubscribe-sync settings: read with defaults, change with validation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from optsync.domain.schedule import ScheduleError, validate_cron, validate_timezone
+from optsync.errors import UsageError
+from optsync.store.models import SyncSettings
+
+FIELD_CHOICES = {"email_opt_out": "HasOptedOutOfEmail", "sales_opt_out": None}
+CUSTOM_FIELD_RE = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c$")
+
+
+@dataclass(frozen=True)
+class SyncSettingsView:
+    sync_enabled: bool
+    field: str
+    sales_opt_out_field: str
+    schedule: str
+    timezone: str
+
+    @property
+    def salesforce_field(self) -> str:
+        """The API name a push writes when sync is on."""
+        return "HasOptedOutOfEmail" if self.field == "email_opt_out" else self.sales_opt_out_field
+
+    def push_field(self) -> str:
+        """Sync off: pushes always write Email Opt Out; on: the selected field."""
+        return self.salesforce_field if self.sync_enabled else "HasOptedOutOfEmail"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULTS = SyncSettingsView(
+    sync_enabled=False,
+    field="email_opt_out",
+    sales_opt_out_field="Sales_Opt_Out__c",
+    schedule="0 20 * * *",
+    timezone="America/Los_Angeles",
+)
+
+
+def get_settings(session: Session) -> SyncSettingsView:
+    row = session.get(SyncSettings, 1)
+    if row is None:
+        return DEFAULTS
+    return SyncSettingsView(row.sync_enabled, row.field, row.sales_opt_out_field, row.schedule,
+                            row.timezone)
+
+
+def validate_changes(current: SyncSettingsView, changes: dict[str, Any]) -> SyncSettingsView:
+    """Check every given value; the error names the setting and the fix."""
+    values = current.as_dict()
+    unknown = set(changes) - set(values)
+    if unknown:
+        raise UsageError(f"{sorted(unknown)[0]}: unknown setting.", field=sorted(unknown)[0])
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key == "sync_enabled":
+            if not isinstance(value, bool):
+                raise UsageError("sync_enabled: use true or false.", field="sync_enabled")
+        elif key == "field":
+            if value not in FIELD_CHOICES:
+                raise UsageError(
+                    f"field: {value!r} is not a choice; use email_opt_out (Salesforce Email "
+                    "Opt Out) or sales_opt_out (a custom Sales Opt Out checkbox).",
+                    field="field",
+                )
+        elif key == "sales_opt_out_field":
+            if not isinstance(value, str) or not CUSTOM_FIELD_RE.match(value) or len(value) > 80:
+                raise UsageError(
+                    f"sales_opt_out_field: {value!r} is not a custom field API name; it looks "
+                    "like Sales_Opt_Out__c (letters, digits, single underscores, ending __c).",
+                    field="sales_opt_out_field",
+                )
+        elif key == "schedule":
+            try:
+                value = validate_cron(value)
+            except ScheduleError as exc:
+                raise UsageError(f"schedule: {exc}", field="schedule") from None
+        elif key == "timezone":
+            try:
+                value = validate_timezone(value)
+            except ScheduleError as exc:
+                raise UsageError(f"timezone: {exc}", field="timezone") from None
+        values[key] = value
+    return SyncSettingsView(**values)
+
+
+def update_settings(
+    session: Session, changes: dict[str, Any], *, actor: str, now: datetime
+) -> SyncSettingsView:
+    new = validate_changes(get_settings(session), changes)
+    row = session.get(SyncSettings, 1, with_for_update=True)
+    if row is None:
+        row = SyncSettings(id=1)
+        session.add(row)
+    for key, value in new.as_dict().items():
+        setattr(row, key, value)
+    row.updated_at = now
+    row.updated_by = actor
+    session.flush()
+    return new

@@ -1,0 +1,168 @@
+"""Configuration: one frozen object read once from ``OPTSYNC_*`` environment variables.
+
+Secrets are ``SecretStr`` so they print masked. The data dir is created on first use and
+the secret key, when not given, is generated once into ``<data dir>/secret.key`` with
+owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from optsync.errors import ConfigError
+
+SUPPORTED_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
+class Settings(BaseSettings):
+    """Every setting optsync reads, with its help text."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTSYNC_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./.optsync"),
+        description="Where the embedded database, keys and emulator data live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL: sqlite:///... or postgresql+psycopg://... "
+        "(default: a SQLite file in the data dir).",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs unsubscribe links and sessions, encrypts stored credentials "
+        "(default: generated once into the data dir).",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL used in unsubscribe links.",
+    )
+    sf_auth: Literal["jwt", "client_credentials", "password"] | None = Field(
+        default=None, description="Salesforce OAuth flow."
+    )
+    sf_login_url: str | None = Field(default=None, description="Login host or My Domain URL.")
+    sf_client_id: str | None = Field(default=None, description="Connected app consumer key.")
+    sf_client_secret: SecretStr | None = Field(default=None, description="Consumer secret.")
+    sf_username: str | None = Field(default=None, description="Integration user's username.")
+    sf_password: SecretStr | None = Field(default=None, description="Integration user's password.")
+    sf_private_key_file: Path | None = Field(default=None, description="PEM key for JWT bearer.")
+    sf_api_version: str | None = Field(default=None, description="API version, e.g. 62.0.")
+    sf_ca_bundle: Path | None = Field(default=None, description="CA bundle to trust (emulator).")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split(":", 1)[0].lower()
+        if scheme == "postgresql":
+            value = "postgresql+psycopg" + value[len("postgresql") :]
+            scheme = "postgresql+psycopg"
+        if scheme not in SUPPORTED_SCHEMES:
+            raise ValueError(
+                f"unsupported database scheme {scheme!r}; use sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST/DB"
+            )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("sf_api_version")
+    @classmethod
+    def _check_api_version(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.lstrip("vV")
+        try:
+            major = float(value)
+        except ValueError:
+            raise ValueError("must look like 62.0") from None
+        if major < 31:
+            raise ValueError("API versions below 31.0 are retired by Salesforce")
+        return f"{major:.1f}"
+
+    # -- derived values -------------------------------------------------------------
+    def ensure_data_dir(self) -> Path:
+        """Create the data dir (owner-only) if needed and check that it is writable."""
+        path = self.data_dir.expanduser().resolve()
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"OPTSYNC_DATA_DIR {path} cannot be created: {exc.strerror}.",
+                field="OPTSYNC_DATA_DIR",
+                fix="Point it at a writable directory.",
+            ) from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"OPTSYNC_DATA_DIR {path} is not writable.",
+                field="OPTSYNC_DATA_DIR",
+                fix="Point it at a writable directory or fix its permissions.",
+            )
+        return path
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.ensure_data_dir() / 'optsync.db'}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        key_file = self.ensure_data_dir() / "secret.key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        key = secrets.token_urlsafe(48)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, secrets masked: safe to print or log."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "********" if value.get_secret_value() else ""
+            elif name == "database_url" and value:
+                out[name] = _mask_url_password(value)
+            else:
+                out[name] = "" if value is None else str(value)
+        return out
+
+
+def _mask_url_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # the URL was validated already; never leak it on a parse failure
+        return "********"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; turn a bad value into one clear ``ConfigError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err.get("loc") else "?"
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ConfigError(
+            f"OPTSYNC_{field.upper()}: {msg}.", field=f"OPTSYNC_{field.upper()}"
+        ) from None

@@ -1,0 +1,289 @@
+"""SQLAlchemy 2 models for everything optsync stores.
+
+The schema is created and changed only by the Alembic migrations in
+``optsync/store/migrations``; ``tests/integration/store/test_migrations.py`` proves that
+upgrading an empty database yields exactly these models on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT primary keys on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY
+# is the auto-incrementing rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware UTC value")
+        from datetime import UTC
+
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Person(Base):
+    """Someone the sales team emails, and their opt-out state."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    salesforce_id: Mapped[str | None] = mapped_column(String(18), unique=True)
+    salesforce_object: Mapped[str | None] = mapped_column(String(16))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    unsubscribed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unsubscribe_source: Mapped[str | None] = mapped_column(String(32))
+    resubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(
+            "salesforce_object IS NULL OR salesforce_object IN ('Contact', 'Lead')",
+            name="object_kind",
+        ),
+        CheckConstraint(
+            "(salesforce_id IS NULL) = (salesforce_object IS NULL)", name="link_complete"
+        ),
+    )
+
+    events: Mapped[list[LedgerEntry]] = relationship(
+        back_populates="person", order_by="LedgerEntry.id", viewonly=True
+    )
+
+
+class LedgerEntry(Base):
+    """One opt-out change. Append-only: database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(254))
+    reason: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('unsubscribe', 'resubscribe')", name="kind"),
+    )
+
+    person: Mapped[Person] = relationship(back_populates="events")
+
+
+class OutboxPush(Base):
+    """A push of one person's opt-out to Salesforce, written in the unsubscribe's transaction.
+
+    States: ``pending`` (due at ``next_attempt_at``), ``in_flight`` (claimed by a worker
+    until ``claimed_until``; an expired claim is taken over), ``sent``, ``failed``
+    (permanent, with the fix), ``not_linked`` (waits for a Salesforce id).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(120))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    field: Mapped[str | None] = mapped_column(String(80))
+    target_id: Mapped[str | None] = mapped_column(String(18))
+    last_error_code: Mapped[str | None] = mapped_column(String(80))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    fix: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'in_flight', 'sent', 'failed', 'not_linked')", name="state"
+        ),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+    )
+
+
+class SyncSettings(Base):
+    """The unsubscribe-sync settings (a single row, id 1)."""
+
+    __tablename__ = "sync_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    field: Mapped[str] = mapped_column(String(32), default="email_opt_out")
+    sales_opt_out_field: Mapped[str] = mapped_column(String(80), default="Sales_Opt_Out__c")
+    schedule: Mapped[str] = mapped_column(String(120), default="0 20 * * *")
+    timezone: Mapped[str] = mapped_column(String(64), default="America/Los_Angeles")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(254))
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="singleton"),
+        CheckConstraint("field IN ('email_opt_out', 'sales_opt_out')", name="field_choice"),
+    )
+
+
+class SalesforceConnection(Base):
+    """The stored Salesforce connection (a single row, id 1). Secrets are encrypted."""
+
+    __tablename__ = "salesforce_connection"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    auth: Mapped[str] = mapped_column(String(32))
+    login_url: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str | None] = mapped_column(String(500))
+    username: Mapped[str | None] = mapped_column(String(254))
+    api_version: Mapped[str] = mapped_column(String(8))
+    ca_bundle: Mapped[str | None] = mapped_column(String(1000))
+    secrets: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet token of a JSON object
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="singleton"),
+        CheckConstraint("auth IN ('jwt', 'client_credentials', 'password')", name="auth"),
+    )
+
+
+class SyncRun(Base):
+    """One run of the bidirectional sync, with its report."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    field: Mapped[str | None] = mapped_column(String(80))
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker: Mapped[str | None] = mapped_column(String(120))
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        CheckConstraint("trigger IN ('schedule', 'manual')", name="trigger"),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        # one run per scheduled instant, whatever the number of workers
+        UniqueConstraint("scheduled_for", name="uq_sync_runs_scheduled_for"),
+        # at most one running run per installation
+        Index(
+            "uq_sync_runs_one_running",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+
+class SyncRunFailure(Base):
+    """A record a sync run could not push, with the Salesforce error and the fix."""
+
+    __tablename__ = "sync_run_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    salesforce_id: Mapped[str | None] = mapped_column(String(18))
+    code: Mapped[str] = mapped_column(String(80))
+    message: Mapped[str] = mapped_column(Text)
+    fix: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """A person who signs in to the web app."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiToken(Base):
+    """A bearer token for the REST API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SyncCursor(Base):
+    """A named high-water mark (e.g. the SystemModstamp poll of Contact and Lead)."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
