@@ -26,7 +26,7 @@ from optsync.errors import ConfigError
 
 _hasher = PasswordHasher()
 
-TOKEN_PREFIX = "osk_"
+TOKEN_PREFIX = "osk_"  # noqa: S105 (a public marker, not a secret)
 MIN_PASSWORD_LENGTH = 12
 
 

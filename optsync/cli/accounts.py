@@ -17,7 +17,9 @@ token_app = typer.Typer(help="Bearer tokens for the REST API.", no_args_is_help=
 @user_app.command("add")
 def user_add(
     email: str = typer.Argument(..., help="The user's email address (their login)."),
-    admin: bool = typer.Option(False, "--admin", help="Give admin rights (settings, re-subscribes)."),
+    admin: bool = typer.Option(
+        False, "--admin", help="Give admin rights (settings, re-subscribes)."
+    ),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from standard input."
     ),
@@ -29,7 +31,8 @@ def user_add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         raise UsageError(
-            "password: no terminal to ask on.", field="password",
+            "password: no terminal to ask on.",
+            field="password",
             fix="Pipe it in with --password-stdin.",
         )
     with app_context() as ctx, ctx.db.transaction() as session:

@@ -42,7 +42,11 @@ def unsubscribe(
             with ctx.db.transaction() as session:
                 for email in emails:
                     result = optouts.unsubscribe_email(
-                        session, email, source=Source.CLI, actor=actor, now=ctx.clock(),
+                        session,
+                        email,
+                        source=Source.CLI,
+                        actor=actor,
+                        now=ctx.clock(),
                         reason=reason,
                     )
                     new += result.changed
@@ -58,8 +62,12 @@ def unsubscribe(
                     with ctx.db.transaction() as session:
                         for _line, email in batch:
                             result = optouts.unsubscribe_email(
-                                session, email, source=Source.CSV, actor=actor,
-                                now=ctx.clock(), reason=reason,
+                                session,
+                                email,
+                                source=Source.CSV,
+                                actor=actor,
+                                now=ctx.clock(),
+                                reason=reason,
                                 evidence={"file": file.name},
                             )
                             new += result.changed

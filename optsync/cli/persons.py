@@ -18,8 +18,9 @@ MAX_LISTED_ERRORS = 1000
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="CSV with columns email (required), salesforce_id, "
-                                "first_name, last_name."),
+    file: Path = typer.Argument(
+        ..., help="CSV with columns email (required), salesforce_id, first_name, last_name."
+    ),
 ) -> None:
     """Import persons; bad rows are listed with their line number and skipped.
 
@@ -37,8 +38,11 @@ def import_(
     elapsed = time.perf_counter() - started
     table = Table(title=f"Imported {file.name}", show_header=False)
     for label, value in (
-        ("rows read", report.rows), ("created", report.created), ("updated", report.updated),
-        ("unchanged", report.unchanged), ("linked to Salesforce", report.linked),
+        ("rows read", report.rows),
+        ("created", report.created),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("linked to Salesforce", report.linked),
         ("rejected", len(report.rejected)),
         ("rows per second", f"{report.rows / elapsed:,.0f}" if elapsed else "-"),
     ):

@@ -52,8 +52,12 @@ def set_(
         if sync_enabled.lower() not in _BOOL:
             raise typer.BadParameter("use true or false", param_hint="--sync-enabled")
         changes["sync_enabled"] = _BOOL[sync_enabled.lower()]
-    for key, value in (("field", field), ("sales_opt_out_field", sales_opt_out_field),
-                       ("schedule", schedule), ("timezone", timezone)):
+    for key, value in (
+        ("field", field),
+        ("sales_opt_out_field", sales_opt_out_field),
+        ("schedule", schedule),
+        ("timezone", timezone),
+    ):
         if value is not None:
             changes[key] = value
     with app_context() as ctx, ctx.db.transaction() as session:

@@ -13,9 +13,7 @@ from optsync.services.optouts import parse_email
 from optsync.store.models import ApiToken, User
 
 
-def add_user(
-    session: Session, email: str, password: str, *, is_admin: bool, now: datetime
-) -> User:
+def add_user(session: Session, email: str, password: str, *, is_admin: bool, now: datetime) -> User:
     normal = parse_email(email)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UsageError(
@@ -23,8 +21,9 @@ def add_user(
         )
     if session.scalars(select(User).where(User.email == normal)).first() is not None:
         raise UsageError(f"email: a user {normal} already exists.", field="email")
-    user = User(email=normal, password_hash=hash_password(password), is_admin=is_admin,
-                created_at=now)
+    user = User(
+        email=normal, password_hash=hash_password(password), is_admin=is_admin, created_at=now
+    )
     session.add(user)
     session.flush()
     return user
@@ -36,7 +35,10 @@ def create_token(session: Session, name: str, *, is_admin: bool, now: datetime) 
     if not cleaned or len(cleaned) > 120:
         raise UsageError("NAME: give the token a name of 1 to 120 characters.", field="NAME")
     token, token_hash = new_api_token()
-    session.add(ApiToken(name=cleaned, token_hash=token_hash, prefix=token[:8],
-                         is_admin=is_admin, created_at=now))
+    session.add(
+        ApiToken(
+            name=cleaned, token_hash=token_hash, prefix=token[:8], is_admin=is_admin, created_at=now
+        )
+    )
     session.flush()
     return token

@@ -90,7 +90,11 @@ def unsubscribe_person(
     """Unsubscribe ``person``: state, ledger and push in this transaction. Idempotent."""
     try:
         decision = optout.unsubscribe(
-            state_of(person), source=source, actor=actor, now=now, reason=reason,
+            state_of(person),
+            source=source,
+            actor=actor,
+            now=now,
+            reason=reason,
             evidence=evidence,
         )
     except ValueError as exc:
@@ -137,7 +141,11 @@ def resubscribe_email(
         raise NotFoundError(f"email: no person with the address {normal}.", field="email")
     try:
         decision = optout.resubscribe(
-            state_of(person), source=source, actor=actor, now=now, reason=reason,
+            state_of(person),
+            source=source,
+            actor=actor,
+            now=now,
+            reason=reason,
             evidence=evidence,
         )
     except ValueError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,9 @@ from optsync.store.outbox import release_not_linked
 PERSON_COLUMNS = ("email", "salesforce_id", "first_name", "last_name")
 MAX_NAME_LENGTH = 200
 CHUNK_SIZE = 1000
+# A big import into a young table outruns PostgreSQL's autovacuum: with stale statistics
+# the planner seq-scans for the per-chunk lookups and the import turns quadratic.
+ANALYZE_AFTER_CHUNKS = frozenset({1, 4, 16, 64, 256, 1024})
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,9 @@ def validate_person(
     return PersonInput(line, normal, sf_id, sf_object, names[0], names[1])
 
 
-def read_csv(path: Path, required: tuple[str, ...] = ("email",)) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv(
+    path: Path, required: tuple[str, ...] = ("email",)
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, row) from a CSV file; header names are case-insensitive."""
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
@@ -106,7 +111,9 @@ def read_csv(path: Path, required: tuple[str, ...] = ("email",)) -> Iterator[tup
         try:
             header = next(reader)
         except StopIteration:
-            raise UsageError(f"FILE: {path} is empty; it needs a header row.", field="FILE") from None
+            raise UsageError(
+                f"FILE: {path} is empty; it needs a header row.", field="FILE"
+            ) from None
         except UnicodeDecodeError:
             raise UsageError(f"FILE: {path} is not UTF-8 text.", field="FILE") from None
         names = [h.strip().lower() for h in header]
@@ -164,17 +171,26 @@ def import_persons(
     dedupe = _Deduper()
     chunk: list[PersonInput] = []
 
+    chunks = 0
+
     def flush() -> None:
+        nonlocal chunks
         if chunk:
             report.merge(upsert_chunk(db, chunk, now=now))
             if progress:
                 progress(len(chunk))
             chunk.clear()
+            chunks += 1
+            if chunks in ANALYZE_AFTER_CHUNKS:
+                refresh_statistics(db)
 
     for line, raw in rows:
         report.rows += 1
         checked = validate_person(
-            line, raw.get("email"), raw.get("salesforce_id"), raw.get("first_name"),
+            line,
+            raw.get("email"),
+            raw.get("salesforce_id"),
+            raw.get("first_name"),
             raw.get("last_name"),
         )
         if isinstance(checked, PersonInput):
@@ -193,6 +209,13 @@ def import_persons(
     return report
 
 
+def refresh_statistics(db: Database) -> None:
+    """Refresh the planner's statistics of ``persons`` (PostgreSQL; SQLite needs none)."""
+    if db.dialect == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(text("ANALYZE persons"))
+
+
 def upsert_chunk(db: Database, rows: list[PersonInput], *, now: datetime) -> ImportReport:
     """Apply one chunk in one transaction; on a conflict, retry it row by row."""
     try:
@@ -206,8 +229,11 @@ def upsert_chunk(db: Database, rows: list[PersonInput], *, now: datetime) -> Imp
                     report.merge(_upsert_rows(session, [row], now))
             except IntegrityError:
                 report.rejected.append(
-                    RowError(row.line, "salesforce_id: already linked to another person",
-                             row.salesforce_id)
+                    RowError(
+                        row.line,
+                        "salesforce_id: already linked to another person",
+                        row.salesforce_id,
+                    )
                 )
         return report
 
@@ -218,8 +244,9 @@ def _upsert_rows(session: Session, rows: list[PersonInput], now: datetime) -> Im
     existing = {
         p.email: p
         for p in session.execute(
-            select(Person.id, Person.email, Person.salesforce_id, Person.first_name,
-                   Person.last_name).where(Person.email.in_(emails))
+            select(
+                Person.id, Person.email, Person.salesforce_id, Person.first_name, Person.last_name
+            ).where(Person.email.in_(emails))
         )
     }
     ids = [r.salesforce_id for r in rows if r.salesforce_id]
@@ -241,18 +268,27 @@ def _upsert_rows(session: Session, rows: list[PersonInput], now: datetime) -> Im
             owner_id, owner_email = owners[row.salesforce_id]
             if owner_email != row.email:
                 report.rejected.append(
-                    RowError(row.line, f"salesforce_id: already linked to person {owner_id}",
-                             row.salesforce_id)
+                    RowError(
+                        row.line,
+                        f"salesforce_id: already linked to person {owner_id}",
+                        row.salesforce_id,
+                    )
                 )
                 continue
         current = existing.get(row.email)
         if current is None:
-            inserts.append({
-                "email": row.email, "salesforce_id": row.salesforce_id,
-                "salesforce_object": row.salesforce_object, "first_name": row.first_name,
-                "last_name": row.last_name, "unsubscribed": False,
-                "created_at": now, "updated_at": now,
-            })
+            inserts.append(
+                {
+                    "email": row.email,
+                    "salesforce_id": row.salesforce_id,
+                    "salesforce_object": row.salesforce_object,
+                    "first_name": row.first_name,
+                    "last_name": row.last_name,
+                    "unsubscribed": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             continue
         change: dict[str, object] = {}
         if row.salesforce_id and row.salesforce_id != current.salesforce_id:
@@ -270,7 +306,9 @@ def _upsert_rows(session: Session, rows: list[PersonInput], now: datetime) -> Im
         else:
             report.unchanged += 1
     if inserts:
-        session.execute(insert(Person), inserts)
+        # Core executemany (batched "insertmanyvalues"); the ORM bulk path would split
+        # rows by which columns are NULL and send one statement each.
+        session.execute(insert(Person.__table__), inserts)
     for change in updates:  # few in practice; each may touch different columns
         pid = change.pop("id")
         session.execute(update(Person).where(Person.id == pid).values(**change))

@@ -51,8 +51,9 @@ def get_settings(session: Session) -> SyncSettingsView:
     row = session.get(SyncSettings, 1)
     if row is None:
         return DEFAULTS
-    return SyncSettingsView(row.sync_enabled, row.field, row.sales_opt_out_field, row.schedule,
-                            row.timezone)
+    return SyncSettingsView(
+        row.sync_enabled, row.field, row.sales_opt_out_field, row.schedule, row.timezone
+    )
 
 
 def validate_changes(current: SyncSettingsView, changes: dict[str, Any]) -> SyncSettingsView:

@@ -121,9 +121,7 @@ class LedgerEntry(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
-    __table_args__ = (
-        CheckConstraint("kind IN ('unsubscribe', 'resubscribe')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('unsubscribe', 'resubscribe')", name="kind"),)
 
     person: Mapped[Person] = relationship(back_populates="events")
 

@@ -3,14 +3,13 @@
 import io
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 from optsync.cli.main import main
 from optsync.domain.ids import make_id
+from optsync.security import hash_api_token
 from optsync.store.db import Database
 from optsync.store.models import ApiToken, LedgerEntry, Person, User
-from optsync.security import hash_api_token
 
 
 def optsync(capsys, *args, stdin=None, monkeypatch=None):
@@ -46,15 +45,36 @@ def test_bad_configuration_is_one_line(monkeypatch, tmp_path, capsys):
 
 
 def test_user_add_and_token_create(cli_env, capsys, monkeypatch):
-    code, out, _ = optsync(capsys, "user", "add", "Admin@Example.com", "--admin",
-                           "--password-stdin", stdin="correct horse battery\n",
-                           monkeypatch=monkeypatch)
+    code, out, _ = optsync(
+        capsys,
+        "user",
+        "add",
+        "Admin@Example.com",
+        "--admin",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 0 and "admin admin@example.com" in out
-    code, _, err = optsync(capsys, "user", "add", "admin@example.com", "--password-stdin",
-                           stdin="another long password\n", monkeypatch=monkeypatch)
+    code, _, err = optsync(
+        capsys,
+        "user",
+        "add",
+        "admin@example.com",
+        "--password-stdin",
+        stdin="another long password\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 1 and "already exists" in err
-    code, _, err = optsync(capsys, "user", "add", "m@example.com", "--password-stdin",
-                           stdin="short\n", monkeypatch=monkeypatch)
+    code, _, err = optsync(
+        capsys,
+        "user",
+        "add",
+        "m@example.com",
+        "--password-stdin",
+        stdin="short\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 1 and "at least 12" in err
 
     code, out, _ = optsync(capsys, "token", "create", "mailer", "--admin")
@@ -71,8 +91,9 @@ def test_user_add_and_token_create(cli_env, capsys, monkeypatch):
 
 
 def test_unsubscribe_and_resubscribe(cli_env, capsys):
-    code, out, _ = optsync(capsys, "unsubscribe", "a@example.com", "B@example.com",
-                           "--reason", "asked")
+    code, out, _ = optsync(
+        capsys, "unsubscribe", "a@example.com", "B@example.com", "--reason", "asked"
+    )
     assert code == 0 and "2 unsubscribed, 0 already" in out
     code, out, _ = optsync(capsys, "unsubscribe", "a@example.com")
     assert "0 unsubscribed, 1 already" in out
@@ -103,13 +124,28 @@ def test_settings_show_and_set(cli_env, capsys):
 
     code, out, _ = optsync(capsys, "settings", "show", "--json")
     assert json.loads(out) == {
-        "sync_enabled": False, "field": "email_opt_out",
-        "sales_opt_out_field": "Sales_Opt_Out__c", "schedule": "0 20 * * *",
+        "sync_enabled": False,
+        "field": "email_opt_out",
+        "sales_opt_out_field": "Sales_Opt_Out__c",
+        "schedule": "0 20 * * *",
         "timezone": "America/Los_Angeles",
     }
-    code, out, _ = optsync(capsys, "settings", "set", "--sync-enabled", "true", "--field",
-                           "sales_opt_out", "--sales-opt-out-field", "Do_Not_Email__c",
-                           "--schedule", "30 21 * * 1-5", "--timezone", "Europe/Berlin", "--json")
+    code, out, _ = optsync(
+        capsys,
+        "settings",
+        "set",
+        "--sync-enabled",
+        "true",
+        "--field",
+        "sales_opt_out",
+        "--sales-opt-out-field",
+        "Do_Not_Email__c",
+        "--schedule",
+        "30 21 * * 1-5",
+        "--timezone",
+        "Europe/Berlin",
+        "--json",
+    )
     assert code == 0
     assert json.loads(out)["sales_opt_out_field"] == "Do_Not_Email__c"
     for args, field in [

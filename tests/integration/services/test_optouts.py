@@ -25,8 +25,14 @@ def test_unsubscribe_writes_state_ledger_and_push_together(db, clock):
     with db.transaction() as s:
         upsert_person(s, PersonInput(1, "ann@example.com", sf_id, "Contact"), clock())
     with db.transaction() as s:
-        r = optouts.unsubscribe_email(s, "Ann@Example.com", source=Source.API, actor="token:t",
-                                      now=clock(), evidence={"ip": "198.51.100.4"})
+        r = optouts.unsubscribe_email(
+            s,
+            "Ann@Example.com",
+            source=Source.API,
+            actor="token:t",
+            now=clock(),
+            evidence={"ip": "198.51.100.4"},
+        )
         assert r.changed
     assert counts(db) == (1, 1, 1)
     with db.transaction() as s:
@@ -42,31 +48,31 @@ def test_unsubscribe_writes_state_ledger_and_push_together(db, clock):
 def test_second_unsubscribe_changes_nothing(db, clock):
     for _ in range(3):
         with db.transaction() as s:
-            optouts.unsubscribe_email(s, "bob@example.com", source=Source.CLI, actor="x",
-                                      now=clock())
+            optouts.unsubscribe_email(
+                s, "bob@example.com", source=Source.CLI, actor="x", now=clock()
+            )
         clock.advance(seconds=5)
     assert counts(db) == (1, 1, 1)
 
 
 def test_a_failure_later_in_the_transaction_stores_none_of_it(db, clock):
     with pytest.raises(RuntimeError), db.transaction() as s:
-        optouts.unsubscribe_email(s, "cat@example.com", source=Source.API, actor="x",
-                                  now=clock())
+        optouts.unsubscribe_email(s, "cat@example.com", source=Source.API, actor="x", now=clock())
         raise RuntimeError("crash after the unsubscribe, before commit")
     assert counts(db) == (0, 0, 0)
 
 
 def test_unknown_address_is_kept_suppressed_and_waits_as_not_linked(db, clock):
     with db.transaction() as s:
-        optouts.unsubscribe_email(s, "new@example.com", source=Source.CLI, actor="x",
-                                  now=clock())
+        optouts.unsubscribe_email(s, "new@example.com", source=Source.CLI, actor="x", now=clock())
     with db.transaction() as s:
         assert s.scalars(select(OutboxPush.state)).one() == "not_linked"
     # linking the person releases the push
     clock.advance(minutes=1)
     with db.transaction() as s:
-        _, outcome = upsert_person(s, PersonInput(1, "new@example.com", make_id("00Q", 3), "Lead"),
-                                   clock())
+        _, outcome = upsert_person(
+            s, PersonInput(1, "new@example.com", make_id("00Q", 3), "Lead"), clock()
+        )
         assert outcome == "updated"
     with db.transaction() as s:
         push = s.scalars(select(OutboxPush)).one()
@@ -75,15 +81,23 @@ def test_unknown_address_is_kept_suppressed_and_waits_as_not_linked(db, clock):
 
 def test_resubscribe_needs_reason_and_keeps_history(db, clock):
     with db.transaction() as s:
-        optouts.unsubscribe_email(s, "dan@example.com", source=Source.PAGE, actor="person",
-                                  now=clock())
+        optouts.unsubscribe_email(
+            s, "dan@example.com", source=Source.PAGE, actor="person", now=clock()
+        )
     with pytest.raises(UsageError, match="reason"), db.transaction() as s:
-        optouts.resubscribe_email(s, "dan@example.com", source=Source.ADMIN, actor="admin",
-                                  now=clock(), reason=" ")
+        optouts.resubscribe_email(
+            s, "dan@example.com", source=Source.ADMIN, actor="admin", now=clock(), reason=" "
+        )
     clock.advance(hours=1)
     with db.transaction() as s:
-        r = optouts.resubscribe_email(s, "dan@example.com", source=Source.ADMIN, actor="admin",
-                                      now=clock(), reason="asked by phone")
+        r = optouts.resubscribe_email(
+            s,
+            "dan@example.com",
+            source=Source.ADMIN,
+            actor="admin",
+            now=clock(),
+            reason="asked by phone",
+        )
         assert r.changed and not r.person.unsubscribed
     with db.transaction() as s:
         kinds = s.scalars(select(LedgerEntry.kind).order_by(LedgerEntry.id)).all()
@@ -94,8 +108,9 @@ def test_resubscribe_needs_reason_and_keeps_history(db, clock):
 
 def test_resubscribe_unknown_person(db, clock):
     with pytest.raises(NotFoundError), db.transaction() as s:
-        optouts.resubscribe_email(s, "zed@example.com", source=Source.ADMIN, actor="a",
-                                  now=clock(), reason="r")
+        optouts.resubscribe_email(
+            s, "zed@example.com", source=Source.ADMIN, actor="a", now=clock(), reason="r"
+        )
 
 
 def test_bad_email_changes_nothing(db, clock):
@@ -111,10 +126,10 @@ def test_unsubscribe_again_after_resubscribe_queues_a_new_push(db, clock):
     with db.transaction() as s:
         s.scalars(select(OutboxPush)).one().state = "sent"
     with db.transaction() as s:
-        optouts.resubscribe_email(s, "eve@example.com", source=Source.ADMIN, actor="a",
-                                  now=clock(), reason="mistake")
-        optouts.unsubscribe_email(s, "eve@example.com", source=Source.PAGE, actor="p",
-                                  now=clock())
+        optouts.resubscribe_email(
+            s, "eve@example.com", source=Source.ADMIN, actor="a", now=clock(), reason="mistake"
+        )
+        optouts.unsubscribe_email(s, "eve@example.com", source=Source.PAGE, actor="p", now=clock())
     with db.transaction() as s:
         states = sorted(s.scalars(select(OutboxPush.state)).all())
     assert states == ["pending", "sent"]

@@ -27,19 +27,24 @@ def run(db, path, clock, **kw):
 
 def test_good_and_bad_rows(db, clock, tmp_path):
     bad_prefix = make_id("001", 5)
-    path = write(tmp_path, "\n".join([
-        "Email,Salesforce_Id,First_Name,Last_Name",
-        f"ann@example.com,{C1},Ann,Lee",  # 2 ok
-        f"bob@example.com,{L1[:15]},Bob,",  # 3 ok, 15-char id
-        "not-an-email,,X,Y",  # 4 bad email
-        "cat@example.com,003ABC,,",  # 5 wrong length
-        f"dan@example.com,{C2[:15]}ZZZ,,",  # 6 wrong checksum
-        f"eve@example.com,{bad_prefix},,",  # 7 wrong prefix
-        "ANN@example.com,,,",  # 8 duplicate email
-        f"fay@example.com,{C1},,",  # 9 duplicate id in file
-        "",  # blank line skipped
-        "gus@example.com,,,",  # 11 ok, unlinked
-    ]))
+    path = write(
+        tmp_path,
+        "\n".join(
+            [
+                "Email,Salesforce_Id,First_Name,Last_Name",
+                f"ann@example.com,{C1},Ann,Lee",  # 2 ok
+                f"bob@example.com,{L1[:15]},Bob,",  # 3 ok, 15-char id
+                "not-an-email,,X,Y",  # 4 bad email
+                "cat@example.com,003ABC,,",  # 5 wrong length
+                f"dan@example.com,{C2[:15]}ZZZ,,",  # 6 wrong checksum
+                f"eve@example.com,{bad_prefix},,",  # 7 wrong prefix
+                "ANN@example.com,,,",  # 8 duplicate email
+                f"fay@example.com,{C1},,",  # 9 duplicate id in file
+                "",  # blank line skipped
+                "gus@example.com,,,",  # 11 ok, unlinked
+            ]
+        ),
+    )
     report = run(db, path, clock, chunk_size=3)
     assert (report.rows, report.created, len(report.rejected)) == (9, 3, 6)
     by_line = {e.line: e.reason for e in report.rejected}
@@ -74,8 +79,11 @@ def test_reimport_changes_nothing(db, clock, tmp_path):
 
 def test_links_and_names_update_existing_persons(db, clock, tmp_path):
     run(db, write(tmp_path, "email\nann@example.com\n", "a.csv"), clock)
-    report = run(db, write(tmp_path, f"email,salesforce_id,first_name\nann@example.com,{C1},Ann\n",
-                           "b.csv"), clock)
+    report = run(
+        db,
+        write(tmp_path, f"email,salesforce_id,first_name\nann@example.com,{C1},Ann\n", "b.csv"),
+        clock,
+    )
     assert (report.updated, report.linked) == (1, 1)
     # a row without an id never unlinks
     run(db, write(tmp_path, "email\nann@example.com\n", "c.csv"), clock)
@@ -86,8 +94,9 @@ def test_links_and_names_update_existing_persons(db, clock, tmp_path):
 
 def test_id_owned_by_another_person_is_rejected_not_moved(db, clock, tmp_path):
     run(db, write(tmp_path, f"email,salesforce_id\nann@example.com,{C1}\n", "a.csv"), clock)
-    report = run(db, write(tmp_path, f"email,salesforce_id\nbob@example.com,{C1}\n", "b.csv"),
-                 clock)
+    report = run(
+        db, write(tmp_path, f"email,salesforce_id\nbob@example.com,{C1}\n", "b.csv"), clock
+    )
     assert [e.line for e in report.rejected] == [2]
     assert "already linked to person" in report.rejected[0].reason
     with db.transaction() as s:

@@ -35,11 +35,22 @@ def test_empty_database_is_refused_with_the_fix(tmp_path):
 def test_ledger_is_append_only(db, clock):
     with db.transaction() as s:
         pid = s.execute(
-            insert(Person).values(email="a@example.com", unsubscribed=True,
-                                  created_at=clock(), updated_at=clock()).returning(Person.id)
+            insert(Person)
+            .values(
+                email="a@example.com", unsubscribed=True, created_at=clock(), updated_at=clock()
+            )
+            .returning(Person.id)
         ).scalar_one()
-        s.add(LedgerEntry(person_id=pid, kind="unsubscribe", source="api", actor="t",
-                          evidence={}, created_at=clock()))
+        s.add(
+            LedgerEntry(
+                person_id=pid,
+                kind="unsubscribe",
+                source="api",
+                actor="t",
+                evidence={},
+                created_at=clock(),
+            )
+        )
     with pytest.raises(DatabaseError, match="append-only"), db.transaction() as s:
         s.execute(update(LedgerEntry).values(reason="changed"))
     with pytest.raises(DatabaseError, match="append-only"), db.transaction() as s:
@@ -50,6 +61,12 @@ def test_ledger_is_append_only(db, clock):
 
 def test_person_link_must_be_complete(db, clock):
     with pytest.raises(DatabaseError), db.transaction() as s:
-        s.execute(insert(Person).values(email="b@example.com", salesforce_id="003000000000001AAA",
-                                        unsubscribed=False, created_at=clock(),
-                                        updated_at=clock()))
+        s.execute(
+            insert(Person).values(
+                email="b@example.com",
+                salesforce_id="003000000000001AAA",
+                unsubscribed=False,
+                created_at=clock(),
+                updated_at=clock(),
+            )
+        )

@@ -18,8 +18,17 @@ def test_normalises(raw, normal):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "ann", "ann@", "@example.com", "ann@@example.com", "ann example@x.com",
-     "a" * 250 + "@example.com", "ann@example"],
+    [
+        "",
+        "   ",
+        "ann",
+        "ann@",
+        "@example.com",
+        "ann@@example.com",
+        "ann example@x.com",
+        "a" * 250 + "@example.com",
+        "ann@example",
+    ],
 )
 def test_rejects(raw):
     with pytest.raises(InvalidEmail):

@@ -67,8 +67,13 @@ def test_made_ids_are_valid_and_round_trip(prefix, number):
     assert to_18(id18.lower()) == id18
 
 
-@given(st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
-               min_size=15, max_size=15))
+@given(
+    st.text(
+        alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        min_size=15,
+        max_size=15,
+    )
+)
 def test_any_15_char_id_converts_and_recovers_case(id15):
     id18 = to_18(id15)
     assert id18[:15] == id15

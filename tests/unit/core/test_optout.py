@@ -15,8 +15,9 @@ NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 def test_unsubscribe_changes_state_and_yields_one_event():
-    d = unsubscribe(OptOutState(), source=Source.PAGE, actor="person", now=NOW,
-                    evidence={"ip": "203.0.113.9"})
+    d = unsubscribe(
+        OptOutState(), source=Source.PAGE, actor="person", now=NOW, evidence={"ip": "203.0.113.9"}
+    )
     assert d.changed
     assert d.state == OptOutState(True, NOW, Source.PAGE)
     assert d.event.kind is EventKind.UNSUBSCRIBE
@@ -39,8 +40,9 @@ def test_resubscribe_needs_a_reason(reason):
 
 def test_resubscribe_with_reason():
     state = OptOutState(True, NOW, Source.API)
-    d = resubscribe(state, source=Source.ADMIN, actor="admin", now=NOW,
-                    reason="  asked  to be\nadded back ")
+    d = resubscribe(
+        state, source=Source.ADMIN, actor="admin", now=NOW, reason="  asked  to be\nadded back "
+    )
     assert d.state == OptOutState()
     assert d.event.kind is EventKind.RESUBSCRIBE
     assert d.event.reason == "asked to be added back"
@@ -53,5 +55,10 @@ def test_resubscribe_of_subscribed_person_changes_nothing():
 
 def test_a_sync_never_resubscribes():
     with pytest.raises(ValueError, match="never re-subscribes"):
-        resubscribe(OptOutState(True, NOW, Source.API), source=Source.SALESFORCE, actor="sync",
-                    now=NOW, reason="x")
+        resubscribe(
+            OptOutState(True, NOW, Source.API),
+            source=Source.SALESFORCE,
+            actor="sync",
+            now=NOW,
+            reason="x",
+        )
