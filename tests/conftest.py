@@ -142,3 +142,14 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) 
         if name.startswith("OPTSYNC_SF_"):
             monkeypatch.delenv(name)
     return database_url
+
+
+@pytest.fixture
+def pg_db(postgres_url: str) -> Iterator[Database]:
+    """PostgreSQL only (for behaviour that is a PostgreSQL deployment, e.g. many workers)."""
+    database = Database(postgres_url)
+    try:
+        yield database
+    finally:
+        _truncate_all(database)
+        database.dispose()

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from optsync.cli import accounts, db, optouts, persons, settings_cmd
+from optsync.cli import accounts, db, optouts, persons, salesforce, settings_cmd, worker
 from optsync.cli.common import err_console
 from optsync.errors import OptsyncError
 
@@ -23,6 +23,9 @@ app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.token_app, name="token")
 app.add_typer(persons.app, name="persons")
 app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(salesforce.app, name="salesforce")
+app.add_typer(worker.push_app, name="push")
+app.command("worker")(worker.worker)
 app.command("unsubscribe")(optouts.unsubscribe)
 app.command("resubscribe")(optouts.resubscribe)
 

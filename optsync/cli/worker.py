@@ -1,0 +1,112 @@
+"""``optsync worker`` and ``optsync push drain``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import timedelta
+
+import typer
+from rich.table import Table
+
+from optsync.cli.common import app_context, console, err_console, print_json
+from optsync.services.push import Pusher
+from optsync.store.outbox import queue_stats
+from optsync.worker.gateways import GatewayProvider
+from optsync.worker.runner import Worker, worker_name
+
+push_app = typer.Typer(help="The push outbox.", no_args_is_help=True)
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def worker(
+    no_schedule: bool = typer.Option(False, "--no-schedule", help="Push only; no nightly sync."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    lease_seconds: float = typer.Option(
+        120.0,
+        "--lease-seconds",
+        min=1.0,
+        help="How long a claim lasts; a dead worker's pushes are taken over after it.",
+    ),
+    poll_seconds: float = typer.Option(
+        1.0, "--poll-seconds", min=0.05, help="Longest sleep between outbox checks."
+    ),
+) -> None:
+    """Push worker + scheduler. Run any number of them against one PostgreSQL database."""
+    configure_logging(verbose)
+    with app_context() as ctx:
+        w = Worker(
+            ctx,
+            schedule=not no_schedule,
+            poll_s=poll_seconds,
+            lease=timedelta(seconds=lease_seconds),
+        )
+        w.start()
+        err_console.print(f"optsync worker {w.pusher.worker} running; Ctrl-C to stop.")
+        try:
+            wait_for_signal()
+        finally:
+            w.stop()
+    err_console.print("worker stopped.")
+
+
+@push_app.command("drain")
+def drain(json_: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Send every pending push now and exit (reports sent / failed / waiting)."""
+    with app_context() as ctx:
+        gateways = GatewayProvider(ctx)
+        if gateways() is None:
+            err_console.print(
+                "[yellow]No Salesforce connection: nothing can be pushed.[/] "
+                "Run `optsync salesforce connect`."
+            )
+        pusher = Pusher(ctx.db, gateways, worker=worker_name(), clock=ctx.clock)
+        report = pusher.drain()
+        with ctx.db.transaction() as session:
+            stats = queue_stats(session, ctx.clock())
+        api_calls = gateways.api_calls
+        gateways.close()
+    data = {
+        **report.as_dict(),
+        "api_calls": api_calls,
+        "waiting": int(stats["pending"] + stats["in_flight"]),
+        "not_linked_total": int(stats["not_linked"]),
+        "failed_total": int(stats["failed"]),
+    }
+    if json_:
+        print_json(data)
+        return
+    table = Table(title="Push drain", show_header=False)
+    for key in (
+        "sent",
+        "retried",
+        "failed",
+        "not_linked",
+        "followed",
+        "waiting",
+        "failed_total",
+        "not_linked_total",
+        "api_calls",
+        "paused_until",
+    ):
+        value = data[key]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "0"
+        table.add_row(key, str(value))
+    console.print(table)

@@ -1,0 +1,338 @@
+"""Push claimed outbox rows to Salesforce and record what became of each.
+
+One cycle: claim up to ``batch_size`` due pushes, write the opt-out field on their
+Contacts and Leads in one composite call, follow converted Leads and merged records to
+the record that lives on, and settle every row: ``sent``, ``pending`` again at the time the
+retry policy chose, ``failed`` with the Salesforce code, message and the fix, or
+``not_linked``. The field written follows the settings at the time of the cycle: sync off
+→ ``HasOptedOutOfEmail``; sync on → the selected field.
+
+Claims are leases: a worker that dies mid-cycle leaves rows ``in_flight`` until the lease
+expires, then any worker takes them over. Pushes are therefore at-least-once; setting a
+checkbox to true twice is harmless.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from optsync.clock import Clock
+from optsync.domain.failures import Classification, Outcome, unfollowable
+from optsync.domain.retry import DecisionKind, RetryPolicy, decide
+from optsync.metrics import (
+    PUSH_BATCH_SECONDS,
+    PUSHES_FAILED,
+    PUSHES_FOLLOWED,
+    PUSHES_RETRIED,
+    PUSHES_SENT,
+)
+from optsync.salesforce.gateway import RecordResult, SalesforceCallError, Target
+from optsync.services.sync_settings import get_settings
+from optsync.store.db import Database
+from optsync.store.models import Person
+from optsync.store.outbox import ClaimedPush, Settlement, claim_due, settle
+
+BATCH_SIZE = 200  # one sObject Collections call
+DEFAULT_LEASE = timedelta(minutes=2)
+
+
+class PushGateway(Protocol):
+    """What the pusher needs of ``optsync.salesforce.gateway.SalesforceGateway``."""
+
+    def set_opt_out(self, targets: Sequence[Target], field: str) -> list[RecordResult]: ...
+
+    def converted_contacts(self, lead_ids: Sequence[str]) -> dict[str, str | None]: ...
+
+    def merged_masters(self, ids: Sequence[str], object: str) -> dict[str, str | None]: ...
+
+
+@dataclass
+class PushReport:
+    """What one or more cycles did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    not_linked: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    followed: int = 0
+    paused_until: datetime | None = None
+
+    def merge(self, other: PushReport) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.retried += other.retried
+        self.not_linked += other.not_linked
+        self.failed.update(other.failed)
+        self.followed += other.followed
+        self.paused_until = other.paused_until or self.paused_until
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "retried": self.retried,
+            "not_linked": self.not_linked,
+            "failed": dict(self.failed),
+            "followed": self.followed,
+            "paused_until": self.paused_until.isoformat() if self.paused_until else None,
+        }
+
+
+@dataclass
+class _Attempt:
+    push: ClaimedPush
+    target: Target
+    followed_from: str | None = None
+
+
+class Pusher:
+    """Pushes outbox rows for one worker. Thread-compatible, not thread-safe."""
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: Callable[[], PushGateway | None],
+        *,
+        worker: str,
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        rng: Callable[[], float] | None = None,
+        batch_size: int = BATCH_SIZE,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.worker = worker
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.rng = rng or random.random
+        self.batch_size = batch_size
+        self.lease = lease
+
+    def run_once(self) -> PushReport:
+        """One cycle. Claims nothing while there is no Salesforce connection."""
+        gw = self.gateway()
+        if gw is None:
+            return PushReport()
+        with self.db.transaction() as session:
+            field_name = get_settings(session).push_field()
+            claimed = claim_due(
+                session,
+                worker=self.worker,
+                now=self.clock(),
+                limit=self.batch_size,
+                lease=self.lease,
+            )
+        report = PushReport(claimed=len(claimed))
+        if not claimed:
+            return report
+        with PUSH_BATCH_SECONDS.time():
+            settlements, relinks = self._push(gw, claimed, field_name, report)
+        with self.db.transaction() as session:
+            settle(session, self.worker, settlements, self.clock())
+            _relink(session, relinks, self.clock())
+        return report
+
+    def drain(self, *, max_cycles: int = 1_000_000) -> PushReport:
+        """Cycle until nothing is due now (retries scheduled later keep waiting)."""
+        total = PushReport()
+        for _ in range(max_cycles):
+            report = self.run_once()
+            total.merge(report)
+            if report.claimed == 0 or report.paused_until is not None:
+                break
+        return total
+
+    # -- one batch ---------------------------------------------------------------------
+    def _push(
+        self, gw: PushGateway, claimed: list[ClaimedPush], field_name: str, report: PushReport
+    ) -> tuple[list[Settlement], dict[int, str]]:
+        settlements: list[Settlement] = []
+        attempts: list[_Attempt] = []
+        for push in claimed:
+            if not push.salesforce_id or not push.salesforce_object:
+                settlements.append(Settlement(push.push_id, "not_linked"))
+                report.not_linked += 1
+                continue
+            attempts.append(_Attempt(push, Target(push.salesforce_id, push.salesforce_object)))
+        relinks: dict[int, str] = {}
+        rounds = 0
+        while attempts and rounds < 3:  # the original, then a conversion, then a merge
+            rounds += 1
+            try:
+                results = gw.set_opt_out([a.target for a in attempts], field_name)
+            except SalesforceCallError as exc:
+                for a in attempts:
+                    settlements.append(self._retry_or_fail(a, exc.classification, str(exc), report))
+                return settlements, relinks
+            attempts = self._settle_results(
+                gw, attempts, results, field_name, settlements, relinks, report
+            )
+        for a in attempts:  # followed more than twice: give up loudly
+            c = unfollowable(Classification(Outcome.FOLLOW_MERGE, "ENTITY_IS_DELETED", ""))
+            settlements.append(self._fail(a, c, "the record chain kept moving", report))
+        return settlements, relinks
+
+    def _settle_results(
+        self,
+        gw: PushGateway,
+        attempts: list[_Attempt],
+        results: list[RecordResult],
+        field_name: str,
+        settlements: list[Settlement],
+        relinks: dict[int, str],
+        report: PushReport,
+    ) -> list[_Attempt]:
+        """Settle finished records; return the ones retargeted for another round."""
+        conversions: list[tuple[_Attempt, RecordResult]] = []
+        merges: list[tuple[_Attempt, RecordResult]] = []
+        for a, r in zip(attempts, results, strict=True):
+            if r.success:
+                settlements.append(
+                    Settlement(
+                        a.push.push_id, "sent", field=field_name, target_id=a.target.salesforce_id
+                    )
+                )
+                report.sent += 1
+                PUSHES_SENT.inc()
+                if a.followed_from is not None:
+                    relinks[a.push.person_id] = a.target.salesforce_id
+                continue
+            c = r.classification
+            assert c is not None, "a failed record result always carries its classification"
+            if c.outcome is Outcome.FOLLOW_CONVERSION:
+                conversions.append((a, r))
+            elif c.outcome is Outcome.FOLLOW_MERGE:
+                merges.append((a, r))
+            else:
+                settlements.append(self._retry_or_fail(a, c, r.message or "", report))
+        again: list[_Attempt] = []
+        if conversions:
+            lead_ids = [a.target.salesforce_id for a, _ in conversions]
+            again += self._follow(
+                gw.converted_contacts,
+                lead_ids,
+                conversions,
+                "Contact",
+                "conversion",
+                settlements,
+                report,
+            )
+        if merges:
+            for obj in ("Contact", "Lead"):
+                group = [(a, r) for a, r in merges if a.target.object == obj]
+                if group:
+                    ids = [a.target.salesforce_id for a, _ in group]
+                    again += self._follow(
+                        functools.partial(_merged_masters, gw, obj),
+                        ids,
+                        group,
+                        obj,
+                        "merge",
+                        settlements,
+                        report,
+                    )
+        return again
+
+    def _follow(
+        self,
+        lookup: Callable[[list[str]], dict[str, str | None]],
+        ids: list[str],
+        items: list[tuple[_Attempt, RecordResult]],
+        new_object: str,
+        kind: str,
+        settlements: list[Settlement],
+        report: PushReport,
+    ) -> list[_Attempt]:
+        try:
+            found = lookup(ids)
+        except SalesforceCallError as exc:
+            for a, _ in items:
+                settlements.append(self._retry_or_fail(a, exc.classification, str(exc), report))
+            return []
+        again = []
+        for a, r in items:
+            new_id = found.get(a.target.salesforce_id)
+            if new_id:
+                PUSHES_FOLLOWED.labels(kind).inc()
+                report.followed += 1
+                again.append(
+                    _Attempt(
+                        a.push, Target(new_id, new_object), followed_from=a.target.salesforce_id
+                    )
+                )
+            else:
+                assert r.classification is not None
+                settlements.append(
+                    self._fail(a, unfollowable(r.classification), r.message or "", report)
+                )
+        return again
+
+    def _retry_or_fail(
+        self, a: _Attempt, c: Classification, message: str, report: PushReport
+    ) -> Settlement:
+        now = self.clock()
+        decision = decide(self.policy, c, a.push.attempts, now, self.rng)
+        if decision.kind is DecisionKind.GIVE_UP:
+            return self._fail(a, c, message, report)
+        at = decision.at or now
+        if decision.kind is DecisionKind.PAUSE_UNTIL:
+            report.paused_until = at
+        report.retried += 1
+        PUSHES_RETRIED.labels(c.code).inc()
+        return Settlement(
+            a.push.push_id,
+            "pending",
+            next_attempt_at=at,
+            code=c.code,
+            message=message[:2000],
+            fix=c.fix,
+        )
+
+    def _fail(self, a: _Attempt, c: Classification, message: str, report: PushReport) -> Settlement:
+        report.failed[c.code] += 1
+        PUSHES_FAILED.labels(c.code).inc()
+        return Settlement(
+            a.push.push_id,
+            "failed",
+            target_id=a.target.salesforce_id,
+            code=c.code,
+            message=message[:2000],
+            fix=c.fix,
+        )
+
+
+def _merged_masters(gw: PushGateway, obj: str, ids: list[str]) -> dict[str, str | None]:
+    return gw.merged_masters(ids, obj)
+
+
+def _relink(session: Session, relinks: dict[int, str], now: datetime) -> None:
+    """A person whose Lead was converted (or record merged) now points at the survivor,
+    unless another person already holds that record."""
+    if not relinks:
+        return
+    taken = set(
+        session.scalars(
+            select(Person.salesforce_id).where(Person.salesforce_id.in_(list(relinks.values())))
+        )
+    )
+    for person_id, new_id in relinks.items():
+        if new_id in taken:
+            continue
+        obj = "Contact" if new_id.startswith("003") else "Lead"
+        session.execute(
+            update(Person)
+            .where(Person.id == person_id)
+            .values(salesforce_id=new_id, salesforce_object=obj, updated_at=now)
+        )
+        taken.add(new_id)

@@ -1,0 +1,1 @@
+"""Long-running loops: the push worker and (later) the sync scheduler."""
