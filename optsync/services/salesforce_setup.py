@@ -1,0 +1,131 @@
+"""Setup checks: can optsync push opt-outs to this org right now, and if not, why?
+
+Three questions, each answered live and each failure carrying the fix an admin applies
+in Salesforce or optsync: does the connection work (a token and one cheap call), is the
+field that pushes will write a checkbox the integration user can update on Contact
+*and* Lead, and which persons cannot be synced because they lack a Salesforce id.
+
+The field checked is the one pushes actually write (``push_field()``): with "Sync to
+Salesforce" off every push writes Email Opt Out, whatever field is selected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from optsync.errors import OptsyncError
+from optsync.salesforce.errors import SalesforceAuthError
+from optsync.salesforce.gateway import NO_CONNECTION, SalesforceGateway
+from optsync.services.sync_settings import get_settings
+from optsync.store.models import Person
+
+CONNECT_FIX = (
+    "Run `optsync salesforce connect` (or set the OPTSYNC_SF_* variables) with the "
+    "connected app's consumer key and the integration user; see docs/salesforce.md."
+)
+LINK_FIX = (
+    "Give these persons their Contact or Lead id: `optsync persons import FILE.csv` with a "
+    "salesforce_id column, or `optsync persons pull` to link them by email."
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One setup check: ``fix`` is set when ``ok`` is false."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_checks(
+    gateway: SalesforceGateway | None, db_session: Session, field: str | None = None
+) -> list[Check]:
+    """Run every check; never raises for a Salesforce problem (it becomes a failed check).
+
+    ``field`` defaults to the field pushes write under the current settings.
+    """
+    field = field or get_settings(db_session).push_field()
+    checks = [_connection(gateway)]
+    if checks[0].ok and gateway is not None:
+        checks.extend(_field_checks(gateway, field))
+    else:
+        checks.extend(
+            Check(f"{field} on {obj}", False, "Not checked: no working Salesforce connection.",
+                  "Fix the connection first.")
+            for obj in ("Contact", "Lead")
+        )
+    checks.append(_linked_persons(db_session))
+    return checks
+
+
+def _connection(gateway: SalesforceGateway | None) -> Check:
+    if gateway is None:
+        return Check("connection", False, NO_CONNECTION[0].upper() + NO_CONNECTION[1:] + ".",
+                     CONNECT_FIX)
+    try:
+        limits = gateway.limits()
+    except OptsyncError as exc:
+        fix = getattr(exc, "fix", None) or getattr(
+            getattr(exc, "classification", None), "fix", None
+        )
+        # An auth error's str() already ends with its fix; show the fix once, apart.
+        message = exc.args[0] if isinstance(exc, SalesforceAuthError) else str(exc)
+        return Check("connection", False, str(message), fix or CONNECT_FIX)
+    daily = limits.get("DailyApiRequests") or {}
+    detail = f"Connected to {gateway.instance_url} ({gateway.config.auth} auth"
+    if gateway.config.username:
+        detail += f" as {gateway.config.username}"
+    detail += ")"
+    if isinstance(daily, dict) and "Max" in daily and "Remaining" in daily:
+        detail += f"; daily API requests {daily['Remaining']} of {daily['Max']} remaining"
+    return Check("connection", True, detail + ".")
+
+
+def _field_checks(gateway: SalesforceGateway, field: str) -> list[Check]:
+    try:
+        results = gateway.check_field(field)
+    except OptsyncError as exc:
+        fix = getattr(getattr(exc, "classification", None), "fix", None) or getattr(
+            exc, "fix", None
+        )
+        return [Check(f"{field} on {obj}", False, str(exc), fix) for obj in ("Contact", "Lead")]
+    out = []
+    for r in results:
+        name = f"{field} on {r.object}"
+        if r.ok:
+            label = f" ({r.label})" if r.label else ""
+            out.append(Check(name, True,
+                             f"{r.object}.{r.field}{label} is a checkbox the integration user "
+                             "can update."))
+        else:
+            out.append(Check(name, False, r.problem or "unusable", r.fix))
+    return out
+
+
+def _linked_persons(session: Session) -> Check:
+    """Fails only when unsubscribed persons lack an id: their opt-outs cannot reach
+    Salesforce. Unlinked persons who are still subscribed are reported, not failed."""
+    total, unlinked, unlinked_unsubscribed = session.execute(
+        select(
+            func.count(Person.id),
+            func.count(Person.id).filter(Person.salesforce_id.is_(None)),
+            func.count(Person.id).filter(
+                Person.salesforce_id.is_(None), Person.unsubscribed.is_(True)
+            ),
+        )
+    ).one()
+    detail = (
+        f"{unlinked} of {total} persons lack a Salesforce id; {unlinked_unsubscribed} of them "
+        "are unsubscribed, so their opt-outs cannot reach Salesforce."
+    )
+    ok = unlinked_unsubscribed == 0
+    return Check("persons linked", ok, detail, None if ok else LINK_FIX)
