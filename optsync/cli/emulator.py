@@ -1,0 +1,118 @@
+"""``optsync emulator``: run the local Salesforce org alone until Ctrl-C.
+
+Thin by design: validate the options, start the emulator from ``optsync.emulator`` and
+print how to connect (Rich for people, one JSON line with ``--json`` for scripts that
+wait for it to be ready).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optsync.errors import UsageError
+
+DEFAULT_DAILY_API_LIMIT = 1_000_000
+
+
+def emulator(
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8443, help="HTTPS port; 0 picks a free one."),
+    seed: int = typer.Option(0, help="Records to generate into an empty org at start."),
+    latency_ms: int = typer.Option(0, help="Latency added to every API call, in ms."),
+    fault_rate: float = typer.Option(
+        0.0, help="Share of API calls failing with SERVER_UNAVAILABLE / UNABLE_TO_LOCK_ROW."
+    ),
+    daily_api_limit: int = typer.Option(
+        DEFAULT_DAILY_API_LIMIT, help="Rolling 24-hour API request allocation."
+    ),
+    without_sales_opt_out: bool = typer.Option(
+        False, "--without-sales-opt-out", help="Do not create the Sales_Opt_Out__c field."
+    ),
+    memory: bool = typer.Option(False, "--memory", help="Keep org data in memory only."),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON line when ready."),
+) -> None:
+    """Run the Salesforce emulator (REST + Bulk API 2.0 over HTTPS) until Ctrl-C."""
+    from optsync.emulator import EmulatorOptions, run_emulator
+    from optsync.settings import load_settings
+
+    if not 0.0 <= fault_rate <= 1.0:
+        raise UsageError(
+            f"--fault-rate {fault_rate} is outside 0..1.",
+            field="--fault-rate",
+            fix="Use a share such as 0.05 for 5 %.",
+        )
+    for name, value in (
+        ("--seed", seed),
+        ("--latency-ms", latency_ms),
+        ("--daily-api-limit", daily_api_limit),
+    ):
+        if value < 0:
+            raise UsageError(f"{name} must be at least 0.", field=name, fix="Use 0 or more.")
+    if not 0 <= port <= 65535:
+        raise UsageError(
+            f"--port {port} is not a TCP port.",
+            field="--port",
+            fix="Use 1-65535, or 0 for a free port.",
+        )
+    data_dir = load_settings().ensure_data_dir()
+    options = EmulatorOptions(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        memory=memory,
+        seed=seed,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        daily_api_limit=daily_api_limit,
+        sales_opt_out=not without_sales_opt_out,
+    )
+    console = Console()
+    previous = signal.signal(signal.SIGTERM, _terminate)  # before "ready" is printed
+    try:
+        with run_emulator(options) as emu:
+            if json_:
+                print(json.dumps(emu.summary()), flush=True)
+            else:
+                table = Table(title="optsync Salesforce emulator", show_header=False)
+                table.add_column("name", style="bold", no_wrap=True)
+                table.add_column("value", overflow="fold")  # credentials must print whole
+                for key, value in emu.summary().items():
+                    table.add_row(key, value)
+                console.print(table)
+                console.print("[bold]Environment for optsync:[/bold]")
+                console.print(emu.env_block(), markup=False, highlight=False, soft_wrap=True)
+                console.print("[dim]Press Ctrl-C to stop.[/dim]")
+            _wait_for_interrupt()
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot listen on {host}:{port}: {exc.strerror}.",
+            field="--port",
+            fix="Pick another --port (0 chooses a free one).",
+        ) from None
+    except KeyboardInterrupt:
+        pass  # interrupted while starting or printing: the server is already stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not json_:
+        console.print("Emulator stopped.")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops the emulator like Ctrl-C does: cleanly, never mid-write."""
+    raise KeyboardInterrupt
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    try:
+        while not stop.wait(3600):
+            pass
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,78 @@
+"""The emulator's ASGI application: OAuth, REST, Bulk 2.0 and control routes.
+
+Plain Starlette rather than FastAPI: the emulator must answer with Salesforce's wire
+shapes (error *arrays*, form-encoded OAuth) rather than OpenAPI models, and the thinner
+stack keeps it far from being the bottleneck of optsync's benchmarks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from optsync.emulator import bulk, control, rest
+from optsync.emulator.auth import TokenError
+from optsync.emulator.gateway import sf_json
+from optsync.emulator.org import Org
+
+
+class _StripTrailingSlash:
+    """Salesforce serves ``/limits`` and ``/limits/`` alike; simple-salesforce uses both."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/") or "/"
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+async def token(request: Request) -> Response:
+    """``POST /services/oauth2/token`` (form-encoded; not counted as an API request)."""
+    org: Org = request.app.state.org
+    raw = (await request.body()).decode("utf-8", "replace")
+    form = dict(parse_qsl(raw, keep_blank_values=True))
+    for key, value in request.query_params.items():
+        form.setdefault(key, value)
+    try:
+        body = org.authority.token(form, request.headers.get("authorization"),
+                                   instance_url=org.instance_url, login_url=org.login_url)
+    except TokenError as exc:
+        return sf_json(exc.body(), exc.status)
+    return sf_json(body)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        body: Any = [{"errorCode": "METHOD_NOT_ALLOWED",
+                      "message": f"HTTP Method '{request.method}' not allowed."}]
+    elif exc.status_code == 404:
+        body = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    else:
+        body = [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc.detail)}]
+    return sf_json(body, exc.status_code)
+
+
+def create_app(org: Org) -> ASGIApp:
+    """Build the ASGI app serving ``org``."""
+    from starlette.routing import Route
+
+    app = Starlette(
+        routes=[Route("/services/oauth2/token", token, methods=["POST"]),
+                *rest.routes(), *bulk.routes(), *control.routes()],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.org = org
+    return _StripTrailingSlash(app)

@@ -1,0 +1,462 @@
+"""REST API routes: versions, resources, describe, records, query, collections, limits.
+
+Each route answers with the exact status codes and JSON shapes of
+``docs/salesforce-api.md`` (the wire contract simple-salesforce relies on); validation
+and Salesforce's write rules live in the store, shared with Bulk and the control API.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime as http_date
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from optsync.emulator.cursors import Cursor
+from optsync.emulator.errors import SalesforceError
+from optsync.emulator.gateway import api, json_body, not_found, sf_json, versions
+from optsync.emulator.org import Org
+from optsync.emulator.schema import KEY_PREFIX, LABEL_PLURAL, OBJECTS, describe_field
+from optsync.emulator.soql import compile_query, format_datetime, parse_datetime
+from optsync.emulator.store import parse_record_id
+
+DEFAULT_BATCH = 2000
+MIN_BATCH = 200
+COLLECTION_MAX = 200
+COLLECTION_MAX_CHUNKS = 10
+REPLICATION_MAX_IDS = 600_000
+ROLLED_BACK = {
+    "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    "message": "Record rolled back because not all records were valid and the request was "
+               "using AllOrNone header",
+    "fields": [],
+}
+
+
+def _obj(request: Request) -> str:
+    name = request.path_params["sobject"]
+    for obj in OBJECTS:
+        if obj.lower() == name.lower():
+            return obj
+    raise not_found()
+
+
+def _obj_name(request: Request) -> str:
+    name = request.path_params.get("sobject", "")
+    canonical = {o.lower(): o for o in OBJECTS}.get(name.lower(), name)
+    return f"sobjects/{canonical}"
+
+
+def _base(version: str) -> str:
+    return f"/services/data/v{version}"
+
+
+def _urls(obj: str, version: str) -> dict[str, str]:
+    b = f"{_base(version)}/sobjects/{obj}"
+    return {"compactLayouts": f"{b}/describe/compactLayouts", "rowTemplate": f"{b}/{{ID}}",
+            "approvalLayouts": f"{b}/describe/approvalLayouts", "defaultValues": f"{b}/defaultValues?recordTypeId&fields",  # noqa: E501
+            "listviews": f"{b}/listviews", "describe": f"{b}/describe",
+            "quickActions": f"{b}/quickActions", "layouts": f"{b}/describe/layouts",
+            "sobject": b}
+
+
+def _object_summary(org: Org, obj: str, version: str) -> dict[str, Any]:
+    return {
+        "activateable": False, "createable": True, "custom": False, "customSetting": False,
+        "deepCloneable": False, "deletable": True, "deprecatedAndHidden": False,
+        "feedEnabled": True, "hasSubtypes": False, "isInterface": False, "isSubtype": False,
+        "keyPrefix": KEY_PREFIX[obj], "label": obj, "labelPlural": LABEL_PLURAL[obj],
+        "layoutable": True, "mergeable": True, "mruEnabled": True, "name": obj,
+        "queryable": True, "replicateable": True, "retrieveable": True, "searchable": True,
+        "triggerable": True, "undeletable": True, "updateable": True,
+        "urls": _urls(obj, version),
+    }
+
+
+# ------------------------------------------------------------------ discovery
+async def list_versions(request: Request) -> Response:
+    """``GET /services/data/``: no session needed and not counted (as on Salesforce)."""
+    return sf_json(versions())
+
+
+@api("resources")
+async def resources(request: Request, org: Org, version: str) -> Response:
+    b = _base(version)
+    names = ["tooling", "metadata", "eclair", "folders", "prechatForms", "contact-tracing",
+             "chatter", "tabs", "appMenu", "quickActions", "queryAll", "commerce", "wave",
+             "iot", "analytics", "search", "identity", "composite", "parameterizedSearch",
+             "fingerprint", "theme", "nouns", "event", "serviceTemplates", "recent",
+             "connect", "licensing", "limits", "process", "async-queries", "query",
+             "match", "emailConnect", "compactLayouts", "knowledgeManagement", "sobjects",
+             "actions", "support", "jobs"]
+    body = {n: f"{b}/{n}" for n in names}
+    body["identity"] = f"{org.login_url}/id/00D000000000000/005000000000000"
+    return sf_json(body)
+
+
+@api("sobjects")
+async def global_describe(request: Request, org: Org, version: str) -> Response:
+    return sf_json({"encoding": "UTF-8", "maxBatchSize": 200,
+                    "sobjects": [_object_summary(org, o, version) for o in OBJECTS]})
+
+
+@api(_obj_name)
+async def sobject_basic(request: Request, org: Org, version: str) -> Response:
+    obj = _obj(request)
+    return sf_json({"objectDescribe": _object_summary(org, obj, version), "recentItems": []})
+
+
+@api(lambda r: _obj_name(r) + "/describe")
+async def describe(request: Request, org: Org, version: str) -> Response:
+    """Describe with FLS applied; ``If-Modified-Since`` → 304 while the schema is unchanged."""
+    obj = _obj(request)
+    changed = org.store.schema_changed_at(obj)
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            since_dt = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            since_dt = None
+        if since_dt is not None:
+            if since_dt.tzinfo is None:
+                since_dt = since_dt.replace(tzinfo=UTC)
+            if changed <= since_dt:
+                return Response(status_code=304)
+    fields = [describe_field(f, updateable=org.store.updateable(obj, f))
+              for f in org.store.visible_fields(obj).values()]
+    body = _object_summary(org, obj, version)
+    body.update({
+        "actionOverrides": [], "childRelationships": [], "compactLayoutable": True,
+        "defaultImplementation": None, "extendedBy": None, "extendsInterfaces": None,
+        "fields": fields, "implementedBy": None, "implementsInterfaces": None,
+        "listviewable": None, "lookupLayoutable": None, "namedLayoutInfos": [],
+        "networkScopeFieldName": None,
+        "recordTypeInfos": [{"active": True, "available": True, "defaultRecordTypeMapping": True,
+                             "developerName": "Master", "master": True, "name": "Master",
+                             "recordTypeId": "012000000000000AAA", "urls": {}}],
+        "searchLayoutable": True, "sobjectDescribeOption": "FULL", "supportedScopes": [],
+    })
+    return sf_json(body, headers={"Last-Modified": http_date(changed, usegmt=True)})
+
+
+# ------------------------------------------------------------------ records
+@api(_obj_name)
+async def create_record(request: Request, org: Org, version: str) -> Response:
+    obj = _obj(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR",
+                              "Cannot deserialize instance of sObject from a non-object value")
+    body.pop("attributes", None)
+    new_id = org.store.create(obj, body)
+    return sf_json({"id": new_id, "success": True, "errors": []}, 201,
+                   headers={"Location": f"{_base(version)}/sobjects/{obj}/{new_id}"})
+
+
+@api(lambda r: _obj_name(r) + "/{id}")
+async def record(request: Request, org: Org, version: str) -> Response:
+    """GET (optionally ``?fields=``), PATCH (204) and DELETE (204) of one record."""
+    obj = _obj(request)
+    record_id = request.path_params["record_id"]
+    if request.method == "GET":
+        _, row = org.store.get(obj, record_id)
+        visible = org.store.visible_fields(obj)
+        wanted = request.query_params.get("fields")
+        if wanted:
+            by_lower = {n.lower(): n for n in visible}
+            names = []
+            for raw in (w.strip() for w in wanted.split(",")):
+                if not raw:
+                    continue
+                name = by_lower.get(raw.lower())
+                if name is None:
+                    raise SalesforceError(
+                        400, "INVALID_FIELD",
+                        f"No such column '{raw}' on entity '{obj}'. If you are attempting to "
+                        "use a custom field, be sure to append the '__c' after the custom "
+                        "field name. Please reference your WSDL or the describe call for the "
+                        "appropriate names.")
+                names.append(name)
+        else:
+            names = list(visible)
+        out: dict[str, Any] = {"attributes": {
+            "type": obj, "url": f"{_base(version)}/sobjects/{obj}/{row['Id']}"}}
+        out.update({n: row[n] for n in names})
+        return sf_json(out)
+    if request.method == "PATCH":
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise SalesforceError(400, "JSON_PARSER_ERROR",
+                                  "Cannot deserialize instance of sObject from a non-object value")
+        body.pop("attributes", None)
+        _, id18 = parse_record_id(record_id, obj)
+        for key in [k for k in body if k.lower() == "id"]:
+            if str(body[key]).upper()[:15] != id18.upper()[:15]:
+                raise SalesforceError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                                      "Unable to create/update fields: Id. Please check the "
+                                      "security settings of this field and verify that it is "
+                                      "read/write for your profile or permission set.", ["Id"])
+            del body[key]
+        org.store.update(obj, record_id, body)
+        return Response(status_code=204)
+    org.store.delete(obj, record_id)
+    return Response(status_code=204)
+
+
+def _replication_window(request: Request) -> tuple[datetime, datetime]:
+    try:
+        start = parse_datetime(request.query_params["start"]).replace(second=0, microsecond=0)
+        end = parse_datetime(request.query_params["end"]).replace(second=0, microsecond=0)
+    except (KeyError, ValueError):
+        raise SalesforceError(400, "MALFORMED_QUERY",
+                              "start and end must be ISO-8601 date-times") from None
+    if start >= end:
+        raise SalesforceError(400, "INVALID_REPLICATION_DATE",
+                              "startDate must chronologically precede endDate by more than one "
+                              "minute")
+    return start, end
+
+
+@api(lambda r: _obj_name(r) + "/updated")
+async def updated(request: Request, org: Org, version: str) -> Response:
+    """``getUpdated``: ids whose SystemModstamp falls in [start, end).
+
+    ``start``/``end`` lose their seconds as on Salesforce; the window never extends past
+    "now" (to the second), which ``latestDateCovered`` reports for the next poll.
+    """
+    obj = _obj(request)
+    start, end = _replication_window(request)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if start < now - timedelta(days=30):
+        raise SalesforceError(400, "INVALID_REPLICATION_DATE",
+                              "startDate cannot be more than 30 days ago")
+    end = min(end, now)
+    ids = org.store.updated_ids(obj, format_datetime(start), format_datetime(end),
+                                REPLICATION_MAX_IDS + 1)
+    if len(ids) > REPLICATION_MAX_IDS:
+        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
+                              "record limit reached. cannot submit more than 600000 records")
+    return sf_json({"ids": ids, "latestDateCovered": format_datetime(end)})
+
+
+@api(lambda r: _obj_name(r) + "/deleted")
+async def deleted(request: Request, org: Org, version: str) -> Response:
+    """``getDeleted``: recycle-bin entries deleted in [start, end)."""
+    obj = _obj(request)
+    start, end = _replication_window(request)
+    end = min(end, datetime.now(UTC).replace(microsecond=0))
+    rows, earliest = org.store.deleted_records(obj, format_datetime(start),
+                                               format_datetime(end), REPLICATION_MAX_IDS + 1)
+    if len(rows) > REPLICATION_MAX_IDS:
+        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
+                              "record limit reached. cannot submit more than 600000 records")
+    earliest_dt = parse_datetime(earliest).replace(second=0, microsecond=0) if earliest else end
+    return sf_json({"deletedRecords": [{"id": i, "deletedDate": d} for i, d in rows],
+                    "earliestDateAvailable": format_datetime(earliest_dt),
+                    "latestDateCovered": format_datetime(end)})
+
+
+# ------------------------------------------------------------------ query
+def _batch_size(request: Request) -> int:
+    header = request.headers.get("sforce-query-options", "")
+    m = re.search(r"batchSize\s*=\s*(\d+)", header, re.IGNORECASE)
+    if not m:
+        return DEFAULT_BATCH
+    return max(MIN_BATCH, min(DEFAULT_BATCH, int(m.group(1))))
+
+
+def _page(org: Org, cursor: Cursor, offset: int, version: str,
+          ) -> tuple[list[dict[str, Any]], int]:
+    end = min(offset + cursor.batch_size, len(cursor.rowids))
+    names = ["Id", *[f for f in cursor.fields if f != "Id"]]
+    records = []
+    for row in org.store.fetch(cursor.obj, cursor.rowids[offset:end], names):
+        values = dict(zip(names, row, strict=True))
+        rec: dict[str, Any] = {"attributes": {
+            "type": cursor.obj, "url": f"{_base(version)}/sobjects/{cursor.obj}/{values['Id']}"}}
+        for f in cursor.fields:
+            rec[f] = values[f]
+        records.append(rec)
+    return records, end
+
+
+def _query_body(org: Org, cursor_id: str | None, cursor: Cursor, offset: int,
+                version: str) -> dict[str, Any]:
+    records, end = _page(org, cursor, offset, version)
+    body: dict[str, Any] = {"totalSize": len(cursor.rowids), "done": end >= len(cursor.rowids)}
+    if not body["done"]:
+        if cursor_id is None:
+            cursor_id = org.cursors.open(cursor)
+        body["nextRecordsUrl"] = f"{_base(version)}/query/{cursor_id}-{end}"
+    elif cursor_id is not None:
+        org.cursors.close(cursor_id)
+    body["records"] = records
+    return body
+
+
+async def _run_query(request: Request, org: Org, version: str, include_deleted: bool,
+                     ) -> Response:
+    soql = request.query_params.get("q")
+    if soql is None:
+        raise SalesforceError(400, "MALFORMED_QUERY", "A query string must be provided.")
+    fields_for = {o: org.store.visible_fields(o) for o in OBJECTS}
+    q = compile_query(soql, fields_for)
+    if q.count_only:
+        return sf_json({"totalSize": org.store.count(q, include_deleted), "done": True,
+                        "records": []})
+    rowids = org.store.matching_rowids(q, include_deleted)
+    cursor = Cursor(q.obj, q.fields, rowids, _batch_size(request), include_deleted)
+    return sf_json(_query_body(org, None, cursor, 0, version))
+
+
+@api("query")
+async def query(request: Request, org: Org, version: str) -> Response:
+    return await _run_query(request, org, version, include_deleted=False)
+
+
+@api("queryAll")
+async def query_all(request: Request, org: Org, version: str) -> Response:
+    return await _run_query(request, org, version, include_deleted=True)
+
+
+@api(lambda r: r.url.path.split("/")[4])
+async def query_more(request: Request, org: Org, version: str) -> Response:
+    """Continue a cursor (``/query/<id>-<offset>`` also continues a queryAll)."""
+    cursor_id, cursor, offset = org.cursors.get(request.path_params["locator"])
+    return sf_json(_query_body(org, cursor_id, cursor, offset, version))
+
+
+# ------------------------------------------------------------------ sObject Collections
+def _collection_records(body: Any) -> tuple[bool, list[Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        raise SalesforceError(400, "JSON_PARSER_ERROR",
+                              "The request body must be an object with a records array")
+    records = body["records"]
+    if len(records) > COLLECTION_MAX:
+        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
+                              f"record limit reached. cannot submit more than {COLLECTION_MAX} "
+                              "records into this call")
+    types = [r.get("attributes", {}).get("type") if isinstance(r, dict)
+             and isinstance(r.get("attributes"), dict) else None for r in records]
+    chunks = sum(1 for i, t in enumerate(types) if i == 0 or t != types[i - 1])
+    if chunks > COLLECTION_MAX_CHUNKS:
+        raise SalesforceError(400, "INVALID_BATCH_REQUEST",
+                              "Cannot have more than 10 chunks in a single operation. Please "
+                              "rearrange the data to reduce chunking.")
+    return bool(body.get("allOrNone", False)), records
+
+
+class _Rollback(Exception):
+    """Raised inside the transaction to undo an allOrNone request."""
+
+
+def _save_one(org: Org, rec: Any, creating: bool) -> str:
+    if not isinstance(rec, dict) or not isinstance(rec.get("attributes"), dict):
+        raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.")
+    type_name = rec["attributes"].get("type")
+    obj = {o.lower(): o for o in OBJECTS}.get(str(type_name).lower())
+    if obj is None:
+        raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
+    values = {k: v for k, v in rec.items() if k != "attributes"}
+    if creating:
+        if any(k.lower() == "id" for k in values):
+            raise SalesforceError(400, "INVALID_FIELD",
+                                  "cannot specify Id in an insert call", ["Id"])
+        return org.store.create(obj, values)
+    id_keys = [k for k in values if k.lower() == "id"]
+    if not id_keys or not values[id_keys[0]]:
+        raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call",
+                              ["Id"])
+    record_id = str(values.pop(id_keys[0]))
+    for k in id_keys[1:]:
+        values.pop(k)
+    try:
+        return org.store.update(obj, record_id, values)
+    except SalesforceError as exc:
+        if exc.code == "NOT_FOUND":
+            raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
+                                  "invalid cross reference id") from None
+        raise
+
+
+@api("composite/sobjects")
+async def collections(request: Request, org: Org, version: str) -> Response:
+    """``POST`` (create) / ``PATCH`` (update) up to 200 records; results in request order."""
+    if request.method not in ("POST", "PATCH"):
+        raise SalesforceError(405, "METHOD_NOT_ALLOWED",
+                              f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH")
+    all_or_none, records = _collection_records(await json_body(request))
+    creating = request.method == "POST"
+    results: list[dict[str, Any]] = []
+    failed = False
+    store = org.store
+    try:
+        with store.transaction():
+            for rec in records:
+                try:
+                    # Validation happens before the single write statement, so a failed
+                    # record leaves nothing behind and needs no savepoint.
+                    new_id = _save_one(org, rec, creating)
+                    results.append({"id": new_id, "success": True, "errors": []})
+                except SalesforceError as exc:
+                    failed = True
+                    results.append({"id": None, "success": False, "errors": [exc.save_error()]}
+                                   if creating else
+                                   {"success": False, "errors": [exc.save_error()]})
+            if all_or_none and failed:
+                raise _Rollback
+    except _Rollback:
+        results = [r if not r["success"] else {"id": None, "success": False,
+                                                "errors": [dict(ROLLED_BACK)]}
+                   for r in results]
+    return sf_json(results)
+
+
+# ------------------------------------------------------------------ limits
+@api("limits")
+async def limits(request: Request, org: Org, version: str) -> Response:
+    s = org.governor.settings
+    used = org.governor.used_today()
+    jobs_today = org.jobs.query_jobs_today()
+    return sf_json({
+        "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+        "ConcurrentSyncReportRuns": {"Max": 20, "Remaining": 20},
+        "DailyApiRequests": {"Max": s.daily_api_limit,
+                             "Remaining": max(0, s.daily_api_limit - used)},
+        "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
+        "DailyBulkApiBatches": {"Max": 15000,
+                                "Remaining": max(0, 15000 - org.jobs.batches_today())},
+        "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": max(0, 10000 - jobs_today)},
+        "DataStorageMB": {"Max": 1073, "Remaining": 1073},
+        "FileStorageMB": {"Max": 1073, "Remaining": 1073},
+        "HourlyODataCallout": {"Max": 10000, "Remaining": 10000},
+        "SingleEmail": {"Max": 5000, "Remaining": 5000},
+    })
+
+
+def routes() -> list[Route]:
+    v = "/services/data/v{version}"
+    return [
+        Route("/services/data", list_versions, methods=["GET"]),
+        Route(v, resources, methods=["GET"]),
+        Route(f"{v}/sobjects", global_describe, methods=["GET"]),
+        Route(f"{v}/sobjects/{{sobject}}/describe", describe, methods=["GET"]),
+        Route(f"{v}/sobjects/{{sobject}}/updated", updated, methods=["GET"]),
+        Route(f"{v}/sobjects/{{sobject}}/deleted", deleted, methods=["GET"]),
+        Route(f"{v}/sobjects/{{sobject}}", sobject_basic, methods=["GET"]),
+        Route(f"{v}/sobjects/{{sobject}}", create_record, methods=["POST"]),
+        Route(f"{v}/sobjects/{{sobject}}/{{record_id}}", record,
+              methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{v}/query", query, methods=["GET"]),
+        Route(f"{v}/queryAll", query_all, methods=["GET"]),
+        Route(f"{v}/query/{{locator}}", query_more, methods=["GET"]),
+        Route(f"{v}/queryAll/{{locator}}", query_more, methods=["GET"]),
+        Route(f"{v}/composite/sobjects", collections, methods=["POST", "PATCH"]),
+        Route(f"{v}/limits", limits, methods=["GET"]),
+    ]

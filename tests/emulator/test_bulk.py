@@ -1,0 +1,226 @@
+"""Bulk API 2.0: simple-salesforce's bulk2 client plus the raw JSON/CSV wire shapes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from typing import Any
+
+import pytest
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceOperationError
+
+from optsync.emulator import Emulator
+
+from .helpers import Raw, error_code
+
+TERMINAL = ("JobComplete", "Failed", "Aborted")
+
+
+def _wait(raw: Raw, kind: str, job_id: str) -> dict[str, Any]:
+    """Poll until the worker finishes (bounded by count, not by a clock)."""
+    for _ in range(6000):
+        info = raw.get(f"jobs/{kind}/{job_id}").json()
+        if info["state"] in TERMINAL:
+            return dict(info)
+        time.sleep(0.01)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_bulk2_update_50000_and_query(emu: Emulator, sf: Salesforce) -> None:
+    emu.seed(contacts=50_000, leads=100)
+    sets = list(sf.bulk2.Contact.query("SELECT Id FROM Contact", max_records=20_000, wait=0))
+    assert len(sets) == 3
+    ids = [r["Id"] for s in sets for r in _rows(s)]
+    assert len(ids) == 50_000 == len(set(ids))
+    records = [{"Id": i, "HasOptedOutOfEmail": "true"} for i in ids]
+    records[10]["Id"] = "003000000000000"
+    result = sf.bulk2.Contact.update(records=records, wait=0)
+    assert result == [{"numberRecordsFailed": 1, "numberRecordsProcessed": 50_000,
+                       "numberRecordsTotal": 50_000, "job_id": result[0]["job_id"]}]
+    failed = _rows(sf.bulk2.Contact.get_failed_records(result[0]["job_id"]))
+    assert failed == [{"sf__Id": "003000000000000", "sf__Error":
+                       "INVALID_CROSS_REFERENCE_KEY:invalid cross reference id:--",
+                       "Id": "003000000000000", "HasOptedOutOfEmail": "true"}]
+    ok = _rows(sf.bulk2.Contact.get_successful_records(result[0]["job_id"]))
+    assert len(ok) == 49_999
+    assert ok[0]["sf__Created"] == "false" and ok[0]["sf__Id"] == ok[0]["Id"]
+    count = sf.query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = true")
+    assert count["totalSize"] == 49_999
+    opted = "".join(sf.bulk2.Contact.query(
+        "SELECT Id, HasOptedOutOfEmail FROM Contact WHERE HasOptedOutOfEmail = true "
+        "ORDER BY Id LIMIT 3", wait=0))
+    assert [r["HasOptedOutOfEmail"] for r in _rows(opted)] == ["true"] * 3
+
+
+def test_bulk2_insert_upsert_delete(emu: Emulator, sf: Salesforce) -> None:
+    res = sf.bulk2.Lead.insert(records=[{"LastName": f"L{i}", "Company": "Acme",
+                                         "Email": f"l{i}@example.com"} for i in range(5)],
+                               wait=0)
+    assert res[0]["numberRecordsFailed"] == 0
+    created = _rows(sf.bulk2.Lead.get_successful_records(res[0]["job_id"]))
+    assert all(r["sf__Created"] == "true" and r["sf__Id"].startswith("00Q") for r in created)
+    lead_ids = [r["sf__Id"] for r in created]
+    res = sf.bulk2.Lead.upsert(records=[{"Id": lead_ids[0], "FirstName": "Up"},
+                                        {"Id": "", "LastName": "New", "Company": "C"}],
+                               external_id_field="Id", wait=0)
+    assert res[0]["numberRecordsFailed"] == 0
+    assert sf.Lead.get(lead_ids[0])["FirstName"] == "Up"
+    res = sf.bulk2.Lead.delete(records=[{"Id": i} for i in lead_ids[:2]], wait=0)
+    assert res[0]["numberRecordsFailed"] == 0
+    assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 4
+
+
+def test_ingest_wire_shapes(emu: Emulator) -> None:
+    raw = Raw(emu)
+    ids = emu.seed(contacts=3, leads=1)
+    converted = ids["lead_ids"][0]
+    emu.control("POST", f"records/{converted}/convert")
+    created = raw.post("jobs/ingest", json={"object": "Contact", "operation": "update",
+                                            "contentType": "CSV", "lineEnding": "LF",
+                                            "columnDelimiter": "COMMA"})
+    assert created.status_code == 200
+    info = created.json()
+    assert info["state"] == "Open"
+    assert re.fullmatch(r"750\w{15}", info["id"])
+    assert info["contentUrl"] == f"services/data/v59.0/jobs/ingest/{info['id']}/batches"
+    assert {"id", "operation", "object", "createdById", "createdDate", "systemModstamp",
+            "state", "concurrencyMode", "contentType", "apiVersion", "lineEnding",
+            "columnDelimiter"} <= set(info)
+    job = info["id"]
+    body = "Id,HasOptedOutOfEmail\n" + "".join(f"{i},true\n" for i in ids["contact_ids"])
+    up = raw.put(f"jobs/ingest/{job}/batches", data=body, headers={"Content-Type": "text/csv"})
+    assert up.status_code == 201 and up.content == b""
+    closed = raw.patch(f"jobs/ingest/{job}", json={"state": "UploadComplete"})
+    assert closed.status_code == 200 and closed.json()["state"] in (
+        "UploadComplete", "InProgress", "JobComplete")
+    done = _wait(raw, "ingest", job)
+    assert done["state"] == "JobComplete"
+    assert done["numberRecordsProcessed"] == 3 and done["numberRecordsFailed"] == 0
+    assert done["jobType"] == "V2Ingest"
+    ok = raw.get(f"jobs/ingest/{job}/successfulResults/")
+    assert ok.headers["content-type"].startswith("text/csv")
+    assert ok.text.splitlines()[0] == '"sf__Id","sf__Created",Id,HasOptedOutOfEmail'
+    failed = raw.get(f"jobs/ingest/{job}/failedResults/")
+    assert failed.text == '"sf__Id","sf__Error",Id,HasOptedOutOfEmail\n'
+    for spelling in ("unprocessedrecords", "unprocessedRecords"):
+        assert raw.get(f"jobs/ingest/{job}/{spelling}/").status_code == 200
+    listing = raw.get("jobs/ingest").json()
+    assert listing["done"] is True and listing["nextRecordsUrl"] is None
+    assert job in [j["id"] for j in listing["records"]]
+    assert raw.delete(f"jobs/ingest/{job}").status_code == 204
+    assert raw.get(f"jobs/ingest/{job}").status_code == 404
+
+    # A converted lead fails per row with the documented sf__Error text.
+    job = raw.post("jobs/ingest", json={"object": "Lead", "operation": "update"}).json()["id"]
+    raw.put(f"jobs/ingest/{job}/batches", data=f"Id,HasOptedOutOfEmail\n{converted},true\n",
+            headers={"Content-Type": "text/csv"})
+    raw.patch(f"jobs/ingest/{job}", json={"state": "UploadComplete"})
+    assert _wait(raw, "ingest", job)["numberRecordsFailed"] == 1
+    row = _rows(raw.get(f"jobs/ingest/{job}/failedResults").text)[0]
+    assert row["sf__Error"] == "CANNOT_UPDATE_CONVERTED_LEAD:cannot reference converted lead:--"
+    assert row["sf__Id"] == converted
+
+
+def test_second_upload_fails_the_close(emu: Emulator) -> None:
+    raw = Raw(emu)
+    job = raw.post("jobs/ingest", json={"object": "Contact", "operation": "insert"}).json()["id"]
+    for _ in range(2):
+        raw.put(f"jobs/ingest/{job}/batches", data="LastName\nA\n",
+                headers={"Content-Type": "text/csv"})
+    resp = raw.patch(f"jobs/ingest/{job}", json={"state": "UploadComplete"})
+    assert resp.status_code == 400
+    assert error_code(resp) == "INVALIDJOB"
+    assert "Found multiple contents for job" in resp.json()[0]["message"]
+
+
+def test_abort_leaves_unprocessed_records(emu: Emulator) -> None:
+    raw = Raw(emu)
+    job = raw.post("jobs/ingest", json={"object": "Contact", "operation": "insert"}).json()["id"]
+    raw.put(f"jobs/ingest/{job}/batches", data="LastName\nA\nB\n",
+            headers={"Content-Type": "text/csv"})
+    aborted = raw.patch(f"jobs/ingest/{job}", json={"state": "Aborted"}).json()
+    assert aborted["state"] == "Aborted"
+    assert raw.get(f"jobs/ingest/{job}/unprocessedrecords").text == "LastName\nA\nB\n"
+    assert raw.patch(f"jobs/ingest/{job}", json={"state": "Aborted"}).status_code == 400
+
+
+def test_bad_header_fails_the_job(emu: Emulator, sf: Salesforce) -> None:
+    with pytest.raises(SalesforceOperationError) as exc:
+        sf.bulk2.Contact.insert(records=[{"LastName": "x", "Bogus__c": "1"}], wait=0)
+    assert "InvalidBatch : Field name not found : Bogus__c" in str(exc.value)
+
+
+def test_job_creation_errors(emu: Emulator) -> None:
+    raw = Raw(emu)
+    for body in ({"object": "Contact", "operation": "merge"},
+                 {"object": "Widget", "operation": "insert"},
+                 {"object": "Contact", "operation": "upsert"},
+                 {"object": "Contact", "operation": "upsert", "externalIdFieldName": "Email"},
+                 {"object": "Contact", "operation": "insert", "columnDelimiter": "SPACE"}):
+        resp = raw.post("jobs/ingest", json=body)
+        assert resp.status_code == 400, body
+        assert error_code(resp) == "INVALIDJOB"
+    resp = raw.post("jobs/query", json={"operation": "query", "query": "SELECT Nope FROM Lead"})
+    assert error_code(resp) == "INVALID_FIELD"
+    assert raw.get("jobs/ingest/750000000000000AAA").status_code == 404
+
+
+def test_query_job_wire_shapes(emu: Emulator) -> None:
+    emu.seed(contacts=25)
+    ids = emu.seed(contacts=1)["contact_ids"]
+    raw = Raw(emu)
+    raw.delete(f"sobjects/Contact/{ids[0]}")
+    created = raw.post("jobs/query", json={"operation": "query",
+                                           "query": "SELECT Id, Email, HasOptedOutOfEmail "
+                                                    "FROM Contact ORDER BY Email"})
+    info = created.json()
+    assert info["state"] == "UploadComplete" and info["operation"] == "query"
+    assert info["object"] == "Contact"
+    done = _wait(raw, "query", info["id"])
+    assert done["state"] == "JobComplete" and done["jobType"] == "V2Query"
+    assert done["numberRecordsProcessed"] == 25
+    first = raw.get(f"jobs/query/{info['id']}/results", params={"maxRecords": 10},
+                    headers={"Accept": "text/csv"})
+    assert first.status_code == 200
+    assert first.headers["Sforce-NumberOfRecords"] == "10"
+    locator = first.headers["Sforce-Locator"]
+    assert locator not in ("", "null")
+    lines = first.text.splitlines()
+    assert lines[0] == '"Id","Email","HasOptedOutOfEmail"'
+    assert re.fullmatch(r'"003\w{15}","[^"]+@example\.com","(true|false)"', lines[1])
+    assert len(lines) == 11
+    second = raw.get(f"jobs/query/{info['id']}/results",
+                     params={"maxRecords": 100, "locator": locator})
+    assert second.headers["Sforce-NumberOfRecords"] == "15"
+    assert second.headers["Sforce-Locator"] == "null"
+    assert second.text.splitlines()[0] == lines[0]
+    again = raw.get(f"jobs/query/{info['id']}/results",
+                    params={"maxRecords": 10, "locator": locator})
+    assert again.text == raw.get(f"jobs/query/{info['id']}/results",
+                                 params={"maxRecords": 10, "locator": locator}).text
+    everything = _rows(first.text) + _rows(second.text)
+    emails = [r["Email"] for r in everything]
+    assert emails == sorted(emails, key=str.lower)
+    bad = raw.get(f"jobs/query/{info['id']}/results", params={"locator": "!!!"})
+    assert bad.status_code == 400
+
+    all_job = raw.post("jobs/query", json={"operation": "queryAll",
+                                           "query": "SELECT Id FROM Contact"}).json()
+    _wait(raw, "query", all_job["id"])
+    res = raw.get(f"jobs/query/{all_job['id']}/results")
+    assert res.headers["Sforce-NumberOfRecords"] == "26"
+    listing = raw.get("jobs/query").json()
+    assert {j["id"] for j in listing["records"]} == {info["id"], all_job["id"]}
+    assert raw.delete(f"jobs/query/{info['id']}").status_code == 204
+
+
+def test_bulk_query_empty_result(emu: Emulator, sf: Salesforce) -> None:
+    sets = list(sf.bulk2.Lead.query("SELECT Id, Email FROM Lead", wait=0))
+    assert sets == ['"Id","Email"\n']
