@@ -69,14 +69,23 @@ def _after_commit(session: Session) -> None:
         LOCAL_WAKEUP.set()
 
 
+def _after_rollback(session: Session) -> None:
+    session.info.pop("optsync_wakeup", None)
+
+
 def notify(session: Session) -> None:
     """Wake workers when this transaction commits: PostgreSQL ``NOTIFY`` reaches workers
-    on every machine; the in-process event reaches a worker in this process."""
+    on every machine; the in-process event reaches a worker in this process. Once per
+    transaction is enough (PostgreSQL folds identical notifications anyway)."""
+    if session.info.get("optsync_wakeup"):
+        return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     session.info["optsync_wakeup"] = True
     if not event.contains(session, "after_commit", _after_commit):
         event.listen(session, "after_commit", _after_commit)
+    if not event.contains(session, "after_rollback", _after_rollback):
+        event.listen(session, "after_rollback", _after_rollback)
 
 
 # -- claiming and settling (the push worker) ----------------------------------------
