@@ -11,7 +11,7 @@ from rich.table import Table
 from optsync.cli.common import app_context, console, count_data_lines, err_console, progress_bar
 from optsync.services.persons import import_persons, read_csv
 
-app = typer.Typer(help="Persons: import from CSV.", no_args_is_help=True)
+app = typer.Typer(help="Persons: import from CSV, pull from Salesforce.", no_args_is_help=True)
 
 MAX_LISTED_ERRORS = 1000
 
@@ -54,3 +54,52 @@ def import_(
         err_console.print(f"... and {len(report.rejected) - MAX_LISTED_ERRORS} more rejected rows")
     if report.rejected:
         raise typer.Exit(1)
+
+
+@app.command("pull")
+def pull(
+    object_: str = typer.Option(
+        "Contact,Lead", "--object", help="Which objects to pull, comma-separated."
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Create or link persons from Salesforce Contacts and Leads that have an email."""
+    from optsync.cli.common import print_json
+    from optsync.errors import UsageError
+    from optsync.salesforce.gateway import open_gateway
+    from optsync.services.persons_pull import OBJECTS, pull_persons
+
+    objects = [o.strip() for o in object_.split(",") if o.strip()]
+    bad = [o for o in objects if o not in OBJECTS]
+    if bad or not objects:
+        raise UsageError(
+            f"--object: {', '.join(bad) or 'nothing'} is not Contact or Lead.",
+            field="--object", fix="Use --object Contact,Lead.",
+        )
+    with app_context() as ctx, open_gateway(ctx) as gateway:
+        with progress_bar("Pulling") as bar:
+            tasks = {o: bar.add_task(f"Pulling {o}s", total=None) for o in objects}
+            reports = pull_persons(
+                ctx.db, gateway, now=ctx.clock(), objects=objects,
+                progress=lambda o, n: bar.advance(tasks[o], n),
+            )
+        api_calls = gateway.api_calls
+    data = {
+        obj: {"records": r.rows, "created": r.created, "linked": r.linked,
+              "updated": r.updated, "unchanged": r.unchanged, "rejected": len(r.rejected)}
+        for obj, r in reports.items()
+    }
+    if json_:
+        print_json({**data, "api_calls": api_calls})
+    else:
+        table = Table(title="Pulled from Salesforce")
+        for column in ("object", "records", "created", "linked", "updated", "unchanged",
+                       "rejected"):
+            table.add_column(column)
+        for obj, row in data.items():
+            table.add_row(obj, *(str(v) for v in row.values()))
+        console.print(table)
+        console.print(f"{api_calls} API calls.")
+    for r in reports.values():
+        for err in r.rejected[:MAX_LISTED_ERRORS]:
+            err_console.print(f"[yellow]skipped[/] {err.reason}")

@@ -376,6 +376,14 @@ class SalesforceGateway:
                 out[to_18(rec["Id"])] = rec.get("MasterRecordId") or None
         return out
 
+    def iter_people(self, object: str) -> Iterator[dict[str, Any]]:
+        """Every record of ``object`` that has an email (unconverted Leads only), with
+        ``Id, Email, FirstName, LastName``; REST pages of up to 2,000 records."""
+        obj = soql.object_name(object)
+        where = "Email != null" + (" AND IsConverted = false" if obj == "Lead" else "")
+        query = f"SELECT Id, Email, FirstName, LastName FROM {obj} WHERE {where} ORDER BY Id"
+        yield from self._query_pages(query)
+
     def query_opted_out(self, object: str, field: str) -> Iterator[str]:
         """Ids of the object's records with ``field`` true (unconverted Leads only)."""
         obj = soql.object_name(object)

@@ -216,17 +216,23 @@ def refresh_statistics(db: Database) -> None:
             conn.execute(text("ANALYZE persons"))
 
 
-def upsert_chunk(db: Database, rows: list[PersonInput], *, now: datetime) -> ImportReport:
-    """Apply one chunk in one transaction; on a conflict, retry it row by row."""
+def upsert_chunk(
+    db: Database, rows: list[PersonInput], *, now: datetime, keep_existing_links: bool = False
+) -> ImportReport:
+    """Apply one chunk in one transaction; on a conflict, retry it row by row.
+
+    ``keep_existing_links``: a person already linked keeps its record (``persons pull``,
+    where a Contact and a Lead may share an address); a CSV import relinks instead.
+    """
     try:
         with db.transaction() as session:
-            return _upsert_rows(session, rows, now)
+            return _upsert_rows(session, rows, now, keep_existing_links)
     except IntegrityError:
         report = ImportReport()
         for row in rows:
             try:
                 with db.transaction() as session:
-                    report.merge(_upsert_rows(session, [row], now))
+                    report.merge(_upsert_rows(session, [row], now, keep_existing_links))
             except IntegrityError:
                 report.rejected.append(
                     RowError(
@@ -238,7 +244,9 @@ def upsert_chunk(db: Database, rows: list[PersonInput], *, now: datetime) -> Imp
         return report
 
 
-def _upsert_rows(session: Session, rows: list[PersonInput], now: datetime) -> ImportReport:
+def _upsert_rows(
+    session: Session, rows: list[PersonInput], now: datetime, keep_existing_links: bool = False
+) -> ImportReport:
     report = ImportReport()
     emails = [r.email for r in rows]
     existing = {
@@ -291,7 +299,8 @@ def _upsert_rows(session: Session, rows: list[PersonInput], now: datetime) -> Im
             )
             continue
         change: dict[str, object] = {}
-        if row.salesforce_id and row.salesforce_id != current.salesforce_id:
+        relink = not (keep_existing_links and current.salesforce_id)
+        if row.salesforce_id and row.salesforce_id != current.salesforce_id and relink:
             change["salesforce_id"] = row.salesforce_id
             change["salesforce_object"] = row.salesforce_object
             if current.salesforce_id is None:

@@ -10,11 +10,9 @@ import pytest
 from optsync.domain.ids import parse_person_id
 from optsync.domain.optout import Source
 from optsync.domain.retry import RetryPolicy
-from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services import optouts
 from optsync.services.persons import PersonInput, upsert_person
 from optsync.services.push import Pusher
-from tests.integration.salesforce.conftest import config_for
 
 
 def link_and_unsubscribe(db, clock, ids: list[str], *, unsubscribe: bool = True) -> list[int]:
@@ -37,9 +35,8 @@ def record(emu, sf_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gateway(emu):
-    with SalesforceGateway(config_for(emu)) as gw:
-        yield gw
+def gateway(sf_gateway):
+    return sf_gateway
 
 
 @pytest.fixture
