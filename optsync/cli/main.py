@@ -7,7 +7,21 @@ import sys
 
 import typer
 
-from optsync.cli import accounts, db, optouts, persons, salesforce, settings_cmd, worker
+from optsync.cli import (
+    accounts,
+    db,
+    demo,
+    emulator,
+    links,
+    optouts,
+    persons,
+    salesforce,
+    settings_cmd,
+    sync,
+    up,
+    web,
+    worker,
+)
 from optsync.cli.common import err_console
 from optsync.errors import OptsyncError
 
@@ -30,16 +44,12 @@ app.command("unsubscribe")(optouts.unsubscribe)
 app.command("resubscribe")(optouts.resubscribe)
 
 
-def _register_optional() -> None:
-    """Commands whose modules may not exist in every build stage."""
-    try:
-        from optsync.cli.emulator import emulator
-    except ImportError:
-        return
-    app.command("emulator")(emulator)
-
-
-_register_optional()
+app.command("emulator")(emulator.emulator)
+app.command("serve")(web.serve)
+app.command("up")(up.up)
+app.command("demo")(demo.demo)
+app.command("link")(links.link)
+app.add_typer(sync.app, name="sync")
 
 
 def main(argv: list[str] | None = None) -> int:
