@@ -82,8 +82,8 @@ def emulator(
                 table = Table(title="optsync Salesforce emulator", show_header=False)
                 table.add_column("name", style="bold", no_wrap=True)
                 table.add_column("value", overflow="fold")  # credentials must print whole
-                for key, value in emu.summary().items():
-                    table.add_row(key, value)
+                for fact, text in emu.summary().items():
+                    table.add_row(fact, text)
                 console.print(table)
                 console.print("[bold]Environment for optsync:[/bold]")
                 console.print(emu.env_block(), markup=False, highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from optsync.emulator import bulk, control, rest
@@ -62,13 +63,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         body = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
     else:
         body = [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc.detail)}]
-    return sf_json(body, exc.status_code)
+    headers = None
+    if request.url.path.startswith("/services/data/v"):
+        org: Org = request.app.state.org
+        headers = {"Sforce-Limit-Info": org.governor.limit_info()}
+    return sf_json(body, exc.status_code, headers=headers)
 
 
 def create_app(org: Org) -> ASGIApp:
     """Build the ASGI app serving ``org``."""
-    from starlette.routing import Route
-
     app = Starlette(
         routes=[Route("/services/oauth2/token", token, methods=["POST"]),
                 *rest.routes(), *bulk.routes(), *control.routes()],

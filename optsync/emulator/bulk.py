@@ -180,7 +180,7 @@ class JobManager:
             raise job_not_found()
         return job
 
-    def list(self, kind: str) -> list[Job]:
+    def jobs_of(self, kind: str) -> list[Job]:
         with self._lock:
             return [j for j in self._jobs.values() if j.kind == kind]
 
@@ -377,6 +377,53 @@ class JobManager:
                                       "invalid cross reference id") from None
             raise
 
+    def _apply_chunk(self, job: Job, header: list[str], chunk: list[list[str]],
+                     ) -> list[tuple[str, bool] | SalesforceError]:
+        """Outcomes of a chunk of rows, in order; updates go through one batched call."""
+        if job.operation != "update":
+            out: list[tuple[str, bool] | SalesforceError] = []
+            for row in chunk:
+                try:
+                    out.append(self._apply(job, header, row))
+                except SalesforceError as exc:
+                    out.append(exc)
+            return out
+        outcomes: list[tuple[str, bool] | SalesforceError | None] = []
+        items: list[tuple[str, dict[str, Any]]] = []
+        for row in chunk:
+            fault = self.governor.row_fault()
+            if fault is not None:
+                outcomes.append(fault)
+            elif len(row) != len(header):
+                outcomes.append(SalesforceError(
+                    400, "INVALID_FIELD",
+                    f"Row has {len(row)} values but the header has {len(header)}"))
+            else:
+                values = dict(zip(header, row, strict=True))
+                record_id = values.pop("Id", "")
+                if not record_id:
+                    outcomes.append(SalesforceError(400, "MISSING_ARGUMENT",
+                                                    "Id not specified in an update call",
+                                                    ["Id"]))
+                else:
+                    outcomes.append(None)
+                    items.append((record_id, values))
+        saved = iter(self.store.update_many(job.object, items, csv=True))
+        final: list[tuple[str, bool] | SalesforceError] = []
+        for outcome in outcomes:
+            if outcome is not None:
+                final.append(outcome)
+                continue
+            result = next(saved)
+            if isinstance(result, str):
+                final.append((result, False))
+            elif result.code == "NOT_FOUND":
+                final.append(SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
+                                             "invalid cross reference id"))
+            else:
+                final.append(result)
+        return final
+
     def _process_ingest(self, job: Job) -> None:
         if not job.uploads:
             raise SalesforceError(400, "InvalidBatch", "No data was uploaded for this job")
@@ -404,23 +451,23 @@ class JobManager:
                     chunk = [r for _, r in zip(range(_COMMIT_EVERY), rows, strict=False)]
                     if not chunk:
                         break
+                    chunk = [r for r in chunk if r]
                     with self.store.transaction():
-                        for row in chunk:
-                            if not row:
-                                continue
-                            try:
-                                rid, created = self._apply(job, header, row)
-                                ok_fh.write(f'{q}{rid}{q}{delim}{q}{str(created).lower()}{q}'
-                                            f'{delim}')
-                                ok.writerow(row)
-                            except SalesforceError as exc:
-                                rid = row[header.index("Id")] if "Id" in header and len(
-                                    row) == len(header) else ""
-                                bad_fh.write(f"{q}{rid}{q}{delim}"
-                                             f"{q}{exc.bulk_error().replace(q, q + q)}{q}{delim}")
-                                bad.writerow(row)
-                                job.failed += 1
-                            job.processed += 1
+                        outcomes = self._apply_chunk(job, header, chunk)
+                    for row, outcome in zip(chunk, outcomes, strict=True):
+                        if isinstance(outcome, SalesforceError):
+                            rid = row[header.index("Id")] if "Id" in header and len(
+                                row) == len(header) else ""
+                            error = outcome.bulk_error().replace(q, q + q)
+                            bad_fh.write(f"{q}{rid}{q}{delim}{q}{error}{q}{delim}")
+                            bad.writerow(row)
+                            job.failed += 1
+                        else:
+                            rid, created = outcome
+                            ok_fh.write(f'{q}{rid}{q}{delim}{q}{str(created).lower()}{q}'
+                                        f'{delim}')
+                            ok.writerow(row)
+                        job.processed += 1
                     in_batch += len(chunk)
                     if in_batch >= INTERNAL_BATCH:
                         self._batches.append(time.time())
@@ -468,13 +515,15 @@ class JobManager:
         job.header = sink.take().encode()
         offsets: array[int] = array("q")
         pos = 0
+        fields = self.store.all_fields(q.obj)
+        # Bulk CSV writes dateTimes as 2024-05-01T17:03:12.000Z (REST JSON uses +0000).
+        datetimes = {i for i, n in enumerate(q.fields) if fields[n].type == "datetime"}
         with open(job.path("query.csv"), "wb") as fh:
             buf: list[bytes] = []
             for row in self.store.fetch(q.obj, rowids, q.fields):
                 if job.abort.is_set():
                     return
-                writer.writerow(["true" if v is True else "false" if v is False
-                                 else "" if v is None else v for v in row])
+                writer.writerow([_csv_value(v, i in datetimes) for i, v in enumerate(row)])
                 data = sink.take().encode()
                 offsets.append(pos)
                 pos += len(data)
@@ -522,6 +571,16 @@ class JobManager:
         body = _chain(job.header, _stream_file(job.path("query.csv"), job.offsets[start],
                                                job.offsets[end] - job.offsets[start]))
         return body, end - start, next_locator
+
+
+def _csv_value(value: Any, is_datetime: bool) -> Any:
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if is_datetime and isinstance(value, str) and value.endswith("+0000"):
+        return value[:-5] + "Z"
+    return value
 
 
 class _LineSink:
@@ -574,7 +633,7 @@ async def ingest_collection(request: Request, org: Org, version: str) -> Respons
                     "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime"):
             info.pop(key, None)
         return sf_json(info)
-    return sf_json({"done": True, "records": [j.info() for j in org.jobs.list("ingest")],
+    return sf_json({"done": True, "records": [j.info() for j in org.jobs.jobs_of("ingest")],
                     "nextRecordsUrl": None})
 
 
@@ -587,7 +646,7 @@ async def query_collection(request: Request, org: Org, version: str) -> Response
                     "isPkChunkingSupported"):
             info.pop(key, None)
         return sf_json(info)
-    return sf_json({"done": True, "records": [j.info() for j in org.jobs.list("query")],
+    return sf_json({"done": True, "records": [j.info() for j in org.jobs.jobs_of("query")],
                     "nextRecordsUrl": None})
 
 

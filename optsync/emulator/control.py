@@ -9,6 +9,7 @@ optsync's own shape ``{"error": {"code", "message"}}``.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +40,8 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def control(handler: Any) -> Any:
+def control(handler: Callable[[Request, Org], Awaitable[Response]],
+            ) -> Callable[[Request], Awaitable[Response]]:
     """Turn ``SalesforceError``/``ValueError``/``KeyError`` into the control error shape."""
 
     async def route(request: Request) -> Response:

@@ -74,6 +74,11 @@ class CursorRegistry:
             raise invalid_locator()
         return cursor_id, cursor, offset
 
+    def includes_deleted(self, locator: str) -> bool:
+        """Whether ``locator`` continues a queryAll (for counting; no side effects)."""
+        cursor = self._cursors.get(locator.rpartition("-")[0])
+        return cursor is not None and cursor.include_deleted
+
     def close(self, cursor_id: str) -> None:
         with self._lock:
             self._cursors.pop(cursor_id, None)

@@ -9,6 +9,7 @@ answer, errors included, carries ``Sforce-Limit-Info``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +21,7 @@ from optsync.emulator.errors import SalesforceError
 from optsync.emulator.org import Org
 
 Handler = Callable[[Request, Org, str], Awaitable[Response]]
+log = logging.getLogger("optsync.emulator")
 
 FIRST_VERSION = 31
 LATEST_VERSION = 66
@@ -101,6 +103,13 @@ def api(endpoint: str | Callable[[Request], str]) -> Callable[[Handler], Callabl
                 response = await handler(request, org, version)
             except SalesforceError as exc:
                 response = sf_json(exc.rest_body(), exc.status)
+                if exc.status == 503:
+                    response.headers["Retry-After"] = "1"
+            except Exception:  # an emulator bug must still answer like Salesforce does
+                log.exception("emulator route %s failed", request.url.path)
+                response = sf_json([{"message": "An unexpected error occurred. Please include "
+                                                "this ErrorId if you contact support",
+                                     "errorCode": "UNKNOWN_EXCEPTION"}], 500)
             response.headers["Sforce-Limit-Info"] = org.governor.limit_info()
             return response
 

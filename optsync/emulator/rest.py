@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from optsync.emulator.auth import ORG_ID, USER_ID
 from optsync.emulator.cursors import Cursor
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.gateway import api, json_body, not_found, sf_json, versions
@@ -95,7 +96,7 @@ async def resources(request: Request, org: Org, version: str) -> Response:
              "match", "emailConnect", "compactLayouts", "knowledgeManagement", "sobjects",
              "actions", "support", "jobs"]
     body = {n: f"{b}/{n}" for n in names}
-    body["identity"] = f"{org.login_url}/id/00D000000000000/005000000000000"
+    body["identity"] = f"{org.login_url}/id/{ORG_ID}/{USER_ID}"
     return sf_json(body)
 
 
@@ -226,22 +227,23 @@ def _replication_window(request: Request) -> tuple[datetime, datetime]:
 async def updated(request: Request, org: Org, version: str) -> Response:
     """``getUpdated``: ids whose SystemModstamp falls in [start, end).
 
-    ``start``/``end`` lose their seconds as on Salesforce; the window never extends past
-    "now" (to the second), which ``latestDateCovered`` reports for the next poll.
+    ``start``/``end`` lose their seconds as on Salesforce. Everything stamped before
+    ``end`` is returned; ``latestDateCovered`` is ``min(end, now)``, and since the next
+    poll's start is again truncated to the minute, consecutive polls overlap and lose
+    nothing.
     """
     obj = _obj(request)
     start, end = _replication_window(request)
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC)
     if start < now - timedelta(days=30):
         raise SalesforceError(400, "INVALID_REPLICATION_DATE",
                               "startDate cannot be more than 30 days ago")
-    end = min(end, now)
     ids = org.store.updated_ids(obj, format_datetime(start), format_datetime(end),
                                 REPLICATION_MAX_IDS + 1)
     if len(ids) > REPLICATION_MAX_IDS:
         raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
                               "record limit reached. cannot submit more than 600000 records")
-    return sf_json({"ids": ids, "latestDateCovered": format_datetime(end)})
+    return sf_json({"ids": ids, "latestDateCovered": format_datetime(min(end, now))})
 
 
 @api(lambda r: _obj_name(r) + "/deleted")
@@ -249,9 +251,9 @@ async def deleted(request: Request, org: Org, version: str) -> Response:
     """``getDeleted``: recycle-bin entries deleted in [start, end)."""
     obj = _obj(request)
     start, end = _replication_window(request)
-    end = min(end, datetime.now(UTC).replace(microsecond=0))
     rows, earliest = org.store.deleted_records(obj, format_datetime(start),
                                                format_datetime(end), REPLICATION_MAX_IDS + 1)
+    end = min(end, datetime.now(UTC))
     if len(rows) > REPLICATION_MAX_IDS:
         raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
                               "record limit reached. cannot submit more than 600000 records")
@@ -324,7 +326,15 @@ async def query_all(request: Request, org: Org, version: str) -> Response:
     return await _run_query(request, org, version, include_deleted=True)
 
 
-@api(lambda r: r.url.path.split("/")[4])
+def _more_name(request: Request) -> str:
+    """A continuation counts under the query it continues (``query`` or ``queryAll``)."""
+    org: Org = request.app.state.org
+    if org.cursors.includes_deleted(request.path_params["locator"]):
+        return "queryAll"
+    return "query"
+
+
+@api(_more_name)
 async def query_more(request: Request, org: Org, version: str) -> Response:
     """Continue a cursor (``/query/<id>-<offset>`` also continues a queryAll)."""
     cursor_id, cursor, offset = org.cursors.get(request.path_params["locator"])
@@ -355,7 +365,8 @@ class _Rollback(Exception):
     """Raised inside the transaction to undo an allOrNone request."""
 
 
-def _save_one(org: Org, rec: Any, creating: bool) -> str:
+def _target(rec: Any, creating: bool) -> tuple[str, str, dict[str, Any]]:
+    """Check one collection record's envelope: (object, id or "", field values)."""
     if not isinstance(rec, dict) or not isinstance(rec.get("attributes"), dict):
         raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.")
     type_name = rec["attributes"].get("type")
@@ -363,25 +374,59 @@ def _save_one(org: Org, rec: Any, creating: bool) -> str:
     if obj is None:
         raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
     values = {k: v for k, v in rec.items() if k != "attributes"}
+    id_keys = [k for k in values if k.lower() == "id"]
     if creating:
-        if any(k.lower() == "id" for k in values):
+        if id_keys:
             raise SalesforceError(400, "INVALID_FIELD",
                                   "cannot specify Id in an insert call", ["Id"])
-        return org.store.create(obj, values)
-    id_keys = [k for k in values if k.lower() == "id"]
+        return obj, "", values
     if not id_keys or not values[id_keys[0]]:
         raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call",
                               ["Id"])
-    record_id = str(values.pop(id_keys[0]))
-    for k in id_keys[1:]:
+    record_id = str(values[id_keys[0]])
+    for k in id_keys:
         values.pop(k)
-    try:
-        return org.store.update(obj, record_id, values)
-    except SalesforceError as exc:
-        if exc.code == "NOT_FOUND":
-            raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
-                                  "invalid cross reference id") from None
-        raise
+    return obj, record_id, values
+
+
+def _not_found_as_cross_reference(exc: SalesforceError) -> SalesforceError:
+    """Inside a collection a never-existing id reads as a bad cross reference."""
+    if exc.code == "NOT_FOUND":
+        return SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+    return exc
+
+
+def _save_all(org: Org, records: list[Any], creating: bool) -> list[str | SalesforceError]:
+    """Save every record in request order; updates go chunk by chunk (same-type runs)."""
+    out: list[str | SalesforceError] = []
+    run: list[tuple[str, dict[str, Any]]] = []
+    run_obj = ""
+
+    def flush() -> None:
+        nonlocal run
+        if run:
+            out.extend(org.store.update_many(run_obj, run))
+            run = []
+
+    for rec in records:
+        try:
+            obj, record_id, values = _target(rec, creating)
+        except SalesforceError as exc:
+            flush()
+            out.append(exc)
+            continue
+        if creating:
+            try:
+                out.append(org.store.create(obj, values))
+            except SalesforceError as exc:
+                out.append(exc)
+            continue
+        if obj != run_obj:
+            flush()
+            run_obj = obj
+        run.append((record_id, values))
+    flush()
+    return [r if isinstance(r, str) else _not_found_as_cross_reference(r) for r in out]
 
 
 @api("composite/sobjects")
@@ -393,22 +438,19 @@ async def collections(request: Request, org: Org, version: str) -> Response:
     all_or_none, records = _collection_records(await json_body(request))
     creating = request.method == "POST"
     results: list[dict[str, Any]] = []
-    failed = False
-    store = org.store
     try:
-        with store.transaction():
-            for rec in records:
-                try:
-                    # Validation happens before the single write statement, so a failed
-                    # record leaves nothing behind and needs no savepoint.
-                    new_id = _save_one(org, rec, creating)
-                    results.append({"id": new_id, "success": True, "errors": []})
-                except SalesforceError as exc:
-                    failed = True
-                    results.append({"id": None, "success": False, "errors": [exc.save_error()]}
-                                   if creating else
-                                   {"success": False, "errors": [exc.save_error()]})
-            if all_or_none and failed:
+        # Validation happens before each write, so a failed record leaves nothing behind;
+        # only allOrNone needs the rollback.
+        with org.store.transaction():
+            for outcome in _save_all(org, records, creating):
+                if isinstance(outcome, str):
+                    results.append({"id": outcome, "success": True, "errors": []})
+                elif creating:
+                    results.append({"id": None, "success": False,
+                                    "errors": [outcome.save_error()]})
+                else:
+                    results.append({"success": False, "errors": [outcome.save_error()]})
+            if all_or_none and not all(r["success"] for r in results):
                 raise _Rollback
     except _Rollback:
         results = [r if not r["success"] else {"id": None, "success": False,

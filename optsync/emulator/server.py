@@ -135,7 +135,7 @@ class Emulator:
 
     def salesforce(self, version: str = DEFAULT_API_VERSION) -> Any:
         """A simple-salesforce client logged in with client credentials."""
-        from simple_salesforce import Salesforce
+        from simple_salesforce.api import Salesforce
 
         tok = self.token()
         return Salesforce(instance_url=tok["instance_url"], session_id=tok["access_token"],
@@ -237,6 +237,9 @@ def run_emulator(options: EmulatorOptions) -> Iterator[Emulator]:
     server: uvicorn.Server | None = None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this on Linux; without it Nagle's algorithm holds
+        # each response body back until the client's delayed ACK (~40 ms per request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((options.host, options.port))
         port = sock.getsockname()[1]
         url_host = _url_host(options.host)

@@ -22,6 +22,8 @@ from optsync.emulator.auth import JWT_GRANT
 
 from .helpers import Raw, error_code
 
+pytestmark = pytest.mark.emulator
+
 
 def _token(emu: Emulator, data: dict[str, str], auth: tuple[str, str] | None = None,
            ) -> requests.Response:

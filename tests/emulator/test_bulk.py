@@ -16,6 +16,8 @@ from optsync.emulator import Emulator
 
 from .helpers import Raw, error_code
 
+pytestmark = pytest.mark.emulator
+
 TERMINAL = ("JobComplete", "Failed", "Aborted")
 
 
@@ -208,6 +210,11 @@ def test_query_job_wire_shapes(emu: Emulator) -> None:
     everything = _rows(first.text) + _rows(second.text)
     emails = [r["Email"] for r in everything]
     assert emails == sorted(emails, key=str.lower)
+    stamps = raw.post("jobs/query", json={"operation": "query",
+                                          "query": "SELECT SystemModstamp FROM Contact LIMIT 1"})
+    _wait(raw, "query", stamps.json()["id"])
+    text = raw.get(f"jobs/query/{stamps.json()['id']}/results").text
+    assert re.fullmatch(r'"SystemModstamp"\n"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"\n', text)
     bad = raw.get(f"jobs/query/{info['id']}/results", params={"locator": "!!!"})
     assert bad.status_code == 400
 
@@ -217,10 +224,64 @@ def test_query_job_wire_shapes(emu: Emulator) -> None:
     res = raw.get(f"jobs/query/{all_job['id']}/results")
     assert res.headers["Sforce-NumberOfRecords"] == "26"
     listing = raw.get("jobs/query").json()
-    assert {j["id"] for j in listing["records"]} == {info["id"], all_job["id"]}
+    assert {j["id"] for j in listing["records"]} == {info["id"], all_job["id"],
+                                                      stamps.json()["id"]}
     assert raw.delete(f"jobs/query/{info['id']}").status_code == 204
 
 
 def test_bulk_query_empty_result(emu: Emulator, sf: Salesforce) -> None:
     sets = list(sf.bulk2.Lead.query("SELECT Id, Email FROM Lead", wait=0))
     assert sets == ['"Id","Email"\n']
+
+
+def test_ingest_rows_fail_with_lock_errors_at_the_fault_rate(tmp_path: Any) -> None:
+    """Bulk rows meet UNABLE_TO_LOCK_ROW like triggers' row locks do on Salesforce."""
+    from optsync.emulator.bulk import JobManager
+    from optsync.emulator.faults import FaultSettings, Governor
+    from optsync.emulator.store import OrgStore
+
+    store = OrgStore(":memory:")
+    ids, _ = store.seed(40, 0, 0.0, 0.0)
+    assert ids is not None
+    jobs = JobManager(store, Governor(FaultSettings(fault_rate=1.0)), tmp_path)
+    try:
+        job = jobs.create_ingest({"object": "Contact", "operation": "update"}, "59.0")
+        job.path("upload.csv").write_text(
+            "Id,HasOptedOutOfEmail\n" + "".join(f"{i},true\n" for i in ids))
+        job.uploads = 1
+        jobs.set_state(job, {"state": "UploadComplete"})
+        for _ in range(6000):
+            if job.state in TERMINAL:
+                break
+            time.sleep(0.01)
+        assert job.state == "JobComplete"
+        assert 0 < job.failed < 40
+        failed = _rows(b"".join(jobs.ingest_results(job, "failedResults")).decode())
+        assert {r["sf__Error"] for r in failed} == {
+            "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record or 1 "
+            "records:--"}
+    finally:
+        jobs.close()
+        store.close()
+
+
+def test_collections_keep_order_across_chunks_and_envelope_errors(emu: Emulator,
+                                                                  sf: Salesforce) -> None:
+    ids = emu.seed(contacts=2, leads=2)
+    c1, c2 = ids["contact_ids"]
+    l1, _ = ids["lead_ids"]
+    records = [
+        {"attributes": {"type": "Contact"}, "id": c1, "FirstName": "A"},
+        {"attributes": {"type": "Widget"}, "id": c2},
+        {"attributes": {"type": "Lead"}, "id": l1, "FirstName": "B"},
+        {"attributes": {"type": "Contact"}, "FirstName": "no id"},
+        {"attributes": {"type": "Contact"}, "id": c1, "FirstName": "C"},
+        {"attributes": {"type": "Contact"}, "id": l1, "FirstName": "wrong type"},
+    ]
+    result = sf.restful("composite/sobjects", method="PATCH",
+                        json={"allOrNone": False, "records": records})
+    assert [r["success"] for r in result] == [True, False, True, False, True, False]
+    assert [r["errors"][0]["statusCode"] for r in result if not r["success"]] == [
+        "INVALID_TYPE", "MISSING_ARGUMENT", "MALFORMED_ID"]
+    assert sf.Contact.get(c1)["FirstName"] == "C"  # the later write wins
+    assert sf.Lead.get(l1)["FirstName"] == "B"

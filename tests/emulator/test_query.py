@@ -19,6 +19,8 @@ from optsync.emulator.store import OrgStore
 
 from .helpers import Raw, error_code
 
+pytestmark = pytest.mark.emulator
+
 
 @pytest.fixture(scope="module")
 def store() -> OrgStore:
@@ -213,6 +215,10 @@ def test_query_all_includes_deleted(emu: Emulator, sf: Salesforce) -> None:
     raw = Raw(emu)
     assert raw.get("queryAll", params={"q": "SELECT COUNT() FROM Contact"}).json() == {
         "totalSize": 3, "done": True, "records": []}
+    emu.seed(contacts=2500)
+    assert len(list(sf.query_all_iter("SELECT Id FROM Contact", include_deleted=True))) == 2503
+    # A queryAll continuation (nextRecordsUrl says /query/...) counts as queryAll.
+    assert emu.control("GET", "counters")["by_endpoint"]["queryAll"] == 4
 
 
 def test_query_errors_over_http(emu: Emulator, sf: Salesforce) -> None:

@@ -21,6 +21,8 @@ from optsync.emulator import Emulator
 
 from .helpers import Raw, error_code
 
+pytestmark = pytest.mark.emulator
+
 STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000")
 
 
@@ -348,6 +350,7 @@ def test_faults_split_between_unavailable_and_lock(emu: Emulator) -> None:
         resp = raw.get("limits")
         if resp.status_code == 503:
             codes.add(error_code(resp))
+            assert resp.headers["Retry-After"] == "1"
         else:
             assert resp.status_code == 400
             codes.add(error_code(resp))
