@@ -47,3 +47,7 @@ bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
 .PHONY: clean
 clean: ## remove the virtualenv and caches (keeps .optsync data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+.PHONY: soak
+soak: $(STAMP) ## the long fault/load soak (30 minutes; OPTSYNC_SOAK_SECONDS to change)
+	OPTSYNC_SOAK_SECONDS=$${OPTSYNC_SOAK_SECONDS:-1800} $(BIN)/pytest tests/soak -s -p no:cacheprovider --timeout 0

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from optsync.cli.common import app_context, console, err_console, print_json
+from optsync.domain.retry import RetryPolicy
 from optsync.services.push import Pusher
 from optsync.store.outbox import queue_stats
 from optsync.worker.gateways import GatewayProvider
@@ -47,6 +48,14 @@ def worker(
     poll_seconds: float = typer.Option(
         1.0, "--poll-seconds", min=0.05, help="Longest sleep between outbox checks."
     ),
+    daily_limit_pause_seconds: float = typer.Option(
+        3600.0, "--daily-limit-pause-seconds", min=1.0,
+        help="How long pushes wait after Salesforce's daily API limit is reached.",
+    ),
+    max_backoff_seconds: float = typer.Option(
+        300.0, "--max-backoff-seconds", min=1.0,
+        help="Longest wait between retries of a failing push (exponential backoff cap).",
+    ),
 ) -> None:
     """Push worker + scheduler. Run any number of them against one PostgreSQL database."""
     configure_logging(verbose)
@@ -56,6 +65,9 @@ def worker(
             schedule=not no_schedule,
             poll_s=poll_seconds,
             lease=timedelta(seconds=lease_seconds),
+            policy=RetryPolicy(
+                cap_s=max_backoff_seconds, daily_limit_pause_s=daily_limit_pause_seconds
+            ),
         )
         w.start()
         err_console.print(f"optsync worker {w.pusher.worker} running; Ctrl-C to stop.")

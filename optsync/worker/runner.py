@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from optsync.bootstrap import Context
+from optsync.domain.retry import RetryPolicy
 from optsync.services.push import DEFAULT_LEASE, Pusher
 from optsync.worker.gateways import GatewayProvider
 from optsync.worker.push_loop import run_push_loop
@@ -31,13 +32,19 @@ class Worker:
     poll_s: float = 1.0
     schedule: bool = True
     lease: timedelta = DEFAULT_LEASE
+    policy: RetryPolicy | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.gateways = GatewayProvider(self.ctx)
         self.pusher = Pusher(
-            self.ctx.db, self.gateways, worker=worker_name(), clock=self.ctx.clock, lease=self.lease
+            self.ctx.db,
+            self.gateways,
+            worker=worker_name(),
+            clock=self.ctx.clock,
+            lease=self.lease,
+            policy=self.policy,
         )
 
     def start(self) -> None:
