@@ -83,7 +83,7 @@ def stamps(info: dict[str, str]) -> dict[str, float]:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> None:

@@ -261,7 +261,7 @@ def _upsert_rows(
     owners: dict[str, tuple[int, str]] = {}
     if ids:
         owners = {
-            sid: (pid, email)
+            str(sid): (pid, email)
             for pid, email, sid in session.execute(
                 select(Person.id, Person.email, Person.salesforce_id).where(
                     Person.salesforce_id.in_(ids)
@@ -317,7 +317,7 @@ def _upsert_rows(
     if inserts:
         # Core executemany (batched "insertmanyvalues"); the ORM bulk path would split
         # rows by which columns are NULL and send one statement each.
-        session.execute(insert(Person.__table__), inserts)
+        session.execute(insert(Person.__table__), inserts)  # type: ignore[arg-type]
     for change in updates:  # few in practice; each may touch different columns
         pid = change.pop("id")
         session.execute(update(Person).where(Person.id == pid).values(**change))
