@@ -41,8 +41,8 @@ demo: $(STAMP) ## start the emulator, store, web app and worker in one process
 	$(BIN)/optsync demo
 
 .PHONY: bench
-bench: $(STAMP) ## run the benchmarks in bench/ and print their figures
-	@for script in bench/*_bench.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+bench: $(STAMP) ## run every bench/ script and write docs/benchmarks.md (PostgreSQL too if OPTSYNC_TEST_POSTGRES_URL is set)
+	$(BIN)/python bench/report.py
 
 .PHONY: clean
 clean: ## remove the virtualenv and caches (keeps .optsync data)
