@@ -153,3 +153,13 @@ def pg_db(postgres_url: str) -> Iterator[Database]:
     finally:
         _truncate_all(database)
         database.dispose()
+
+
+@pytest.fixture
+def sf_gateway(emu):  # type: ignore[no-untyped-def]
+    """A gateway to the (reset) emulator over client credentials."""
+    from optsync.salesforce.gateway import SalesforceGateway
+    from tests.integration.salesforce.conftest import config_for
+
+    with SalesforceGateway(config_for(emu)) as gw:
+        yield gw
