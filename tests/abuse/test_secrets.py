@@ -9,10 +9,10 @@ from sqlalchemy import text
 from optsync.cli.main import main
 from optsync.domain.optout import Source
 from optsync.salesforce.connection import save_connection
+from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services import optouts
 from optsync.services.persons import PersonInput, upsert_person
 from optsync.services.push import Pusher
-from optsync.salesforce.gateway import SalesforceGateway
 from optsync.settings import load_settings
 from tests.integration.salesforce.conftest import config_for
 
