@@ -371,7 +371,7 @@ def test_updated_and_deleted(emu: Emulator, sf: Salesforce) -> None:
     ids = _seed(emu, contacts=3)["contact_ids"]
     sf.Contact.delete(ids[0])
     start = datetime.now(UTC) - timedelta(minutes=5)
-    end = datetime.now(UTC) + timedelta(minutes=5)
+    end = datetime.now(UTC) + timedelta(days=1)
     upd = sf.Contact.updated(start, end)
     assert sorted(upd["ids"]) == sorted(ids[1:])
     assert STAMP_RE.fullmatch(upd["latestDateCovered"])
