@@ -118,6 +118,7 @@ class SalesforceGateway:
         self._client: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SalesforceGateway(login_url={self.config.login_url!r}, auth={self.config.auth!r})"
@@ -230,8 +231,10 @@ class SalesforceGateway:
         return result
 
     def _count(self, endpoint: str) -> None:
-        self.api_calls += 1
-        self.calls_by_endpoint[endpoint] += 1
+        # the pusher sends several composite calls at once from worker threads
+        with self._count_lock:
+            self.api_calls += 1
+            self.calls_by_endpoint[endpoint] += 1
 
     # -- describe -----------------------------------------------------------------
     def describe(self, obj: str) -> dict[str, Any]:
