@@ -198,6 +198,7 @@ def test_soak(emu, soak_db, tmp_path):
         next_faults = started
         limit_done = False
         unconverted = list(leads)
+        live_contacts = list(contacts)
         while time.monotonic() - started < DURATION:
             elapsed = time.monotonic() - started
             pid, email = rng.choice(people)
@@ -219,21 +220,19 @@ def test_soak(emu, soak_db, tmp_path):
                 stats["cli"] += 1
             else:  # Salesforce users
                 what = rng.random()
-                if what < 0.7:
-                    target = rng.choice(contacts + leads)
+                if what < 0.7:  # a user ticks Email Opt Out on a live record
+                    target = rng.choice(live_contacts + unconverted)
                     emu.control("PATCH", f"records/{target}", {"HasOptedOutOfEmail": True})
                     stats["salesforce_opt_out"] += 1
                 elif what < 0.85 and unconverted:
                     lead = unconverted.pop(rng.randrange(len(unconverted)))
-                    emu.control("POST", f"records/{lead}/convert")
+                    live_contacts.append(emu.control("POST", f"records/{lead}/convert")
+                                         ["contact_id"])
                     stats["conversions"] += 1
-                else:
-                    victim = rng.choice(contacts)
-                    try:
-                        emu.control("DELETE", f"records/{victim}")
-                        stats["deletes"] += 1
-                    except Exception:  # already deleted
-                        pass
+                elif len(live_contacts) > 100:
+                    victim = live_contacts.pop(rng.randrange(len(live_contacts)))
+                    emu.control("DELETE", f"records/{victim}")
+                    stats["deletes"] += 1
             now = time.monotonic()
             if now >= next_faults:  # latency spikes on top of a steady fault rate
                 spike = rng.random() < 0.2
