@@ -249,6 +249,28 @@ class SyncRunFailure(Base):
     fix: Mapped[str | None] = mapped_column(Text)
 
 
+class SyncRemoteOptOut(Base):
+    """Scratch rows: the Salesforce ids a run found with the opt-out field set.
+
+    A run streams the remote opted-out set here in chunks instead of holding it in
+    memory, then diffs it against ``persons`` in SQL. Rows belong to one run and are
+    deleted when it ends (or when a later run finds them left by a dead one).
+    """
+
+    __tablename__ = "sync_remote_optouts"
+
+    run_id: Mapped[int] = mapped_column(
+        BigId,
+        ForeignKey("sync_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    salesforce_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    object: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (CheckConstraint("object IN ('Contact', 'Lead')", name="object_kind"),)
+
+
 class User(Base):
     """A person who signs in to the web app."""
 
@@ -285,3 +307,20 @@ class SyncCursor(Base):
     name: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginAttempt(Base):
+    """A failed sign-in to the web app, kept so that throttling holds across processes.
+
+    ``key_hash`` is an HMAC of the typed address and the client IP, never the address
+    itself: the table must not become a list of who tried to sign in. Rows older than
+    the throttle window are deleted as new failures arrive.
+    """
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    __table_args__ = (Index("ix_login_attempts_key_time", "key_hash", "created_at"),)

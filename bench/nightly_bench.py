@@ -1,0 +1,347 @@
+"""Benchmark: the nightly unsubscribe sync at 250,000 to 1,000,000 persons.
+
+Usage:
+    python bench/nightly_bench.py [--sizes 1000000,250000,500000]
+                                  [--postgres-url postgresql://postgres@127.0.0.1/test]
+
+For each size N it:
+
+1. starts (once) the Salesforce emulator as a subprocess (``optsync emulator --memory``),
+   so its memory is not counted as optsync's, resets it and seeds N records (half
+   Contacts, half Leads);
+2. opts out 15 % of the records in the emulator with a Bulk ingest job (setup, not
+   measured), and creates a store of N persons, all linked, 15 % unsubscribed, half of
+   them overlapping the remote opt-outs: so 7.5 % of N to pull and 7.5 % to push;
+3. runs the sync in a fresh child process (so ``ru_maxrss`` is the sync's own peak) and
+   prints wall time, peak memory, API calls (run report and the emulator's counters) and
+   the calls a naive per-record REST update would have needed;
+4. runs it again: it must change nothing.
+
+Finally it fits time against N and states the 10,000,000-person extrapolation.
+SQLite by default; ``--postgres-url`` runs the store on a fresh PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from optsync.domain.ids import make_id
+from optsync.store.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+MOD = 40
+REMOTE = range(0, 6)  # i % 40 in 0..5 -> 15 % opted out in Salesforce
+LOCAL = range(3, 9)  # i % 40 in 3..8 -> 15 % unsubscribed here; 3..5 overlap (7.5 %)
+
+
+def record_id(i: int, n: int) -> tuple[str, str]:
+    """The emulator's id of global record ``i``: Contacts 0..n/2-1, then Leads."""
+    half = n // 2
+    if i < half:
+        return make_id("003", i + 1), "Contact"
+    return make_id("00Q", i - half + 1), "Lead"
+
+
+# -- the emulator -----------------------------------------------------------------------
+
+
+class EmulatorProcess:
+    def __init__(self, workdir: Path) -> None:
+        env = {**os.environ, "OPTSYNC_DATA_DIR": str(workdir / "emulator")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "optsync.cli.main",
+                "emulator",
+                "--memory",
+                "--port",
+                "0",
+                "--json",
+                "--daily-api-limit",
+                "100000000",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the emulator did not start")
+        self.info: dict[str, Any] = json.loads(line)
+        import requests
+
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.verify = self.info["ca_bundle"]
+        self.control_url = self.info["instance_url"] + "/__emulator__"
+
+    def control(self, method: str, path: str, body: Any = None) -> Any:
+        resp = self.http.request(method, f"{self.control_url}/{path}", json=body, timeout=600)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def connection(info: dict[str, Any]) -> Any:
+    from optsync.salesforce.connection import ConnectionConfig
+
+    return ConnectionConfig(
+        auth="client_credentials",
+        login_url=info["login_url"],
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        ca_bundle=info["ca_bundle"],
+    ).validated()
+
+
+def opt_out_remotely(info: dict[str, Any], n: int) -> int:
+    """Set HasOptedOutOfEmail on 15 % of the records with Bulk ingest (setup)."""
+    from optsync.salesforce.bulk import BulkApi
+    from optsync.salesforce.gateway import SalesforceGateway
+
+    done = 0
+    with SalesforceGateway(connection(info)) as gw:
+        bulk = BulkApi(gw, poll_initial=0.2, poll_max=1.0)
+        for obj in ("Contact", "Lead"):
+            ids = (
+                record_id(i, n)[0]
+                for i in range(n)
+                if i % MOD in REMOTE and record_id(i, n)[1] == obj
+            )
+            outcome = bulk.set_opt_out(obj, "HasOptedOutOfEmail", ids)
+            if outcome.failures:
+                raise SystemExit(f"setup failed: {outcome.failures[:3]}")
+            done += outcome.sent
+    return done
+
+
+# -- the store --------------------------------------------------------------------------
+
+
+def person_rows(n: int, now: str) -> Iterator[tuple[Any, ...]]:
+    for i in range(n):
+        sf, obj = record_id(i, n)
+        unsub = i % MOD in LOCAL
+        yield (
+            i + 1,
+            f"person{i}@example.com",
+            sf,
+            obj,
+            unsub,
+            now if unsub else None,
+            "api" if unsub else None,
+            now,
+            now,
+        )
+
+
+def fresh_database(n: int, workdir: Path, pg_admin: str | None) -> tuple[str, Any]:
+    if pg_admin is None:
+        url = f"sqlite:///{workdir / f'store-{n}-{uuid.uuid4().hex[:6]}.db'}"
+        return url, None
+    name = f"optsync_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_admin).set(database=name).render_as_string(hide_password=False)
+    return url, (admin, name)
+
+
+def drop_database(handle: Any) -> None:
+    if handle is None:
+        return
+    admin, name = handle
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def load_persons(url: str, n: int) -> float:
+    """Insert N persons set-based: executemany on SQLite, COPY on PostgreSQL."""
+    db = Database(url)
+    db.upgrade()
+    db.dispose()
+    started = time.perf_counter()
+    now = "2026-11-24 12:00:00"
+    cols = (
+        "id, email, salesforce_id, salesforce_object, unsubscribed, unsubscribed_at, "
+        "unsubscribe_source, created_at, updated_at"
+    )
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url[len("sqlite:///") :])
+        with conn:
+            conn.executemany(
+                f"INSERT INTO persons ({cols}) VALUES (?,?,?,?,?,?,?,?,?)", person_rows(n, now)
+            )
+        conn.close()
+    else:
+        import psycopg
+
+        pg = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(pg) as conn, conn.cursor() as cur:
+            with cur.copy(f"COPY persons ({cols}) FROM STDIN") as copy:
+                for row in person_rows(n, now + "+00"):
+                    copy.write_row(row)
+            cur.execute("SELECT setval(pg_get_serial_sequence('persons', 'id'), %s)", (n,))
+            cur.execute("ANALYZE persons")
+    return time.perf_counter() - started
+
+
+# -- one measured run (in a child process) -----------------------------------------------
+
+
+def child_run(url: str, info_json: str, out: str) -> None:
+    from optsync.clock import utcnow
+    from optsync.salesforce.gateway import SalesforceGateway
+    from optsync.services.sync_run import run_sync
+    from optsync.store.db import Database
+
+    info = json.loads(info_json)
+    db = Database(url)
+    started = time.perf_counter()
+    with SalesforceGateway(connection(info)) as gw:
+        report = run_sync(db, gw, clock=utcnow)
+    wall = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(out).write_text(json.dumps({"report": report, "wall_s": wall, "peak_mb": peak_kb / 1024}))
+
+
+def measured_run(url: str, emu: EmulatorProcess, workdir: Path) -> dict[str, Any]:
+    out = workdir / f"run-{uuid.uuid4().hex[:6]}.json"
+    before = emu.control("GET", "counters")["total"]
+    subprocess.run(
+        [sys.executable, __file__, "--child-run", url, json.dumps(emu.info), str(out)],
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.read_text())
+    result["emulator_calls"] = emu.control("GET", "counters")["total"] - before
+    return result
+
+
+def show(label: str, r: dict[str, Any]) -> None:
+    rep = r["report"]
+    print(
+        f"  {label}: status {rep['status']}, wall {r['wall_s']:.1f} s, peak RSS "
+        f"{r['peak_mb']:.0f} MB, API calls {rep['api_calls']} (report) / "
+        f"{r['emulator_calls']} (emulator counters)"
+    )
+    print(
+        f"    remote opted out {rep['remote_opted_out']:,}, local unsubscribed "
+        f"{rep['local_unsubscribed']:,}, pulled {rep['pulled']:,}, pushed {rep['pushed']:,}, "
+        f"failed {rep['failed']}, fetch via {rep.get('fetch_via')}, push via "
+        f"{rep.get('push_via')}"
+    )
+    print(f"    phases (s): {rep.get('phases')}")
+    if rep["status"] != "succeeded":
+        print(f"    error: {rep['error']}")
+
+
+def bench_size(
+    n: int, emu: EmulatorProcess, workdir: Path, pg_admin: str | None, second: bool
+) -> dict[str, Any]:
+    print(
+        f"\n== {n:,} persons / {n:,} Salesforce records "
+        f"({'PostgreSQL' if pg_admin else 'SQLite'}) =="
+    )
+    t = time.perf_counter()
+    emu.control("POST", "reset")
+    emu.control("POST", "seed", {"contacts": n // 2, "leads": n - n // 2})
+    opted = opt_out_remotely(emu.info, n)
+    print(
+        f"  setup: emulator seeded and {opted:,} records opted out in "
+        f"{time.perf_counter() - t:.1f} s"
+    )
+    url, handle = fresh_database(n, workdir, pg_admin)
+    try:
+        print(f"  setup: {n:,} persons inserted in {load_persons(url, n):.1f} s")
+        first = measured_run(url, emu, workdir)
+        show("first run ", first)
+        pushed = first["report"]["pushed"]
+        print(
+            f"    a naive per-record REST update would need {pushed:,} API calls for the "
+            f"pushes alone (one PATCH per record), vs {first['report']['api_calls']} here"
+        )
+        if second:
+            again = measured_run(url, emu, workdir)
+            show("second run", again)
+            zero = again["report"]["pulled"] == 0 and again["report"]["pushed"] == 0
+            print(f"    second run changes nothing: {'yes' if zero else 'NO'}")
+        return first
+    finally:
+        drop_database(handle)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-run":
+        child_run(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,250000,500000")
+    parser.add_argument("--postgres-url", default=None)
+    parser.add_argument(
+        "--second-run-all",
+        action="store_true",
+        help="also re-run at every size (default: only the first size)",
+    )
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    pg_admin = args.postgres_url
+    if pg_admin and pg_admin.startswith("postgresql://"):
+        pg_admin = "postgresql+psycopg://" + pg_admin[len("postgresql://") :]
+    print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="optsync-bench-") as tmp:
+        workdir = Path(tmp)
+        emu = EmulatorProcess(workdir)
+        try:
+            results = {}
+            for index, n in enumerate(sizes):
+                results[n] = bench_size(
+                    n, emu, workdir, pg_admin, second=index == 0 or args.second_run_all
+                )
+        finally:
+            emu.stop()
+    points = sorted(
+        (n, r["wall_s"]) for n, r in results.items() if r["report"]["status"] == "succeeded"
+    )
+    print("\n== scaling (first run) ==")
+    for n, s in points:
+        print(f"  {n:>10,} persons: {s:7.1f} s  ({s / n * 1e6:.1f} s per million)")
+    if len(points) >= 2:
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs
+        )
+        intercept = my - slope * mx
+        print(f"  linear fit: {intercept:.1f} s + {slope * 1e6:.1f} s per million persons")
+        print(
+            f"  extrapolated to 10,000,000 persons (1.5M opt-outs each side): "
+            f"{intercept + slope * 10_000_000:.0f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""``optsync sync``: run the bidirectional unsubscribe sync now, and list past runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from optsync.cli.common import app_context, console, err_console, print_json, progress_bar
+from optsync.salesforce.gateway import open_gateway
+from optsync.services.sync_run import PHASES, history, run_sync
+
+app = typer.Typer(
+    help="The nightly unsubscribe sync: run it now, list past runs.", no_args_is_help=True
+)
+
+_LABELS = {
+    "check": "Setup check",
+    "fetch": "Fetch Salesforce opt-outs",
+    "diff": "Compare",
+    "pull": "Unsubscribe locally",
+    "push": "Set the field in Salesforce",
+}
+
+
+class _PhaseBars:
+    """One Rich progress bar per phase, on stderr (stdout stays clean for ``--json``)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bar.add_task(_LABELS.get(phase, phase), total=total)
+        self.bar.update(self.tasks[phase], completed=done, total=total)
+
+
+@app.command("run")
+def run(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Compute the report only; change nothing on either side."
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the run report as JSON on stdout."),
+) -> None:
+    """Run the bidirectional sync now. Exits 1 if the run failed."""
+    with app_context() as ctx, progress_bar("Sync") as bar:
+        report = run_sync(
+            ctx.db,
+            lambda: open_gateway(ctx),
+            clock=ctx.clock,
+            trigger="manual",
+            dry_run=dry_run,
+            progress=_PhaseBars(bar),
+        )
+    if json_:
+        print_json(report)
+    else:
+        console.print(report_table(report))
+        for failure in report.get("failures", [])[:20]:
+            err_console.print(
+                f"[red]{failure['code']}[/] {failure['salesforce_id']}: "
+                f"{failure['message']} — {failure['fix']}",
+                highlight=False,
+            )
+    if report["status"] != "succeeded":
+        if not json_:
+            err_console.print(f"[red]error:[/] {report['error']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def report_table(report: dict[str, Any]) -> Table:
+    kind = "Dry run" if report["dry_run"] else "Sync run"
+    table = Table(title=f"{kind} #{report['id']} — {report['status']}", show_header=False)
+    would = " (would)" if report["dry_run"] else ""
+    rows: list[tuple[str, Any]] = [
+        ("field", report["field"]),
+        ("trigger", report["trigger"]),
+        ("started", report["started_at"]),
+        ("duration", f"{report['duration_s']} s" if report["duration_s"] is not None else "-"),
+        ("opted out in Salesforce", f"{report['remote_opted_out']:,}"),
+        ("unsubscribed here", f"{report['local_unsubscribed']:,}"),
+        (f"pulled{would}", f"{report['pulled']:,}"),
+        (f"pushed{would}", f"{report['pushed']:,}"),
+        ("failed", ", ".join(f"{k}: {v}" for k, v in report["failed"].items()) or "0"),
+        ("not linked", f"{report['not_linked']:,}"),
+        ("re-opted out", str(len(report["reopted_out"]))),
+        ("API calls", str(report["api_calls"])),
+    ]
+    if report.get("error"):
+        rows.append(("error", report["error"]))
+    for label, value in rows:
+        table.add_row(label, str(value))
+    return table
+
+
+@app.command("history")
+def history_(
+    json_: bool = typer.Option(False, "--json", help="Print the reports as a JSON list."),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="How many runs, newest first."),
+) -> None:
+    """Past runs, newest first."""
+    with app_context() as ctx:
+        runs = history(ctx.db, limit)
+    if json_:
+        print_json(runs)
+        return
+    table = Table(title="Sync runs")
+    for column in (
+        "id",
+        "trigger",
+        "dry run",
+        "status",
+        "started",
+        "duration",
+        "pulled",
+        "pushed",
+        "failed",
+        "API calls",
+    ):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r["id"]),
+            r["trigger"],
+            "yes" if r["dry_run"] else "",
+            r["status"],
+            str(r["started_at"]),
+            f"{r['duration_s']} s" if r["duration_s"] is not None else "-",
+            str(r["pulled"]),
+            str(r["pushed"]),
+            str(sum(r["failed"].values())),
+            str(r["api_calls"]),
+        )
+    console.print(table)
+
+
+__all__ = ["PHASES", "app"]

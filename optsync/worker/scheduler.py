@@ -1,0 +1,134 @@
+"""The sync scheduler: start the nightly run when its time has come, exactly once.
+
+Every tick (30 s) each worker reads the settings afresh — so a changed schedule, time
+zone or the on/off switch takes effect without a restart — and asks the pure
+:func:`optsync.domain.schedule.due_run` whether a scheduled instant has passed without a
+run. The answer is recorded as the run's ``scheduled_for``, which is unique in the
+database: when several workers see the same due instant, exactly one INSERT wins and
+the others get an integrity error and do nothing. No clock comparison or lock in this
+process is needed for that, so it holds across machines.
+
+``installed_at`` is when the settings were last changed: turning the sync on at 21:00
+does not immediately run the 20:00 slot that was never promised, and a worker that
+was down for three nights runs once when it comes back (``due_run`` returns only the
+latest missed instant).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from optsync.bootstrap import Context
+from optsync.domain.schedule import ScheduleError, due_run
+from optsync.salesforce.gateway import SalesforceGateway, open_gateway
+from optsync.services.sync_run import (
+    RunInProgress,
+    SlotTaken,
+    SyncOptions,
+    SyncRunner,
+    start_run,
+)
+from optsync.services.sync_settings import get_settings
+from optsync.store import sync_runs
+from optsync.store.models import SyncSettings
+
+log = logging.getLogger(__name__)
+
+GatewayFactory = Callable[[], SalesforceGateway]
+
+
+def due_instant(ctx: Context, now: datetime) -> datetime | None:
+    """The scheduled instant to run now, or ``None`` (sync off, nothing due)."""
+    with ctx.db.transaction() as session:
+        settings = get_settings(session)
+        if not settings.sync_enabled:
+            return None
+        row = session.get(SyncSettings, 1)
+        if row is None:  # pragma: no cover - sync_enabled implies a stored row
+            return None
+        last = sync_runs.last_scheduled_for(session)
+        installed_at = row.updated_at
+    try:
+        return due_run(settings.schedule, settings.timezone, last, now, installed_at)
+    except ScheduleError as exc:  # stored by an older version; never crash the worker
+        log.error("the stored sync schedule is unusable", extra={"error": str(exc)})
+        return None
+
+
+def maybe_run_scheduled(
+    ctx: Context,
+    now: datetime,
+    *,
+    gateway: GatewayFactory | None = None,
+    options: SyncOptions | None = None,
+) -> dict[str, Any] | None:
+    """Start and carry out the due scheduled run, if any; returns its report.
+
+    Returns ``None`` when nothing is due, when another worker won this instant, or when
+    another run (a manual one) is still running — then the instant stays due and the
+    next tick after that run ends picks it up.
+    """
+    instant = due_instant(ctx, now)
+    if instant is None:
+        return None
+    options = options or SyncOptions()
+    try:
+        run_id = start_run(
+            ctx.db,
+            trigger="schedule",
+            dry_run=False,
+            now=now,
+            scheduled_for=instant,
+            stale_after=options.stale_after,
+            clock=ctx.clock,
+        )
+    except SlotTaken:
+        log.info(
+            "another worker started this scheduled sync",
+            extra={"scheduled_for": instant.isoformat()},
+        )
+        return None
+    except RunInProgress as exc:
+        log.info(
+            "a sync is already running; the scheduled one waits",
+            extra={"running": exc.run_id, "scheduled_for": instant.isoformat()},
+        )
+        return None
+    log.info(
+        "starting the scheduled sync",
+        extra={"run_id": run_id, "scheduled_for": instant.isoformat()},
+    )
+    factory = gateway or (lambda: open_gateway(ctx))
+    report = SyncRunner(ctx.db, run_id, factory, clock=ctx.clock, options=options).run()
+    log.info(
+        "scheduled sync finished",
+        extra={
+            "run_id": run_id,
+            "status": report["status"],
+            "pulled": report["pulled"],
+            "pushed": report["pushed"],
+            "api_calls": report["api_calls"],
+        },
+    )
+    return report
+
+
+def run_scheduler_loop(
+    ctx: Context,
+    stop: threading.Event,
+    tick_s: float = 30,
+    *,
+    gateway: GatewayFactory | None = None,
+    options: SyncOptions | None = None,
+) -> None:
+    """Tick until ``stop`` is set; a failing tick is logged and the loop goes on."""
+    while not stop.is_set():
+        try:
+            maybe_run_scheduled(ctx, ctx.clock(), gateway=gateway, options=options)
+        except Exception:  # a database blip must not kill the worker
+            log.exception("scheduler tick failed; trying again next tick")
+        stop.wait(tick_s)
