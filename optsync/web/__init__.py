@@ -1,0 +1,1 @@
+"""The web app: the public unsubscribe pages, the JSON API, health and metrics."""

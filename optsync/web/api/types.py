@@ -1,0 +1,25 @@
+"""Constrained input types shared by the API's models.
+
+Control characters are refused at the edge because PostgreSQL cannot store NUL in text
+and no name, reason or address legitimately contains one; ids are bounded to the 64-bit
+range both databases use, so an absurd id is a 422, never a database error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+MAX_ID = 2**63 - 1
+MAX_BATCH = 10_000
+
+Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]
+EmailText = Annotated[str, StringConstraints(max_length=320), Field(examples=["ann@example.com"])]
+PersonId = Annotated[int, Field(ge=1, le=MAX_ID, examples=[42])]
+Reason = Annotated[
+    str,
+    StringConstraints(max_length=1000, pattern=NO_CONTROL),
+    Field(description="Why (kept in the ledger), up to 1,000 characters."),
+]

@@ -1,0 +1,245 @@
+"""``/api/v1/unsubscribes``: record one or many unsubscribes; re-subscribe (admin).
+
+Sources an API client may claim: ``api`` (the default: the client's own decision, e.g. a
+reply saying "stop") and ``csv`` (a suppression list exported from another tool). The
+others are reserved for the paths that produce their evidence: ``page`` and ``one_click``
+only come from a signed link, ``cli`` from the command line, ``admin`` from the web app,
+``salesforce`` from a sync; letting a client claim them would make the ledger lie.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
+
+from optsync.bootstrap import Context
+from optsync.domain.optout import Source
+from optsync.services import bulk_unsubscribes, unsubscribes
+from optsync.services.optouts import ChangeResult, parse_email, resubscribe_email
+from optsync.services.salesforce_field import opt_out_field_state
+from optsync.services.sync_settings import get_settings
+from optsync.services.transactions import in_transaction
+from optsync.store.models import Person
+from optsync.web.api.auth import Caller, require_admin, require_token
+from optsync.web.api.types import MAX_BATCH, MAX_ID, NO_CONTROL, EmailText, PersonId, Reason
+from optsync.web.deps import evidence_of, get_context
+from optsync.web.errors import ApiError, error_responses
+from optsync.web.metrics import UNSUBSCRIBES
+
+router = APIRouter(tags=["unsubscribes"])
+
+
+class ApiSource(StrEnum):
+    """The sources an API client may claim (see the module docstring)."""
+
+    API = "api"
+    CSV = "csv"
+
+
+class UnsubscribeIn(BaseModel):
+    """Exactly one of ``email`` (added if unknown) and ``person_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailText | None = None
+    person_id: PersonId | None = None
+    source: ApiSource = ApiSource.API
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> UnsubscribeIn:
+        if (self.email is None) == (self.person_id is None):
+            raise ValueError("give exactly one of email and person_id")
+        return self
+
+
+class UnsubscribeOut(BaseModel):
+    person_id: int
+    email: str
+    changed: bool = Field(description="true: unsubscribed now (201); false: already was (200).")
+    unsubscribed_at: datetime | None
+    source: str | None = Field(description="The source of the unsubscribe in force.")
+
+
+class BulkUnsubscribeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    emails: list[EmailText] = Field(max_length=MAX_BATCH, description="Up to 10,000 addresses.")
+    source: ApiSource = ApiSource.API
+    reason: Reason | None = None
+
+
+class ItemErrorOut(BaseModel):
+    index: int = Field(description="Position in `emails` (from 0).")
+    field: str
+    message: str
+
+
+class BulkUnsubscribeOut(BaseModel):
+    new: int = Field(description="Unsubscribed by this request.")
+    existing: int = Field(description="Already unsubscribed (or repeated in the request).")
+    errors: list[ItemErrorOut]
+
+
+class ResubscribeOut(BaseModel):
+    person_id: int
+    email: str
+    changed: bool = Field(description="false when the person was not unsubscribed.")
+    field: str = Field(description="The Salesforce field optsync writes for opt-outs.")
+    salesforce_field_still_set: bool | None = Field(
+        description="Whether Salesforce still has the field set (then the next sync opts "
+        "the person out again: clear it there too); null when it could not be checked."
+    )
+    salesforce_check: str | None = Field(description="Why the check gave null, if it did.")
+
+
+def _out(result: ChangeResult) -> UnsubscribeOut:
+    person = result.person
+    return UnsubscribeOut(
+        person_id=person.id,
+        email=person.email,
+        changed=result.changed,
+        unsubscribed_at=person.unsubscribed_at,
+        source=person.unsubscribe_source,
+    )
+
+
+@router.post(
+    "/unsubscribes",
+    response_model=UnsubscribeOut,
+    status_code=201,
+    summary="Unsubscribe one person (201 new, 200 already unsubscribed)",
+    responses=error_responses(
+        401,
+        404,
+        409,
+        413,
+        422,
+        also={200: {"model": UnsubscribeOut, "description": "Already unsubscribed"}},
+    ),
+)
+def unsubscribe_one(
+    body: UnsubscribeIn,
+    request: Request,
+    response: Response,
+    ctx: Context = Depends(get_context),
+    caller: Caller = Depends(require_token),
+) -> UnsubscribeOut:
+    source = Source(body.source.value)
+    evidence = evidence_of(request)
+    now = ctx.clock()
+
+    def work(session: Session) -> UnsubscribeOut:
+        if body.person_id is not None:
+            result = unsubscribes.unsubscribe_by_id(
+                session,
+                body.person_id,
+                source=source,
+                actor=caller.actor,
+                now=now,
+                reason=body.reason,
+                evidence=evidence,
+            )
+        else:
+            result = unsubscribes.unsubscribe_by_email(
+                session,
+                parse_email(body.email or ""),
+                source=source,
+                actor=caller.actor,
+                now=now,
+                reason=body.reason,
+                evidence=evidence,
+            )
+        return _out(result)
+
+    out = in_transaction(ctx.db, work)
+    if out.changed:
+        UNSUBSCRIBES.labels(source.value).inc()
+    response.status_code = 201 if out.changed else 200
+    return out
+
+
+@router.post(
+    "/unsubscribes/bulk",
+    response_model=BulkUnsubscribeOut,
+    summary="Unsubscribe up to 10,000 addresses; bad ones are reported, not fatal",
+    responses=error_responses(401, 413, 422),
+)
+def unsubscribe_many(
+    body: BulkUnsubscribeIn,
+    request: Request,
+    ctx: Context = Depends(get_context),
+    caller: Caller = Depends(require_token),
+) -> BulkUnsubscribeOut:
+    report = bulk_unsubscribes.unsubscribe_many(
+        ctx.db,
+        body.emails,
+        source=Source(body.source.value),
+        actor=caller.actor,
+        now=ctx.clock(),
+        reason=body.reason,
+        evidence=evidence_of(request),
+    )
+    if report.new:
+        UNSUBSCRIBES.labels(body.source.value).inc(report.new)
+    return BulkUnsubscribeOut(
+        new=report.new,
+        existing=report.existing,
+        errors=[
+            ItemErrorOut(index=e.index, field=e.field, message=e.message) for e in report.errors
+        ],
+    )
+
+
+@router.delete(
+    "/unsubscribes/{person_id}",
+    response_model=ResubscribeOut,
+    summary="Re-subscribe a person (admin token; ledger entry kept, nothing sent to Salesforce)",
+    responses=error_responses(401, 403, 404, 422),
+)
+def resubscribe(
+    person_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    reason: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=1000,
+            pattern=NO_CONTROL,
+            description="Why this person may be emailed again.",
+        ),
+    ],
+    request: Request,
+    ctx: Context = Depends(get_context),
+    caller: Caller = Depends(require_admin),
+) -> ResubscribeOut:
+    def work(session: Session) -> tuple[ChangeResult, str]:
+        person = unsubscribes.lock_person(session, person_id)
+        if person is None:
+            raise ApiError(404, f"person_id: no person {person_id}.", field="person_id")
+        result = resubscribe_email(
+            session,
+            person.email,
+            source=Source.API,
+            actor=caller.actor,
+            now=ctx.clock(),
+            reason=reason,
+            evidence=evidence_of(request),
+        )
+        return result, get_settings(session).push_field()
+
+    result, field = in_transaction(ctx.db, work)
+    person: Person = result.person
+    state = opt_out_field_state(ctx, person.salesforce_id, person.salesforce_object, field)
+    return ResubscribeOut(
+        person_id=person.id,
+        email=person.email,
+        changed=result.changed,
+        field=field,
+        salesforce_field_still_set=state.still_set,
+        salesforce_check=state.note,
+    )

@@ -1,0 +1,52 @@
+"""``create_app(ctx)``: the FastAPI application, built from a context and nothing else.
+
+No module-level state: tests build one app per database, and ``optsync serve``,
+``optsync up`` and the demo build theirs from ``open_context()``. The admin pages
+(``/login``, ``/settings/…``) join as another router rendering ``templates/base.html``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from optsync import __version__
+from optsync.bootstrap import Context
+from optsync.services.links import UnsubscribeLinks
+from optsync.web import health, public
+from optsync.web.api import api_router
+from optsync.web.errors import install_error_handlers
+from optsync.web.guards import MAX_BODY_BYTES, RequestGuards
+
+STATIC = Path(__file__).parent / "static"
+
+DESCRIPTION = """Keeps email opt-outs consistent between a sales workspace and Salesforce.
+
+Every `/api/v1` route, and `/metrics`, needs `Authorization: Bearer <token>` (create one
+with `optsync token create NAME [--admin]`). Errors are always
+`{"error": {"code", "message", "field"}}` with a 4xx status. Request bodies are limited
+to 5 MiB (413)."""
+
+
+def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    app = FastAPI(
+        title="optsync",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        # The interactive docs load scripts from a CDN; /openapi.json is the contract.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.links = UnsubscribeLinks.from_settings(ctx.settings)
+    app.state.schema_head = ctx.db.head_revision()
+    install_error_handlers(app)
+    app.include_router(public.router)
+    app.include_router(health.router)
+    app.include_router(api_router())
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes)
+    return app

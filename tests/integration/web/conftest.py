@@ -1,0 +1,86 @@
+"""An app per test, built with ``create_app`` on the ``database_url`` fixture (SQLite and,
+when configured, PostgreSQL), a fake clock, and tokens to call the API with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from optsync.bootstrap import Context
+from optsync.services.accounts import create_token
+from optsync.services.links import UnsubscribeLinks
+from optsync.settings import load_settings
+from optsync.store.db import Database
+from optsync.store.models import LedgerEntry, OutboxPush, Person
+from optsync.web.app import create_app
+
+BASE_URL = "https://optsync.test"
+
+
+@pytest.fixture
+def ctx(database_url: str, tmp_path: Path, clock) -> Iterator[Context]:
+    settings = load_settings(
+        data_dir=tmp_path / "data", database_url=database_url, secret_key="test", base_url=BASE_URL
+    )
+    context = Context(settings=settings, db=Database(database_url), clock=clock)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def app(ctx: Context):
+    return create_app(ctx)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def links(ctx: Context) -> UnsubscribeLinks:
+    return UnsubscribeLinks("test", BASE_URL)
+
+
+def _token(ctx: Context, name: str, admin: bool) -> str:
+    with ctx.db.transaction() as s:
+        return create_token(s, name, is_admin=admin, now=ctx.clock())
+
+
+@pytest.fixture
+def admin_headers(ctx: Context) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(ctx, 'admin-script', True)}"}
+
+
+@pytest.fixture
+def member_headers(ctx: Context) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(ctx, 'mailer', False)}"}
+
+
+def counts(db: Database) -> tuple[int, int, int, int]:
+    """(persons, unsubscribed persons, ledger entries, outbox rows)."""
+    with db.transaction() as s:
+        return (
+            s.scalar(select(func.count()).select_from(Person)),
+            s.scalar(select(func.count()).select_from(Person).where(Person.unsubscribed)),
+            s.scalar(select(func.count()).select_from(LedgerEntry)),
+            s.scalar(select(func.count()).select_from(OutboxPush)),
+        )
+
+
+def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    if field is not None:
+        assert body["error"].get("field") == field, body
+    return body["error"]
