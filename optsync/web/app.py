@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from optsync import __version__
 from optsync.bootstrap import Context
 from optsync.services.links import UnsubscribeLinks
+from optsync.services.sync_launcher import SyncLauncher
 from optsync.web import health, public
 from optsync.web.api import api_router
 from optsync.web.errors import install_error_handlers
@@ -43,6 +44,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     app.state.ctx = ctx
     app.state.links = UnsubscribeLinks.from_settings(ctx.settings)
     app.state.schema_head = ctx.db.head_revision()
+    app.state.sync_launcher = SyncLauncher(ctx)
     install_error_handlers(app)
     app.include_router(public.router)
     app.include_router(health.router)
