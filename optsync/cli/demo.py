@@ -93,11 +93,11 @@ def _connect(ctx: Context, emu) -> None:  # type: ignore[no-untyped-def]
 
 
 def _pull(ctx: Context) -> None:
-    from optsync.salesforce.gateway import open_gateway
+    from optsync.salesforce.gateway import LONG_JOB_RETRIES, open_gateway
     from optsync.services.persons_pull import pull_persons
 
     console.print("Pulling persons from Salesforce...")
-    with open_gateway(ctx) as gateway:
+    with open_gateway(ctx, retries=LONG_JOB_RETRIES) as gateway:
         reports = pull_persons(ctx.db, gateway, now=ctx.clock())
     console.print(", ".join(f"{r.created:,} persons from {obj}s" for obj, r in reports.items()))
 

@@ -66,7 +66,7 @@ def pull(
     """Create or link persons from Salesforce Contacts and Leads that have an email."""
     from optsync.cli.common import print_json
     from optsync.errors import UsageError
-    from optsync.salesforce.gateway import open_gateway
+    from optsync.salesforce.gateway import LONG_JOB_RETRIES, open_gateway
     from optsync.services.persons_pull import OBJECTS, pull_persons
 
     objects = [o.strip() for o in object_.split(",") if o.strip()]
@@ -76,7 +76,7 @@ def pull(
             f"--object: {', '.join(bad) or 'nothing'} is not Contact or Lead.",
             field="--object", fix="Use --object Contact,Lead.",
         )
-    with app_context() as ctx, open_gateway(ctx) as gateway:
+    with app_context() as ctx, open_gateway(ctx, retries=LONG_JOB_RETRIES) as gateway:
         with progress_bar("Pulling") as bar:
             tasks = {o: bar.add_task(f"Pulling {o}s", total=None) for o in objects}
             reports = pull_persons(

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from optsync.emulator.errors import SalesforceError
@@ -105,6 +105,9 @@ def api(endpoint: str | Callable[[Request], str]) -> Callable[[Handler], Callabl
                 response = sf_json(exc.rest_body(), exc.status)
                 if exc.status == 503:
                     response.headers["Retry-After"] = "1"
+            except ClientDisconnect:  # the client died mid-request (a killed worker)
+                log.info("client went away during %s", request.url.path)
+                return Response(status_code=499)
             except Exception:  # an emulator bug must still answer like Salesforce does
                 log.exception("emulator route %s failed", request.url.path)
                 response = sf_json([{"message": "An unexpected error occurred. Please include "

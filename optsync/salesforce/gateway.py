@@ -22,7 +22,9 @@ behaviour into optsync's contract:
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,8 +34,9 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from optsync.domain.failures import Classification, classify
+from optsync.domain.failures import Classification, Outcome, classify
 from optsync.domain.ids import InvalidSalesforceId, object_type, to_18
+from optsync.domain.retry import Jitter, RetryPolicy, backoff_delay
 from optsync.errors import UsageError
 from optsync.salesforce import soql
 from optsync.salesforce.auth import Token, fetch_token
@@ -98,6 +101,11 @@ class _SessionExpired(Exception):
         self.error = error
 
 
+LONG_JOB_RETRIES = 4
+"""Transient-failure retries per call for long jobs (sync runs, pulls): with backoff of
+0.5-8 s they ride out a short Salesforce blip instead of failing the whole job."""
+
+
 class SalesforceGateway:
     """Every Salesforce call optsync makes, over one connection."""
 
@@ -107,9 +115,14 @@ class SalesforceGateway:
         *,
         http: requests.Session | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        retries: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.config = config
         self.timeout = timeout
+        self.retries = retries
+        self.retry_policy = RetryPolicy(base_s=0.5, cap_s=8.0, jitter=Jitter.EQUAL)
+        self._sleep = sleep
         self.http = http or build_session(ca_bundle=config.ca_bundle, timeout=timeout)
         self.api_calls = 0
         self.calls_by_endpoint: Counter[str] = Counter()
@@ -177,9 +190,26 @@ class SalesforceGateway:
         """Run one API request ``fn(client)``; on an expired session renew once and repeat.
 
         The extension point for adapters built on the gateway (Bulk 2.0): ``fn`` must make
-        exactly one HTTP request and may run twice (after a renewal), so it must be safe
-        to repeat (rewind any streamed body). ``endpoint`` names it in the counters.
+        exactly one HTTP request and may run again (after a renewal, or a transient failure
+        when ``retries`` is set), so it must be safe to repeat (rewind any streamed body).
+        ``endpoint`` names it in the counters.
+
+        With ``retries`` (long jobs: a sync run, a pull), a transient failure (timeout,
+        5xx, lock, concurrent-request limit) is retried with exponential backoff and
+        jitter up to ``retries`` times before it is raised; the push worker keeps
+        ``retries=0`` because its outbox retries each record on its own schedule.
         """
+        attempt = 0
+        while True:
+            try:
+                return self._call_once(endpoint, fn)
+            except SalesforceCallError as exc:
+                if attempt >= self.retries or exc.outcome is not Outcome.RETRY:
+                    raise
+                attempt += 1
+                self._sleep(backoff_delay(self.retry_policy, attempt, random.random))
+
+    def _call_once(self, endpoint: str, fn: Callable[[Salesforce], T]) -> T:
         client = self._current()
         try:
             return self._attempt(endpoint, client, fn)
@@ -469,15 +499,17 @@ def _with_id(result: RecordResult, salesforce_id: str) -> RecordResult:
 # -- construction -----------------------------------------------------------------------
 
 
-def from_settings(settings: Settings, db_session: Session) -> SalesforceGateway:
+def from_settings(
+    settings: Settings, db_session: Session, *, retries: int = 0
+) -> SalesforceGateway:
     """The gateway for the connection in force (``OPTSYNC_SF_*`` win over the stored one)."""
     config = resolve_connection(settings, db_session)
     if config is None:
         raise UsageError(NO_CONNECTION, field="salesforce")
-    return SalesforceGateway(config)
+    return SalesforceGateway(config, retries=retries)
 
 
-def open_gateway(ctx: Context) -> SalesforceGateway:
+def open_gateway(ctx: Context, *, retries: int = 0) -> SalesforceGateway:
     """:func:`from_settings` for a command, web request or worker context."""
     with ctx.db.transaction() as session:
-        return from_settings(ctx.settings, session)
+        return from_settings(ctx.settings, session, retries=retries)

@@ -24,7 +24,7 @@ from typing import Any
 
 from optsync.bootstrap import Context
 from optsync.domain.schedule import ScheduleError, due_run
-from optsync.salesforce.gateway import SalesforceGateway, open_gateway
+from optsync.salesforce.gateway import LONG_JOB_RETRIES, SalesforceGateway, open_gateway
 from optsync.services.sync_run import (
     RunInProgress,
     SlotTaken,
@@ -102,7 +102,7 @@ def maybe_run_scheduled(
         "starting the scheduled sync",
         extra={"run_id": run_id, "scheduled_for": instant.isoformat()},
     )
-    factory = gateway or (lambda: open_gateway(ctx))
+    factory = gateway or (lambda: open_gateway(ctx, retries=LONG_JOB_RETRIES))
     report = SyncRunner(ctx.db, run_id, factory, clock=ctx.clock, options=options).run()
     log.info(
         "scheduled sync finished",
