@@ -109,9 +109,10 @@ def test_a_scheduled_run_waits_for_a_manual_one(db, clock):
     assert report is not None and report["scheduled_for"] == "2026-06-02T03:00:00+00:00"
 
 
-def test_two_racing_schedulers_start_exactly_one_run(database_url, db, clock):
-    if database_url.startswith("sqlite"):
-        pytest.skip("the race is meaningful with concurrent writers (PostgreSQL)")
+@pytest.mark.postgres
+def test_two_racing_schedulers_start_exactly_one_run(pg_db, postgres_url, clock):
+    """The race is meaningful with concurrent writers: a PostgreSQL deployment."""
+    db, database_url = pg_db, postgres_url
     clock.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     set_field(db, clock, sync_enabled=True)
     clock.now = datetime(2026, 6, 2, 3, 0, 5, tzinfo=UTC)

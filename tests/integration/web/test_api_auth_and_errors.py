@@ -150,8 +150,8 @@ def test_openapi_declares_bearer_auth_and_error_shapes(client):
         assert ref.endswith("/ErrorOut")
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert "security" not in spec["paths"]["/healthz"]["get"]
-    for missing in ("/api/v1/salesforce/check", "/api/v1/sync/runs"):
-        assert missing not in spec["paths"]
+    assert spec["paths"]["/api/v1/salesforce/check"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert spec["paths"]["/api/v1/sync/runs"]["post"]["security"] == [{"HTTPBearer": []}]
 
 
 def test_an_unexpected_failure_is_a_json_500_without_details(client, member_headers, monkeypatch):
