@@ -77,6 +77,24 @@ def get_or_create_person(session: Session, email: str, now: datetime) -> tuple[P
     return person, True
 
 
+def lock_person(session: Session, person_id: int) -> Person | None:
+    """Load a person for update: ``FOR UPDATE`` on PostgreSQL; on SQLite, which has no
+    row locks, ``BEGIN IMMEDIATE`` takes the database's write lock before the read (unless
+    this transaction already writes, and so holds it)."""
+    if session.get_bind().dialect.name == "sqlite":
+        connection = session.connection()
+        if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # populate_existing: a person read earlier in this transaction must be re-read under
+    # the lock, or a concurrent unsubscribe that committed meanwhile would be missed
+    return session.scalars(
+        select(Person)
+        .where(Person.id == person_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def unsubscribe_person(
     session: Session,
     person: Person,
@@ -117,7 +135,9 @@ def unsubscribe_email(
 ) -> ChangeResult:
     """Unsubscribe an address; an unknown address becomes a (not linked) person first,
     because a suppression must hold even for someone we have never emailed."""
-    person, _ = get_or_create_person(session, parse_email(email), now)
+    found, _ = get_or_create_person(session, parse_email(email), now)
+    person = lock_person(session, found.id)
+    assert person is not None, "the person was just read or created in this transaction"
     return unsubscribe_person(
         session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
     )

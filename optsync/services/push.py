@@ -23,9 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from optsync.clock import Clock
 from optsync.domain.failures import Classification, Outcome, unfollowable
 from optsync.domain.retry import DecisionKind, RetryPolicy, decide
@@ -39,8 +36,8 @@ from optsync.metrics import (
 from optsync.salesforce.gateway import RecordResult, SalesforceCallError, Target
 from optsync.services.sync_settings import get_settings
 from optsync.store.db import Database
-from optsync.store.models import Person
 from optsync.store.outbox import ClaimedPush, Settlement, claim_due, settle
+from optsync.store.persons import relink
 
 BATCH_SIZE = 200  # one sObject Collections call
 DEFAULT_LEASE = timedelta(minutes=2)
@@ -165,7 +162,7 @@ class Pusher:
             report.merge(chunk_report)
         with self.db.transaction() as session:
             settle(session, self.worker, settlements, self.clock())
-            _relink(session, relinks, self.clock())
+            relink(session, relinks, self.clock())
         return report
 
     def _push_chunk(
@@ -346,25 +343,3 @@ class Pusher:
 
 def _merged_masters(gw: PushGateway, obj: str, ids: list[str]) -> dict[str, str | None]:
     return gw.merged_masters(ids, obj)
-
-
-def _relink(session: Session, relinks: dict[int, str], now: datetime) -> None:
-    """A person whose Lead was converted (or record merged) now points at the survivor,
-    unless another person already holds that record."""
-    if not relinks:
-        return
-    taken = set(
-        session.scalars(
-            select(Person.salesforce_id).where(Person.salesforce_id.in_(list(relinks.values())))
-        )
-    )
-    for person_id, new_id in relinks.items():
-        if new_id in taken:
-            continue
-        obj = "Contact" if new_id.startswith("003") else "Lead"
-        session.execute(
-            update(Person)
-            .where(Person.id == person_id)
-            .values(salesforce_id=new_id, salesforce_object=obj, updated_at=now)
-        )
-        taken.add(new_id)

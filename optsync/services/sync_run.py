@@ -53,6 +53,7 @@ from optsync.salesforce.bulk import BulkApi
 from optsync.salesforce.errors import SalesforceCallError
 from optsync.salesforce.gateway import RecordResult, SalesforceGateway, Target
 from optsync.services.sync_settings import get_settings
+from optsync.store import persons as persons_store
 from optsync.store import sync_runs
 from optsync.store.db import Database
 from optsync.store.models import SyncRun
@@ -460,7 +461,7 @@ class SyncRunner:
                 failed += self._push_object(obj, use_bulk, state)
             self._settle(failed, state)
         with self.db.transaction() as session:
-            relinked = sync_runs.relink(session, state.relinks, self.clock())
+            relinked = persons_store.relink(session, state.relinks, self.clock())
             sync_runs.add_failures(session, self.run_id, [f.as_dict() for f in state.failures])
         codes = Counter(f.code for f in state.failures)
         self.report.update(

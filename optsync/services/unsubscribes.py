@@ -11,24 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from optsync.domain.optout import Source
 from optsync.errors import NotFoundError
-from optsync.services.optouts import ChangeResult, get_or_create_person, unsubscribe_person
-from optsync.store.models import Person
+from optsync.services.optouts import (
+    ChangeResult,
+    lock_person,
+    unsubscribe_email,
+    unsubscribe_person,
+)
 
-
-def lock_person(session: Session, person_id: int) -> Person | None:
-    """Load a person for update: ``FOR UPDATE`` on PostgreSQL; on SQLite, which has no
-    row locks, ``BEGIN IMMEDIATE`` takes the database's write lock before the read (unless
-    this transaction already writes, and so holds it)."""
-    if session.get_bind().dialect.name == "sqlite":
-        connection = session.connection()
-        if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-    return session.scalars(select(Person).where(Person.id == person_id).with_for_update()).first()
+__all__ = ["lock_person", "unsubscribe_by_email", "unsubscribe_by_id"]
 
 
 def unsubscribe_by_id(
@@ -62,7 +56,6 @@ def unsubscribe_by_email(
 ) -> ChangeResult:
     """Unsubscribe a normalised address, adding the person if new (the suppression must
     hold even for someone never emailed)."""
-    person, _ = get_or_create_person(session, email, now)
-    return unsubscribe_by_id(
-        session, person.id, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+    return unsubscribe_email(
+        session, email, source=source, actor=actor, now=now, reason=reason, evidence=evidence
     )

@@ -4,9 +4,9 @@ and run the setup checks, for scripts and monitoring."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
@@ -19,6 +19,7 @@ from optsync.services import sync_run
 from optsync.services.salesforce_setup import run_checks
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.web.api.auth import Caller, require_admin, require_token
+from optsync.web.api.types import MAX_ID
 from optsync.web.deps import get_context
 from optsync.web.errors import ApiError, error_responses
 
@@ -138,7 +139,7 @@ def list_sync_runs(
     responses=error_responses(401, 404, 422),
 )
 def read_sync_run(
-    run_id: int,
+    run_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ctx: Context = Depends(get_context),
     _caller: Caller = Depends(require_token),
 ) -> dict[str, Any]:
