@@ -10,6 +10,7 @@ and puts its output next to the target it answers to and the naive approach it r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -54,6 +55,22 @@ def run(cmd: list[str]) -> tuple[str, float, int]:
     return out, time.perf_counter() - started, proc.returncode
 
 
+def soak_section() -> list[str]:
+    """The last long soak (`make soak`), from the summary it saved in docs/."""
+    path = ROOT / "docs" / "soak-summary.json"
+    if not path.exists():
+        return []
+    summary = json.loads(path.read_text())
+    return [
+        "## Soak (fault, load and concurrency)", "",
+        "`make soak` (`OPTSYNC_SOAK_SECONDS=1800 pytest tests/soak -s`, PostgreSQL): "
+        f"{summary['duration_s'] / 60:.0f} minutes with {summary['workers']} workers and "
+        f"{summary['web_processes']} web processes; every invariant held. CI runs the same "
+        "scenario for 40 seconds on every change.", "",
+        "```json", json.dumps(summary, indent=2), "```", "",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated bench names")
@@ -84,6 +101,7 @@ def main() -> int:
             failures += code != 0
             print(out, flush=True)
             lines += [f"`{shown}` ({seconds:.0f} s)", "", "```", out, "```", ""]
+    lines += soak_section()
     Path(args.output).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.output}")
     return 1 if failures else 0
