@@ -17,6 +17,7 @@ from optsync.bootstrap import Context
 from optsync.services.links import UnsubscribeLinks
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.web import health, public
+from optsync.web.admin import install_admin
 from optsync.web.api import api_router
 from optsync.web.errors import install_error_handlers
 from optsync.web.guards import MAX_BODY_BYTES, RequestGuards
@@ -51,4 +52,5 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     app.include_router(api_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes)
+    install_admin(app, ctx)
     return app

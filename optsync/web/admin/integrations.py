@@ -1,0 +1,367 @@
+"""The Integrations tab: the unsubscribe-sync settings, setup checks, next run, Sync now
+and Dry run, run history, the activity chart and the Salesforce connection.
+
+Saving validates every field on its own so each error shows next to its field, and
+stores nothing unless all are valid. Stored secrets are never sent back to the browser:
+secret inputs are always empty, a badge says one is stored, and leaving the input empty
+keeps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+from starlette.datastructures import FormData, UploadFile
+
+from optsync.bootstrap import Context
+from optsync.domain.schedule import ScheduleError, next_run
+from optsync.errors import OptsyncError, UsageError
+from optsync.salesforce.connection import (
+    DEFAULT_API_VERSION,
+    ConnectionConfig,
+    delete_connection,
+    env_overrides,
+    load_connection,
+    read_private_key,
+    save_connection,
+)
+from optsync.services.sync_run import history
+from optsync.services.sync_settings import (
+    SyncSettingsView,
+    get_settings,
+    update_settings,
+    validate_changes,
+)
+from optsync.store.models import SalesforceConnection
+from optsync.web.admin.activity import last_days
+from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
+from optsync.web.admin.chart import activity_svg, legend, sources_in
+from optsync.web.admin.remote import connection_config, setup_checks, try_connection
+from optsync.web.admin.templating import Crumb, flash, redirect, render
+from optsync.web.deps import get_context
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
+
+BASE = "/settings/admin/unsubscribes"
+TAB = f"{BASE}?tab=integrations"
+CRUMBS: list[Crumb] = [
+    ("Settings", "/settings"),
+    ("Admin Settings", "/settings#admin-settings"),
+    ("Unsubscribes", BASE),
+    ("Integrations tab", None),
+]
+COMMON_ZONES = (
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "UTC",
+)
+AUTH_LABELS = {
+    "client_credentials": "Client credentials",
+    "jwt": "JWT bearer (private key)",
+    "password": "Username and password",
+}
+MAX_PEM = 64 * 1024
+
+
+def _next_run_text(settings: SyncSettingsView, now: datetime) -> dict[str, str] | None:
+    if not settings.sync_enabled:
+        return None
+    try:
+        at = next_run(settings.schedule, settings.timezone, now)
+    except ScheduleError:
+        return None
+    local = at.astimezone(ZoneInfo(settings.timezone))
+    return {
+        "local": local.strftime("%A %Y-%m-%d %H:%M %Z"),
+        "zone": settings.timezone,
+        "utc": at.strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_tab(
+    request: Request,
+    ctx: Context,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    conn_values: dict[str, Any] | None = None,
+    conn_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The whole tab; ``values``/``errors`` re-show a form that failed validation."""
+    now = ctx.clock()
+    with ctx.db.transaction() as session:
+        settings = get_settings(session)
+        days = last_days(session, now)
+        row = session.get(SalesforceConnection, 1)
+        stored = None
+        if row is not None:
+            stored = {
+                "auth": row.auth,
+                "login_url": row.login_url,
+                "client_id": row.client_id,
+                "username": row.username,
+                "api_version": row.api_version,
+                "ca_bundle": row.ca_bundle,
+                "updated_at": row.updated_at,
+            }
+    stored_secrets = _stored_secret_names(ctx) if stored else set()
+    checks = setup_checks(ctx)
+    runs = history(ctx.db, 20)
+    env = sorted(env_overrides(ctx.settings)) if _env_set(ctx) else []
+    return render(
+        request,
+        "admin/integrations_tab.html",
+        title="Integrations",
+        crumbs=CRUMBS,
+        status=status,
+        tab="integrations",
+        settings=settings,
+        values=values or settings.as_dict(),
+        errors=errors or {},
+        zones=COMMON_ZONES,
+        next_run=_next_run_text(settings, now),
+        checks=checks,
+        runs=runs,
+        tz=settings.timezone,
+        chart=Markup(activity_svg(days, title="Unsubscribes and pushes, last 30 days")),  # noqa: S704 (built from escaped parts)
+        legend=legend(days),
+        days=days,
+        chart_sources=sources_in(days),
+        stored=stored,
+        stored_secrets=stored_secrets,
+        env=env,
+        conn=conn_values
+        or (stored or {"auth": "client_credentials", "api_version": DEFAULT_API_VERSION}),
+        conn_errors=conn_errors or {},
+        auth_labels=AUTH_LABELS,
+    )
+
+
+def _env_set(ctx: Context) -> bool:
+    try:
+        return bool(env_overrides(ctx.settings))
+    except OptsyncError:
+        return True
+
+
+def _stored_secret_names(ctx: Context) -> set[str]:
+    try:
+        with ctx.db.transaction() as session:
+            config = load_connection(session, ctx.settings.resolved_secret_key)
+    except OptsyncError:
+        return set()
+    if config is None:
+        return set()
+    return {name for name in ("client_secret", "password", "private_key") if getattr(config, name)}
+
+
+# -- sync settings ----------------------------------------------------------------------
+
+
+def _settings_changes(form: FormData) -> dict[str, Any]:
+    return {
+        "sync_enabled": form.get("sync_enabled") in ("on", "true", "1"),
+        "field": str(form.get("field") or ""),
+        "sales_opt_out_field": str(form.get("sales_opt_out_field") or "").strip(),
+        "schedule": " ".join(str(form.get("schedule") or "").split()),
+        "timezone": str(form.get("timezone") or "").strip(),
+    }
+
+
+def field_errors(current: SyncSettingsView, changes: dict[str, Any]) -> dict[str, str]:
+    """Each field checked on its own, so every mistake is shown at once."""
+    errors: dict[str, str] = {}
+    for key, value in changes.items():
+        try:
+            validate_changes(current, {key: value})
+        except UsageError as exc:
+            errors[key] = exc.message.removeprefix(f"{key}: ")
+    return errors
+
+
+@router.post(f"{BASE}/integrations/settings", response_class=HTMLResponse)
+async def save_settings(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    form = await request.form()
+    changes = _settings_changes(form)
+
+    def work() -> dict[str, str]:
+        with ctx.db.transaction() as session:
+            errors = field_errors(get_settings(session), changes)
+            if not errors:
+                update_settings(session, changes, actor=user.actor, now=ctx.clock())
+            return errors
+
+    errors = await run_in_threadpool(work)
+    if errors:
+        return await run_in_threadpool(
+            lambda: render_tab(request, ctx, values=changes, errors=errors, status=422)
+        )
+    flash(request, "Settings saved.")
+    return redirect(TAB + "#sync-settings")
+
+
+# -- Salesforce connection --------------------------------------------------------------
+
+
+async def _private_key(form: FormData) -> str | None:
+    """The PEM from the upload, else from a path on the server, else ``None``."""
+    upload = form.get("private_key_file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await upload.read(MAX_PEM + 1)
+        if len(data) > MAX_PEM:
+            raise UsageError(
+                "private_key: the file is too large for a PEM key.", field="private_key"
+            )
+        try:
+            return data.decode("ascii")
+        except UnicodeDecodeError:
+            raise UsageError(
+                "private_key: the file is not a PEM text file.", field="private_key"
+            ) from None
+    path = str(form.get("private_key_path") or "").strip()
+    if path:
+        return read_private_key(Path(path))
+    return None
+
+
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    text = value.strip() if isinstance(value, str) else ""
+    return text or None
+
+
+def _connection_values(form: FormData) -> dict[str, Any]:
+    """What the form showed, to re-show it after an error (never the secrets)."""
+    return {
+        name: _text(form, name) or ""
+        for name in (
+            "auth",
+            "login_url",
+            "client_id",
+            "username",
+            "api_version",
+            "ca_bundle",
+            "private_key_path",
+        )
+    }
+
+
+async def _config_from(form: FormData, ctx: Context) -> ConnectionConfig:
+    """The submitted connection; secrets left empty keep the stored ones."""
+    auth = _text(form, "auth") or ""
+    with ctx.db.transaction() as session:
+        try:
+            stored = load_connection(session, ctx.settings.resolved_secret_key)
+        except OptsyncError:
+            stored = None
+    config = ConnectionConfig(
+        auth=auth,
+        login_url=_text(form, "login_url") or "",
+        client_id=_text(form, "client_id"),
+        client_secret=_text(form, "client_secret"),
+        username=_text(form, "username"),
+        password=_text(form, "password"),
+        private_key=await _private_key(form),
+        api_version=_text(form, "api_version") or DEFAULT_API_VERSION,
+        ca_bundle=_text(form, "ca_bundle"),
+    )
+    if stored is not None:
+        kept = {
+            name: getattr(stored, name)
+            for name in ("client_secret", "password", "private_key")
+            if not getattr(config, name) and getattr(stored, name)
+        }
+        config = replace(config, **kept)
+    return config.validated()
+
+
+@router.post(f"{BASE}/integrations/connection", response_class=HTMLResponse)
+async def save_salesforce_connection(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    form = await request.form()
+    action = str(form.get("action") or "save")
+    try:
+        config = await _config_from(form, ctx)
+    except UsageError as exc:
+        errors = {exc.field or "auth": str(exc)}
+        return await run_in_threadpool(
+            lambda: render_tab(
+                request, ctx, conn_values=_connection_values(form), conn_errors=errors, status=422
+            )
+        )
+    if action == "test":
+        ok, message = await run_in_threadpool(try_connection, config)
+        flash(request, "Tested only, not saved. " + message, "ok" if ok else "error")
+        return redirect(TAB + "#connection")
+
+    def store() -> None:
+        with ctx.db.transaction() as session:
+            save_connection(session, config, ctx.settings.resolved_secret_key, now=ctx.clock())
+
+    await run_in_threadpool(store)
+    ok, message = await run_in_threadpool(try_connection, config)
+    flash(request, "Connection saved. " + message, "ok" if ok else "error")
+    return redirect(TAB + "#connection")
+
+
+@router.post(f"{BASE}/integrations/connection/test", response_class=HTMLResponse)
+async def test_stored_connection(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    config, problem = await run_in_threadpool(connection_config, ctx)
+    if config is None:
+        flash(request, problem or "No Salesforce connection is configured.", "error")
+    else:
+        ok, message = await run_in_threadpool(try_connection, config)
+        flash(request, message, "ok" if ok else "error")
+    return redirect(TAB + "#connection")
+
+
+@router.post(f"{BASE}/integrations/connection/delete", response_class=HTMLResponse)
+async def disconnect(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    def work() -> bool:
+        with ctx.db.transaction() as session:
+            return delete_connection(session)
+
+    if await run_in_threadpool(work):
+        flash(
+            request,
+            "Disconnected: the stored connection and its secrets are deleted. "
+            "Pushes wait until a connection exists again.",
+            "warn",
+        )
+    else:
+        flash(request, "There was no stored connection.")
+    return redirect(TAB + "#connection")

@@ -1,0 +1,83 @@
+"""Sync now, Dry run, and a run's page: live progress while it runs (the page refreshes
+itself every 2 seconds with ``<meta http-equiv="refresh">``, no JavaScript), then the
+report."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from optsync.bootstrap import Context
+from optsync.errors import NotFoundError
+from optsync.services.sync_launcher import SyncLauncher
+from optsync.services.sync_run import PHASES, RunInProgress, get_report
+from optsync.services.sync_settings import get_settings
+from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
+from optsync.web.admin.templating import flash, redirect, render
+from optsync.web.deps import get_context
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
+
+BASE = "/settings/admin/unsubscribes"
+REFRESH_SECONDS = 2
+
+
+def launcher_of(request: Request) -> SyncLauncher:
+    launcher: SyncLauncher = request.app.state.sync_launcher
+    return launcher
+
+
+@router.post(f"{BASE}/runs", response_class=HTMLResponse)
+async def start(
+    request: Request,
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    form = await request.form()
+    dry_run = form.get("mode") == "dry_run"
+    try:
+        run_id = await run_in_threadpool(lambda: launcher_of(request).start(dry_run=dry_run))
+    except RunInProgress as exc:
+        flash(request, "A sync run is already in progress; it is shown below.", "warn")
+        if exc.run_id is not None:
+            return redirect(f"{BASE}/runs/{exc.run_id}")
+        return redirect(f"{BASE}?tab=integrations#runs")
+    return redirect(f"{BASE}/runs/{run_id}")
+
+
+@router.get(BASE + "/runs/{run_id}", response_class=HTMLResponse)
+def run_page(
+    request: Request,
+    run_id: int,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    try:
+        report = get_report(ctx.db, run_id)
+    except NotFoundError:
+        raise PageError(404, "No such run", f"There is no sync run #{run_id}.") from None
+    with ctx.db.transaction() as session:
+        tz = get_settings(session).timezone
+    running = report["status"] == "running"
+    kind = "Dry run" if report["dry_run"] else "Sync run"
+    return render(
+        request,
+        "admin/run.html",
+        title=f"{kind} #{run_id}",
+        crumbs=[
+            ("Settings", "/settings"),
+            ("Admin Settings", "/settings#admin-settings"),
+            ("Unsubscribes", BASE),
+            ("Integrations", f"{BASE}?tab=integrations"),
+            (f"{kind} #{run_id}", None),
+        ],
+        report=report,
+        kind=kind,
+        running=running,
+        refresh=REFRESH_SECONDS if running else None,
+        progress=launcher_of(request).progress(run_id) if running else None,
+        phases=PHASES,
+        tz=tz,
+        # the header works in every browser; the template also carries the meta tag
+        headers={"Refresh": str(REFRESH_SECONDS)} if running else None,
+    )

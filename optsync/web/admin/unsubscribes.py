@@ -1,0 +1,272 @@
+"""The Unsubscribes tab: search and page through unsubscribes, add one, open a person's
+ledger, and (admins) remove an unsubscribe.
+
+Removing is a re-subscribe, which never syncs: the confirmation page says that the
+field must also be cleared in Salesforce, and asks Salesforce live whether it still is
+set on this person's record, because otherwise the next sync opts the person out again.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from optsync.bootstrap import Context
+from optsync.domain.optout import Source
+from optsync.errors import UsageError
+from optsync.services.optouts import parse_email, resubscribe_email
+from optsync.services.person_views import PersonView, find_by_id
+from optsync.services.sync_settings import SyncSettingsView, get_settings
+from optsync.services.transactions import in_transaction
+from optsync.services.unsubscribes import lock_person, unsubscribe_by_email
+from optsync.store.models import LedgerEntry
+from optsync.web.admin import integrations
+from optsync.web.admin.auth import PageError, SignedInUser, require_admin, require_user, verify_csrf
+from optsync.web.admin.listing import unsubscribed_page
+from optsync.web.admin.remote import field_state
+from optsync.web.admin.templating import Crumb, flash, redirect, render
+from optsync.web.deps import evidence_of, get_context
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
+
+BASE = "/settings/admin/unsubscribes"
+MAX_REASON = 1000
+CRUMBS: list[Crumb] = [("Settings", "/settings"), ("Admin Settings", "/settings#admin-settings")]
+
+
+def tab_crumbs(tab: str) -> list[Crumb]:
+    return [*CRUMBS, ("Unsubscribes", BASE), (tab, None)]
+
+
+def _clean_reason(value: object) -> str:
+    text = str(value or "").strip()
+    if any(ord(ch) < 32 and ch not in "\t" for ch in text):
+        raise UsageError("reason: use plain text on one line.", field="reason")
+    if len(text) > MAX_REASON:
+        raise UsageError(f"reason: keep it under {MAX_REASON} characters.", field="reason")
+    return text
+
+
+@router.get(BASE, response_class=HTMLResponse)
+def unsubscribes(
+    request: Request,
+    tab: str = "unsubscribes",
+    q: str = "",
+    page: int = 1,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_user),
+) -> Response:
+    if tab == "integrations":
+        require_admin(request)
+        return integrations.render_tab(request, ctx)
+    if tab != "unsubscribes":
+        raise PageError(
+            404, "No such tab", "This page has two tabs: Unsubscribes and Integrations."
+        )
+    return unsubscribes_tab(request, ctx, q=q, page=page)
+
+
+def unsubscribes_tab(
+    request: Request,
+    ctx: Context,
+    *,
+    q: str = "",
+    page: int = 1,
+    add_email: str = "",
+    add_reason: str = "",
+    add_error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    with ctx.db.transaction() as session:
+        listing = unsubscribed_page(session, q, page)
+        tz = get_settings(session).timezone
+    return render(
+        request,
+        "admin/unsubscribes_tab.html",
+        title="Unsubscribes",
+        crumbs=tab_crumbs("Unsubscribes tab"),
+        status=status,
+        tab="unsubscribes",
+        listing=listing,
+        tz=tz,
+        add_email=add_email,
+        add_reason=add_reason,
+        add_error=add_error,
+    )
+
+
+@router.post(f"{BASE}/add", response_class=HTMLResponse)
+async def add_unsubscribe(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_user),
+) -> Response:
+    form = await request.form()
+    email = str(form.get("email") or "").strip()[:400]
+    reason_raw = form.get("reason")
+    evidence = evidence_of(request)
+
+    def work(session: Session) -> tuple[int, bool]:
+        result = unsubscribe_by_email(
+            session,
+            parse_email(email),
+            source=Source.ADMIN,
+            actor=user.actor,
+            now=ctx.clock(),
+            reason=_clean_reason(reason_raw) or None,
+            evidence=evidence,
+        )
+        return result.person.id, result.changed
+
+    try:
+        person_id, changed = await run_in_threadpool(in_transaction, ctx.db, work)
+    except UsageError as exc:
+        message = exc.message
+        return await run_in_threadpool(
+            lambda: unsubscribes_tab(
+                request,
+                ctx,
+                add_email=email,
+                add_reason=str(reason_raw or ""),
+                add_error=message,
+                status=422,
+            )
+        )
+    if changed:
+        flash(request, f"{parse_email(email)} is unsubscribed; the push to Salesforce is queued.")
+    else:
+        flash(request, f"{parse_email(email)} was already unsubscribed; nothing changed.")
+    return redirect(f"{BASE}/persons/{person_id}")
+
+
+def _person_or_404(
+    ctx: Context, person_id: int
+) -> tuple[PersonView, list[LedgerEntry], SyncSettingsView]:
+    with ctx.db.transaction() as session:
+        view = find_by_id(session, person_id)
+        if view is None:
+            raise PageError(404, "No such person", f"There is no person #{person_id}.")
+        ledger = list(
+            session.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.person_id == person_id)
+                .order_by(LedgerEntry.id.desc())
+            )
+        )
+        for entry in ledger:
+            session.expunge(entry)
+        settings = get_settings(session)
+    return view, ledger, settings
+
+
+@router.get(BASE + "/persons/{person_id}", response_class=HTMLResponse)
+def person_page(
+    request: Request,
+    person_id: int,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_user),
+) -> Response:
+    view, ledger, settings = _person_or_404(ctx, person_id)
+    return render(
+        request,
+        "admin/person.html",
+        title=view.email,
+        crumbs=[*CRUMBS, ("Unsubscribes", BASE), (view.email, None)],
+        person=view,
+        ledger=ledger,
+        tz=settings.timezone,
+    )
+
+
+def _remove_page(
+    request: Request,
+    ctx: Context,
+    person_id: int,
+    *,
+    reason: str = "",
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    view, _ledger, settings = _person_or_404(ctx, person_id)
+    field = settings.push_field()
+    state = field_state(ctx, view.salesforce_id, view.salesforce_object, field)
+    return render(
+        request,
+        "admin/remove.html",
+        title=f"Remove the unsubscribe of {view.email}",
+        crumbs=[
+            *CRUMBS,
+            ("Unsubscribes", BASE),
+            (view.email, f"{BASE}/persons/{view.id}"),
+            ("Remove", None),
+        ],
+        status=status,
+        person=view,
+        field=field,
+        state=state,
+        reason=reason,
+        error=error,
+    )
+
+
+@router.get(BASE + "/persons/{person_id}/remove", response_class=HTMLResponse)
+def remove_confirm(
+    request: Request,
+    person_id: int,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    return _remove_page(request, ctx, person_id)
+
+
+@router.post(BASE + "/persons/{person_id}/remove", response_class=HTMLResponse)
+async def remove(
+    request: Request,
+    person_id: int,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    form = await request.form()
+    raw = str(form.get("reason") or "")
+    evidence = evidence_of(request)
+
+    def work(session: Session) -> tuple[str, bool]:
+        person = lock_person(session, person_id)
+        if person is None:
+            raise PageError(404, "No such person", f"There is no person #{person_id}.")
+        reason = _clean_reason(raw)
+        if not reason:
+            raise UsageError("reason: say why this person may be emailed again.", field="reason")
+        result = resubscribe_email(
+            session,
+            person.email,
+            source=Source.ADMIN,
+            actor=user.actor,
+            now=ctx.clock(),
+            reason=reason,
+            evidence=evidence,
+        )
+        return person.email, result.changed
+
+    try:
+        email, changed = await run_in_threadpool(in_transaction, ctx.db, work)
+    except UsageError as exc:
+        message = exc.message
+        return await run_in_threadpool(
+            lambda: _remove_page(
+                request, ctx, person_id, reason=raw[:MAX_REASON], error=message, status=422
+            )
+        )
+    if changed:
+        flash(
+            request,
+            f"The unsubscribe of {email} is removed here. Clear the field in "
+            "Salesforce too, or the next sync opts this person out again.",
+            "warn",
+        )
+    else:
+        flash(request, f"{email} was not unsubscribed; nothing changed.")
+    return redirect(f"{BASE}/persons/{person_id}")

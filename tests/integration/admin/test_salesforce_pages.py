@@ -1,0 +1,137 @@
+"""The admin pages against the Salesforce emulator: connecting through the form, the
+setup checks, and the live check of one record before a re-subscribe."""
+
+from __future__ import annotations
+
+import pytest
+
+from optsync.domain.optout import Source
+from optsync.salesforce.connection import load_connection
+from optsync.services.optouts import unsubscribe_email
+from optsync.services.persons import PersonInput, upsert_person
+from tests.integration.admin.conftest import post_form
+
+pytestmark = pytest.mark.emulator
+
+TAB = "/settings/admin/unsubscribes"
+
+
+def _connect(client, emu, **extra):
+    data = {
+        "action": "save",
+        "auth": "client_credentials",
+        "login_url": emu.login_url,
+        "client_id": emu.client_id,
+        "client_secret": emu.client_secret,
+        "api_version": "62.0",
+        "ca_bundle": emu.ca_bundle,
+        **extra,
+    }
+    return post_form(client, f"{TAB}/integrations/connection", data)
+
+
+def test_connect_through_the_form_then_checks_pass_and_secrets_stay_hidden(admin_client, emu, ctx):
+    r = _connect(admin_client, emu)
+    assert r.status_code == 303, r.text
+    page = admin_client.get(r.headers["location"]).text
+    assert "Connection saved. Connected to" in page
+    assert emu.client_secret not in page
+    assert 'id="client_secret" name="client_secret" type="password" value=""' in page
+    assert '<span class="badge">stored</span>' in page
+    assert page.count('state-pushed">Pass') >= 3  # connection + field on Contact and Lead
+    # saving again with the secret left empty keeps the stored one
+    assert _connect(admin_client, emu, client_secret="").status_code == 303
+    with ctx.db.transaction() as s:
+        assert (
+            load_connection(s, ctx.settings.resolved_secret_key).client_secret == emu.client_secret
+        )
+    # a missing field is a failed check with the fix
+    post_form(
+        admin_client,
+        f"{TAB}/integrations/settings",
+        {
+            "sync_enabled": "on",
+            "field": "sales_opt_out",
+            "sales_opt_out_field": "Missing__c",
+            "schedule": "0 20 * * *",
+            "timezone": "UTC",
+        },
+    )
+    page = admin_client.get(f"{TAB}?tab=integrations").text
+    assert 'state-failed">Fail' in page and "Missing__c on Contact" in page
+    # disconnect forgets it
+    r = post_form(admin_client, f"{TAB}/integrations/connection/delete", {})
+    assert "Disconnected" in admin_client.get(r.headers["location"]).text
+    with ctx.db.transaction() as s:
+        assert load_connection(s, ctx.settings.resolved_secret_key) is None
+
+
+def test_a_bad_connection_is_not_stored_and_names_the_field(admin_client, emu, ctx):
+    r = _connect(admin_client, emu, client_id="")
+    assert r.status_code == 422
+    assert "Not saved" in r.text
+    with ctx.db.transaction() as s:
+        assert load_connection(s, ctx.settings.resolved_secret_key) is None
+
+
+def test_remove_page_says_whether_salesforce_still_has_the_field_set(admin_client, emu, ctx):
+    ids = emu.seed(contacts=2)["contact_ids"]
+    emu.control("PATCH", f"records/{ids[0]}", {"HasOptedOutOfEmail": True})
+    _connect(admin_client, emu)
+    pids = []
+    with ctx.db.transaction() as s:
+        for n, sid in enumerate(ids):
+            person, _ = upsert_person(
+                s, PersonInput(n + 1, f"sf{n}@example.com", sid, "Contact"), ctx.clock()
+            )
+            unsubscribe_email(s, person.email, source=Source.API, actor="t", now=ctx.clock())
+            pids.append(person.id)
+    still = admin_client.get(f"{TAB}/persons/{pids[0]}/remove").text
+    assert "Salesforce still shows HasOptedOutOfEmail set on this record" in still
+    cleared = admin_client.get(f"{TAB}/persons/{pids[1]}/remove").text
+    assert "Salesforce shows HasOptedOutOfEmail cleared on this record" in cleared
+
+
+def test_jwt_with_an_uploaded_key_and_the_password_flow(admin_client, emu, ctx):
+    from pathlib import Path
+
+    from tests.integration.admin.conftest import csrf_of
+
+    pem = Path(emu.private_key_file).read_bytes()
+    base = {
+        "auth": "jwt",
+        "login_url": emu.login_url,
+        "client_id": emu.client_id,
+        "username": emu.username,
+        "api_version": "62.0",
+        "ca_bundle": emu.ca_bundle,
+    }
+    r = admin_client.post(
+        f"{TAB}/integrations/connection",
+        data={**base, "action": "test", "csrf_token": csrf_of(admin_client, "/settings")},
+        files={"private_key_file": ("server.key", pem, "application/x-pem-file")},
+    )
+    assert r.status_code == 303, r.text
+    assert "Tested only, not saved. Connected to" in admin_client.get(r.headers["location"]).text
+    with ctx.db.transaction() as s:
+        assert load_connection(s, ctx.settings.resolved_secret_key) is None
+    r = admin_client.post(
+        f"{TAB}/integrations/connection",
+        data={**base, "action": "save", "csrf_token": csrf_of(admin_client, "/settings")},
+        files={"private_key_file": ("server.key", pem, "application/x-pem-file")},
+    )
+    page = admin_client.get(r.headers["location"]).text
+    assert "Connection saved. Connected to" in page and "BEGIN" not in page
+    with ctx.db.transaction() as s:
+        assert load_connection(s, ctx.settings.resolved_secret_key).auth == "jwt"
+
+    r = _connect(admin_client, emu, auth="password", username=emu.username, password=emu.password)
+    assert "Connection saved. Connected to" in admin_client.get(r.headers["location"]).text
+    assert emu.password not in admin_client.get(f"{TAB}?tab=integrations").text
+
+    bad = admin_client.post(
+        f"{TAB}/integrations/connection",
+        data={**base, "action": "save", "csrf_token": csrf_of(admin_client, "/settings")},
+        files={"private_key_file": ("server.key", b"not a key", "text/plain")},
+    )
+    assert bad.status_code == 422 and "Not saved" in bad.text
