@@ -123,6 +123,25 @@ def unsubscribe_person(
     return ChangeResult(person, decision.changed)
 
 
+def unsubscribe_by_id(
+    session: Session,
+    person_id: int,
+    *,
+    source: Source,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+    evidence: dict[str, Any] | None = None,
+) -> ChangeResult:
+    """Unsubscribe a known person; ``NotFoundError`` if there is no such person."""
+    person = lock_person(session, person_id)
+    if person is None:
+        raise NotFoundError(f"person_id: no person {person_id}.", field="person_id")
+    return unsubscribe_person(
+        session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+    )
+
+
 def unsubscribe_email(
     session: Session,
     email: str,

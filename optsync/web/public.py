@@ -31,8 +31,8 @@ from optsync.bootstrap import Context
 from optsync.domain.optout import Source
 from optsync.errors import NotFoundError
 from optsync.services.links import InvalidLinkToken, UnsubscribeLinks
+from optsync.services.optouts import unsubscribe_by_id
 from optsync.services.transactions import in_transaction
-from optsync.services.unsubscribes import unsubscribe_by_id
 from optsync.store.models import Person
 from optsync.web.deps import evidence_of, get_context, get_links
 from optsync.web.errors import error_responses

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 from optsync.bootstrap import Context
 from optsync.domain.optout import Source
 from optsync.errors import UsageError
-from optsync.services.optouts import parse_email, resubscribe_email
+from optsync.services.optouts import lock_person, parse_email, resubscribe_email, unsubscribe_email
 from optsync.services.person_views import PersonView, find_by_id
 from optsync.services.sync_settings import SyncSettingsView, get_settings
 from optsync.services.transactions import in_transaction
-from optsync.services.unsubscribes import lock_person, unsubscribe_by_email
 from optsync.store.models import LedgerEntry
 from optsync.web.admin import integrations
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, require_user, verify_csrf
@@ -110,7 +109,7 @@ async def add_unsubscribe(
     evidence = evidence_of(request)
 
     def work(session: Session) -> tuple[int, bool]:
-        result = unsubscribe_by_email(
+        result = unsubscribe_email(
             session,
             parse_email(email),
             source=Source.ADMIN,

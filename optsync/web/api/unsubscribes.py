@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from optsync.bootstrap import Context
 from optsync.domain.optout import Source
-from optsync.services import bulk_unsubscribes, unsubscribes
-from optsync.services.optouts import ChangeResult, parse_email, resubscribe_email
+from optsync.services import bulk_unsubscribes, optouts
+from optsync.services.optouts import ChangeResult, resubscribe_email
 from optsync.services.salesforce_field import opt_out_field_state
 from optsync.services.sync_settings import get_settings
 from optsync.services.transactions import in_transaction
@@ -136,7 +136,7 @@ def unsubscribe_one(
 
     def work(session: Session) -> UnsubscribeOut:
         if body.person_id is not None:
-            result = unsubscribes.unsubscribe_by_id(
+            result = optouts.unsubscribe_by_id(
                 session,
                 body.person_id,
                 source=source,
@@ -146,9 +146,9 @@ def unsubscribe_one(
                 evidence=evidence,
             )
         else:
-            result = unsubscribes.unsubscribe_by_email(
+            result = optouts.unsubscribe_email(
                 session,
-                parse_email(body.email or ""),
+                body.email or "",
                 source=source,
                 actor=caller.actor,
                 now=now,
@@ -218,7 +218,7 @@ def resubscribe(
     caller: Caller = Depends(require_admin),
 ) -> ResubscribeOut:
     def work(session: Session) -> tuple[ChangeResult, str]:
-        person = unsubscribes.lock_person(session, person_id)
+        person = optouts.lock_person(session, person_id)
         if person is None:
             raise ApiError(404, f"person_id: no person {person_id}.", field="person_id")
         result = resubscribe_email(

@@ -6,41 +6,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from optsync.bootstrap import Context
 from optsync.services.accounts import add_user
-from optsync.settings import load_settings
-from optsync.store.db import Database
-from optsync.web.admin import install_admin
-from optsync.web.app import create_app
+from tests.integration.conftest import BASE_URL
 
-BASE_URL = "https://optsync.test"
 ADMIN = ("admin@example.com", "correct horse battery")
 MEMBER = ("member@example.com", "member password 1")
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture
-def ctx(database_url: str, tmp_path: Path, clock) -> Iterator[Context]:
-    settings = load_settings(
-        data_dir=tmp_path / "data", database_url=database_url, secret_key="test", base_url=BASE_URL
-    )
-    context = Context(settings=settings, db=Database(database_url), clock=clock)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
-@pytest.fixture
-def app(ctx: Context):
-    application = create_app(ctx)
-    install_admin(application, ctx)  # a no-op once create_app installs it itself
-    return application
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ when configured, PostgreSQL), a fake clock, and tokens to call the API with."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,29 +12,9 @@ from sqlalchemy import func, select
 from optsync.bootstrap import Context
 from optsync.services.accounts import create_token
 from optsync.services.links import UnsubscribeLinks
-from optsync.settings import load_settings
 from optsync.store.db import Database
 from optsync.store.models import LedgerEntry, OutboxPush, Person
-from optsync.web.app import create_app
-
-BASE_URL = "https://optsync.test"
-
-
-@pytest.fixture
-def ctx(database_url: str, tmp_path: Path, clock) -> Iterator[Context]:
-    settings = load_settings(
-        data_dir=tmp_path / "data", database_url=database_url, secret_key="test", base_url=BASE_URL
-    )
-    context = Context(settings=settings, db=Database(database_url), clock=clock)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def app(ctx: Context):
-    return create_app(ctx)
+from tests.integration.conftest import BASE_URL
 
 
 @pytest.fixture

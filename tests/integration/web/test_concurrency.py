@@ -6,9 +6,8 @@ import threading
 
 from optsync.domain.optout import Source
 from optsync.services.bulk_unsubscribes import unsubscribe_many
-from optsync.services.optouts import get_or_create_person
+from optsync.services.optouts import get_or_create_person, unsubscribe_by_id, unsubscribe_email
 from optsync.services.transactions import in_transaction
-from optsync.services.unsubscribes import unsubscribe_by_email, unsubscribe_by_id
 from tests.integration.web.conftest import counts
 
 THREADS = 8
@@ -53,7 +52,7 @@ def test_simultaneous_unsubscribes_of_a_new_address_make_one_person(db, clock):
     def by_email() -> None:
         in_transaction(
             db,
-            lambda s: unsubscribe_by_email(
+            lambda s: unsubscribe_email(
                 s, "new@example.com", source=Source.API, actor="t", now=clock()
             ),
         )
