@@ -28,12 +28,10 @@ import socket
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from optsync.domain.ids import make_id
 from optsync.domain.optout import Source
@@ -42,6 +40,7 @@ from optsync.services.bulk_unsubscribes import unsubscribe_many
 from optsync.services.links import UnsubscribeLinks
 from optsync.services.persons import PersonInput, upsert_chunk
 from optsync.store.db import Database
+from optsync.store.scratch import scratch_database
 
 SECRET = "bench-secret"
 WARMUP = 200
@@ -252,27 +251,8 @@ def main() -> None:
         data_dir = Path(tmp)
         bench("SQLite", f"sqlite:///{data_dir / 'bench.db'}", args, data_dir)
         if args.postgres_url:
-            admin_url = args.postgres_url
-            if admin_url.startswith("postgresql://"):
-                admin_url = "postgresql+psycopg://" + admin_url[len("postgresql://") :]
-            name = f"optsync_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-            try:
+            with scratch_database(args.postgres_url, prefix="optsync_bench") as url:
                 bench("PostgreSQL", url, args, data_dir)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = :n AND pid <> pg_backend_pid()"
-                        ),
-                        {"n": name},
-                    )
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-                admin.dispose()
 
 
 if __name__ == "__main__":

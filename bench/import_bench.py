@@ -17,13 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from optsync.domain.ids import make_id
+from optsync.store.scratch import scratch_database
 
 BAD_EVERY = 10_000
 
@@ -90,21 +89,11 @@ def main() -> None:
         bad = generate(csv_path, args.rows)
         print(f"generated {args.rows:,} rows ({bad} malformed) -> includes process start-up")
         bench("SQLite", f"sqlite:///{tmpdir / 'bench.db'}", csv_path, args.rows, tmpdir / "d1")
-        admin_url = args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        name = f"optsync_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
         try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:  # PostgreSQL is optional for this script
+            with scratch_database(args.postgres_url, prefix="optsync_bench") as url:
+                bench("PostgreSQL", url, csv_path, args.rows, tmpdir / "d2")
+        except OperationalError as exc:  # PostgreSQL is optional for this script
             print(f"PostgreSQL  skipped: {exc.__class__.__name__}")
-            return
-        try:
-            url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-            bench("PostgreSQL", url, csv_path, args.rows, tmpdir / "d2")
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -34,14 +34,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from optsync.domain.ids import make_id
 from optsync.store.db import Database
+from optsync.store.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 MOD = 40
@@ -157,25 +158,14 @@ def person_rows(n: int, now: str) -> Iterator[tuple[Any, ...]]:
         )
 
 
-def fresh_database(n: int, workdir: Path, pg_admin: str | None) -> tuple[str, Any]:
+@contextmanager
+def fresh_database(n: int, workdir: Path, pg_admin: str | None) -> Iterator[str]:
+    """A new, empty store for one size: a SQLite file, or a scratch PostgreSQL database."""
     if pg_admin is None:
-        url = f"sqlite:///{workdir / f'store-{n}-{uuid.uuid4().hex[:6]}.db'}"
-        return url, None
-    name = f"optsync_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_admin).set(database=name).render_as_string(hide_password=False)
-    return url, (admin, name)
-
-
-def drop_database(handle: Any) -> None:
-    if handle is None:
+        yield f"sqlite:///{workdir / f'store-{n}-{uuid.uuid4().hex[:6]}.db'}"
         return
-    admin, name = handle
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(pg_admin, prefix="optsync_bench") as url:
+        yield url
 
 
 def load_persons(url: str, n: int) -> float:
@@ -274,8 +264,7 @@ def bench_size(
         f"  setup: emulator seeded and {opted:,} records opted out in "
         f"{time.perf_counter() - t:.1f} s"
     )
-    url, handle = fresh_database(n, workdir, pg_admin)
-    try:
+    with fresh_database(n, workdir, pg_admin) as url:
         print(f"  setup: {n:,} persons inserted in {load_persons(url, n):.1f} s")
         first = measured_run(url, emu, workdir)
         show("first run ", first)
@@ -290,8 +279,6 @@ def bench_size(
             zero = again["report"]["pulled"] == 0 and again["report"]["pushed"] == 0
             print(f"    second run changes nothing: {'yes' if zero else 'NO'}")
         return first
-    finally:
-        drop_database(handle)
 
 
 def main() -> None:
@@ -309,8 +296,6 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     pg_admin = args.postgres_url
-    if pg_admin and pg_admin.startswith("postgresql://"):
-        pg_admin = "postgresql+psycopg://" + pg_admin[len("postgresql://") :]
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="optsync-bench-") as tmp:
         workdir = Path(tmp)

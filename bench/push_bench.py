@@ -24,13 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
+
+from optsync.store.scratch import scratch_database
 
 
 def start_emulator(data_dir: Path, latency_ms: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -201,17 +201,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         if args.postgres_url:
-            admin_url = args.postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
-            name = f"optsync_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+            with scratch_database(args.postgres_url, prefix="optsync_bench") as url:
                 run("PostgreSQL", url, args, tmp)
-            finally:
-                with admin.connect() as c:
-                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         else:
             run("SQLite", f"sqlite:///{tmp / 'bench.db'}", args, tmp)
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from optsync.store.db import Database
 from optsync.store.models import Base
+from optsync.store.scratch import psycopg_url, scratch_database
 
 pytest_plugins = ["tests.fixtures_emulator"]
 
@@ -30,11 +29,7 @@ PG_ENV = "OPTSYNC_TEST_POSTGRES_URL"
 
 def _postgres_admin_url() -> str | None:
     url = os.environ.get(PG_ENV)
-    if not url:
-        return None
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
+    return psycopg_url(url) if url else None
 
 
 @pytest.fixture(scope="session")
@@ -54,27 +49,11 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("OPTSYNC_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"{PG_ENV} is not set but OPTSYNC_REQUIRE_POSTGRES=1")
         pytest.skip(f"{PG_ENV} is not set")
-    name = f"optsync_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    db.upgrade()
-    db.dispose()
-    try:
+    with scratch_database(admin_url, prefix="optsync_test") as url:
+        db = Database(url)
+        db.upgrade()
+        db.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def _truncate_all(db: Database) -> None:
