@@ -6,9 +6,8 @@ import logging
 import threading
 from datetime import datetime
 
-from optsync.metrics import OLDEST_OPEN_AGE, QUEUE_DEPTH
 from optsync.services.push import Pusher, PushReport
-from optsync.store.outbox import LOCAL_WAKEUP, next_due_at, queue_stats
+from optsync.store.outbox import LOCAL_WAKEUP, next_due_at
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ def run_push_loop(pusher: Pusher, stop: threading.Event, *, poll_s: float = 1.0)
             continue
         if report.claimed:
             continue  # more may be due: keep going while there is work
-        _update_gauges(pusher)
         timeout = _until_next_due(pusher, poll_s)
         LOCAL_WAKEUP.wait(timeout)
 
@@ -45,14 +43,6 @@ def _until_next_due(pusher: Pusher, poll_s: float) -> float:
     if due is None:
         return poll_s
     return min(max((due - pusher.clock()).total_seconds(), 0.0), poll_s)
-
-
-def _update_gauges(pusher: Pusher) -> None:
-    with pusher.db.transaction() as session:
-        stats = queue_stats(session, pusher.clock())
-    for state in ("pending", "in_flight", "sent", "failed", "not_linked"):
-        QUEUE_DEPTH.labels(state).set(stats[state])
-    OLDEST_OPEN_AGE.set(stats["oldest_open_age_s"])
 
 
 def _log_cycle(report: PushReport) -> None:
