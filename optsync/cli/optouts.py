@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from optsync.cli.common import app_context, console, count_data_lines, err_conso
 from optsync.domain.optout import Source
 from optsync.errors import UsageError
 from optsync.services import optouts
+from optsync.services.bulk_unsubscribes import unsubscribe_many
 from optsync.services.persons import read_csv
 
 
@@ -52,45 +54,46 @@ def unsubscribe(
                     new += result.changed
                     existing += not result.changed
         if file is not None:
-            total = count_data_lines(file)
             with progress_bar("Unsubscribing") as bar:
-                task = bar.add_task("Unsubscribing", total=total)
-                batch: list[tuple[int, str]] = []
-
-                def flush() -> None:
-                    nonlocal new, existing
-                    with ctx.db.transaction() as session:
-                        for _line, email in batch:
-                            result = optouts.unsubscribe_email(
-                                session,
-                                email,
-                                source=Source.CSV,
-                                actor=actor,
-                                now=ctx.clock(),
-                                reason=reason,
-                                evidence={"file": file.name},
-                            )
-                            new += result.changed
-                            existing += not result.changed
+                task = bar.add_task("Unsubscribing", total=count_data_lines(file))
+                for batch in _batches(read_csv(file), FILE_BATCH):
+                    report = unsubscribe_many(
+                        ctx.db,
+                        [email for _line, email in batch],
+                        source=Source.CSV,
+                        actor=actor,
+                        now=ctx.clock(),
+                        reason=reason,
+                        evidence={"file": file.name},
+                    )
+                    new += report.new
+                    existing += report.existing
+                    errors += [
+                        f"line {batch[e.index][0]}: email: {e.message}" for e in report.errors
+                    ]
                     bar.advance(task, len(batch))
-                    batch.clear()
-
-                for line, row in read_csv(file):
-                    try:
-                        optouts.parse_email(row.get("email", ""))
-                    except UsageError as exc:
-                        errors.append(f"line {line}: {exc}")
-                        bar.advance(task)
-                        continue
-                    batch.append((line, row["email"]))
-                    if len(batch) >= 500:
-                        flush()
-                flush()
     console.print(f"{new} unsubscribed, {existing} already unsubscribed.")
     for message in errors:
         err_console.print(f"[red]rejected[/] {message}")
     if errors:
         raise typer.Exit(1)
+
+
+FILE_BATCH = 10_000  # addresses per call of the set-based bulk service
+
+
+def _batches(
+    rows: Iterator[tuple[int, dict[str, str]]], size: int
+) -> Iterator[list[tuple[int, str]]]:
+    """(line, email) pairs in lists of ``size``, so a huge file streams."""
+    batch: list[tuple[int, str]] = []
+    for line, row in rows:
+        batch.append((line, row.get("email", "")))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def resubscribe(
