@@ -1,4 +1,4 @@
-"""Bulk API 2.0 for the nightly sync: query the opted-out set, ingest the updates.
+"""Bulk API 2.0 for the nightly sync and ``persons pull``: query jobs, ingest updates.
 
 Why not ``sf.bulk2`` from simple-salesforce: it never renews an expired session, its
 polling sleeps at least ``wait`` (5 s) before the first look, its query helper hands
@@ -9,11 +9,12 @@ goes through :class:`~optsync.salesforce.gateway.SalesforceGateway`, so it is co
 in ``gateway.api_calls``, renewed on 401 and translated into
 :class:`~optsync.salesforce.errors.SalesforceCallError` like any other call.
 
-What the sync needs, and nothing else:
+What they need, and nothing else:
 
 * :meth:`BulkApi.count` — a REST ``SELECT COUNT()`` (one call), to choose REST or Bulk;
 * :meth:`BulkApi.query_ids` — the ``Id`` column of a query job, streamed row by row from
-  each result set (never a whole set in memory);
+  each result set (never a whole set in memory); :meth:`BulkApi.query_records` — every
+  column of each row, streamed the same way (``persons pull`` of a large object);
 * :meth:`BulkApi.set_opt_out` — one ingest ``update`` job per object (split only past
   ~100 MB of CSV), the CSV spooled to a temporary file, and the ``failedResults`` read
   back and classified with the shared failure table.
@@ -21,6 +22,7 @@ What the sync needs, and nothing else:
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import tempfile
@@ -35,7 +37,7 @@ from optsync.domain.failures import Classification, classify
 from optsync.domain.ids import InvalidSalesforceId, object_type, to_18
 from optsync.salesforce import soql
 from optsync.salesforce.errors import SalesforceCallError
-from optsync.salesforce.gateway import SalesforceGateway
+from optsync.salesforce.gateway import SalesforceGateway, call_error
 
 TERMINAL = ("JobComplete", "Failed", "Aborted")
 MAX_RECORDS_PER_SET = 100_000
@@ -43,6 +45,7 @@ MAX_RECORDS_PER_SET = 100_000
 streamed, so its size does not cost memory."""
 MAX_ROWS_PER_JOB = 2_000_000
 """``Id,Field`` rows are ~25 bytes, so this stays far below the 100 MB upload advice."""
+_READ_CHUNK = 64 * 1024
 _BULK_STATUS = 400
 """Status used to classify a per-row ``sf__Error``: the row was refused, the call was not."""
 
@@ -188,6 +191,38 @@ class BulkApi:
 
         ``query`` must select ``Id`` first; the caller builds it from checked names.
         """
+        for _header, rows in self._result_sets(query):
+            for row in rows:
+                if row and row[0]:
+                    yield row[0]
+
+    def query_records(self, query: str) -> Iterator[dict[str, str | None]]:
+        """Every row of a Bulk 2.0 query job as ``{column: value}``, streamed set by set.
+
+        Keys are the result's header (the selected field names); an empty cell is
+        ``None``, because Bulk CSV writes a null as an empty value (so an empty string
+        and a null cannot be told apart — Salesforce stores neither for text fields).
+        The caller builds ``query`` from checked names.
+        """
+        for header, rows in self._result_sets(query):
+            width = len(header)
+            for row in rows:
+                if not row:
+                    continue
+                if len(row) != width:
+                    raise SalesforceCallError(
+                        classify(None, "INVALID_RESPONSE"),
+                        None,
+                        f"a Bulk query result row has {len(row)} values but the header has {width}",
+                    )
+                yield {name: value or None for name, value in zip(header, row, strict=True)}
+
+    def _result_sets(self, query: str) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
+        """Run a query job and yield each result set as (header, rows still streaming).
+
+        The rows of a set must be read before the next set is asked for: the set's
+        response is closed as soon as the consumer moves on.
+        """
         info = self._json(
             "jobs/query",
             "POST",
@@ -216,7 +251,10 @@ class BulkApi:
                 stream=True,
             )
             with response:
-                yield from _first_column(response)
+                reader = csv.reader(_lines(response))
+                header = next(reader, None)
+                if header:  # every set repeats the header; an empty body has none
+                    yield header, reader
             locator = response.headers.get("Sforce-Locator")
             if not locator or locator == "null":
                 return
@@ -308,19 +346,31 @@ class BulkApi:
 
 
 def _lines(response: requests.Response) -> Iterator[str]:
-    for line in response.iter_lines(chunk_size=64 * 1024):
-        if line:
-            yield line.decode("utf-8-sig") if isinstance(line, bytes) else line
+    """The body's lines, decoded as they stream, each with its line ending.
 
-
-def _first_column(response: requests.Response) -> Iterator[str]:
-    reader = csv.reader(_lines(response))
-    header = next(reader, None)
-    if not header:
-        return
-    for row in reader:
-        if row and row[0]:
-            yield row[0]
+    Only ``\n`` ends a line and the ending is kept, so the csv module sees a quoted value
+    with an embedded newline (a name, an error message) whole, blank lines inside it
+    included. ``iter_lines`` would cut such a value in two and drop the blank lines.
+    A UTF-8 byte order mark at the start is skipped. A body cut off mid-stream raises
+    :class:`SalesforceCallError` like a failed call (it arrives after the call returned).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    rest = ""
+    chunks = response.iter_content(chunk_size=_READ_CHUNK)
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except requests.exceptions.RequestException as exc:
+            raise call_error(exc) from None
+        if chunk is None:
+            break
+        lines = (rest + decoder.decode(chunk)).split("\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    rest += decoder.decode(b"", final=True)
+    if rest:
+        yield rest
 
 
 def _failed_rows(response: requests.Response) -> Iterator[BulkFailure]:

@@ -251,7 +251,8 @@ class SalesforceGateway:
             # A 2xx whose body is not JSON: an intercepting proxy or a truncated answer.
             self._count(endpoint)
             raise SalesforceCallError(
-                classify(None, "INVALID_RESPONSE"), None,
+                classify(None, "INVALID_RESPONSE"),
+                None,
                 "Salesforce's answer could not be read as JSON",
             ) from None
         self._count(endpoint)
@@ -325,8 +326,9 @@ class SalesforceGateway:
         outcome: dict[str, RecordResult] = {}
         pending = list(unique.items())
         for start in range(0, len(pending), BATCH_SIZE):
-            batch = sorted(pending[start : start + BATCH_SIZE],
-                           key=lambda item: soql.OBJECTS.index(item[1]))
+            batch = sorted(
+                pending[start : start + BATCH_SIZE], key=lambda item: soql.OBJECTS.index(item[1])
+            )
             outcome.update(self._update_batch(batch, field))
         results: list[RecordResult] = []
         for i, key in enumerate(keys):
@@ -334,8 +336,11 @@ class SalesforceGateway:
                 results.append(local[i])
             else:
                 r = outcome[key]
-                results.append(r if r.salesforce_id == targets[i].salesforce_id
-                               else _with_id(r, targets[i].salesforce_id))
+                results.append(
+                    r
+                    if r.salesforce_id == targets[i].salesforce_id
+                    else _with_id(r, targets[i].salesforce_id)
+                )
         return results
 
     def _update_batch(self, batch: list[tuple[str, str]], field: str) -> dict[str, RecordResult]:
@@ -351,7 +356,8 @@ class SalesforceGateway:
         )
         if not isinstance(answer, list) or len(answer) != len(batch):
             raise SalesforceCallError(
-                classify(200, "UNEXPECTED_RESPONSE"), 200,
+                classify(200, "UNEXPECTED_RESPONSE"),
+                200,
                 "sObject Collections answered with a result list of the wrong shape",
             )
         out: dict[str, RecordResult] = {}
@@ -411,11 +417,11 @@ class SalesforceGateway:
 
     def iter_people(self, object: str) -> Iterator[dict[str, Any]]:
         """Every record of ``object`` that has an email (unconverted Leads only), with
-        ``Id, Email, FirstName, LastName``; REST pages of up to 2,000 records."""
-        obj = soql.object_name(object)
-        where = "Email != null" + (" AND IsConverted = false" if obj == "Lead" else "")
-        query = f"SELECT Id, Email, FirstName, LastName FROM {obj} WHERE {where} ORDER BY Id"
-        yield from self._query_pages(query)
+        ``Id, Email, FirstName, LastName``; REST pages of up to 2,000 records.
+
+        The query is :func:`optsync.salesforce.soql.people_query`, shared with the Bulk
+        path of ``persons pull``; its result does not depend on the ``ORDER BY Id``."""
+        yield from self._query_pages(f"{soql.people_query(object)} ORDER BY Id")
 
     def query_opted_out(self, object: str, field: str) -> Iterator[str]:
         """Ids of the object's records with ``field`` true (unconverted Leads only)."""
@@ -445,8 +451,9 @@ def call_error(exc: Exception) -> SalesforceCallError:
     if isinstance(exc, SalesforceError):
         code, message = _first_error(exc.content)
         status = int(exc.status) if exc.status is not None else None
-        return SalesforceCallError(classify(status, code, message), status,
-                                   message or f"HTTP {status}")
+        return SalesforceCallError(
+            classify(status, code, message), status, message or f"HTTP {status}"
+        )
     if isinstance(exc, requests.exceptions.Timeout):
         return SalesforceCallError(classify(None, None), None, "the request timed out")
     return SalesforceCallError(
@@ -458,11 +465,15 @@ def _first_error(content: Any) -> tuple[str | None, str]:
     """``errorCode``/``message`` from a REST error body (a list), or the text's start."""
     if isinstance(content, list) and content and isinstance(content[0], dict):
         first = content[0]
-        return (str(first.get("errorCode")) if first.get("errorCode") else None,
-                str(first.get("message") or ""))
+        return (
+            str(first.get("errorCode")) if first.get("errorCode") else None,
+            str(first.get("message") or ""),
+        )
     if isinstance(content, dict):
-        return (str(content.get("errorCode")) if content.get("errorCode") else None,
-                str(content.get("message") or ""))
+        return (
+            str(content.get("errorCode")) if content.get("errorCode") else None,
+            str(content.get("message") or ""),
+        )
     text = str(content or "").strip()
     return None, " ".join(text.split())[:200]
 
@@ -477,8 +488,13 @@ def _valid_target(target: Target) -> str | None:
 
 def _malformed(target: Target) -> RecordResult:
     message = f"{target.salesforce_id!r} is not a valid {target.object} id"
-    return RecordResult(target.salesforce_id, False, "MALFORMED_ID", message,
-                        classify(_CALL_STATUS, "MALFORMED_ID", message))
+    return RecordResult(
+        target.salesforce_id,
+        False,
+        "MALFORMED_ID",
+        message,
+        classify(_CALL_STATUS, "MALFORMED_ID", message),
+    )
 
 
 def _record_result(id18: str, item: Any) -> RecordResult:
@@ -492,8 +508,9 @@ def _record_result(id18: str, item: Any) -> RecordResult:
 
 
 def _with_id(result: RecordResult, salesforce_id: str) -> RecordResult:
-    return RecordResult(salesforce_id, result.success, result.code, result.message,
-                        result.classification)
+    return RecordResult(
+        salesforce_id, result.success, result.code, result.message, result.classification
+    )
 
 
 # -- construction -----------------------------------------------------------------------

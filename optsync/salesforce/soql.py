@@ -43,7 +43,8 @@ def object_name(value: str) -> str:
     """Only Contact and Lead are synced; anything else is a caller bug."""
     if value not in OBJECTS:
         raise UsageError(
-            f"{value!r} is not a synced Salesforce object.", field="object",
+            f"{value!r} is not a synced Salesforce object.",
+            field="object",
             fix="Use Contact or Lead.",
         )
     return value
@@ -63,6 +64,26 @@ def record_ids(values: Sequence[str], obj: str | None = None) -> list[str]:
     return list(out)
 
 
+PEOPLE_FIELDS = ("Id", "Email", "FirstName", "LastName")
+"""What ``persons pull`` reads of a Contact or Lead."""
+
+
+def people_where(obj: str) -> str:
+    """The records ``persons pull`` turns into persons: those with an email, and of Leads
+    only the unconverted ones (a converted Lead's person is its Contact).
+
+    One definition for the ``COUNT()``, the REST query and the Bulk query job, so the
+    count that picks the path and the records either path reads cannot drift apart.
+    """
+    return "Email != null" + (" AND IsConverted = false" if object_name(obj) == "Lead" else "")
+
+
+def people_query(obj: str) -> str:
+    """``SELECT Id, Email, FirstName, LastName FROM obj WHERE <people_where>``, unordered
+    (Bulk API 2.0 advises against ORDER BY: it disables PK chunking)."""
+    return f"SELECT {', '.join(PEOPLE_FIELDS)} FROM {object_name(obj)} WHERE {people_where(obj)}"
+
+
 def chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
         yield list(values[start : start + size])
@@ -74,6 +95,5 @@ def select_by_ids(fields: Sequence[str], obj: str, ids: Sequence[str], where: st
     ``where`` must be a constant written in optsync's code, never user input.
     """
     names = ", ".join(field_name(f) for f in fields)
-    soql = format_soql(f"SELECT {names} FROM {object_name(obj)} WHERE Id IN {{ids}}",
-                       ids=list(ids))
+    soql = format_soql(f"SELECT {names} FROM {object_name(obj)} WHERE Id IN {{ids}}", ids=list(ids))
     return f"{soql} AND {where}" if where else soql

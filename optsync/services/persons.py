@@ -221,8 +221,10 @@ def upsert_chunk(
 ) -> ImportReport:
     """Apply one chunk in one transaction; on a conflict, retry it row by row.
 
-    ``keep_existing_links``: a person already linked keeps its record (``persons pull``,
-    where a Contact and a Lead may share an address); a CSV import relinks instead.
+    ``keep_existing_links``: a person already linked keeps its record, and takes names
+    only from that record (``persons pull``, where a Contact and a Lead may share an
+    address: the Lead must not rename the Contact's person, or every pull would flip the
+    names back and forth); a CSV import relinks instead.
     """
     try:
         with db.transaction() as session:
@@ -299,8 +301,15 @@ def _upsert_rows(
             )
             continue
         change: dict[str, object] = {}
-        relink = not (keep_existing_links and current.salesforce_id)
-        if row.salesforce_id and row.salesforce_id != current.salesforce_id and relink:
+        linked_elsewhere = bool(
+            current.salesforce_id
+            and row.salesforce_id
+            and row.salesforce_id != current.salesforce_id
+        )
+        if keep_existing_links and linked_elsewhere:
+            report.unchanged += 1
+            continue
+        if row.salesforce_id and row.salesforce_id != current.salesforce_id:
             change["salesforce_id"] = row.salesforce_id
             change["salesforce_object"] = row.salesforce_object
             if current.salesforce_id is None:

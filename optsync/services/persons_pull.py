@@ -4,13 +4,33 @@ A new installation starts linked: every Contact and unconverted Lead with an ema
 becomes a person (or links the existing person with that address). Contacts are pulled
 before Leads and a linked person keeps its record, so when a Contact and a Lead share an
 address the person is linked to the Contact. Re-running it changes nothing.
+
+**REST or Bulk**, per object, by the nightly sync's rule: one ``SELECT COUNT()`` with the
+pull's own ``WHERE`` (:func:`optsync.salesforce.soql.people_where`); below
+``bulk_threshold`` records the REST query (pages of 2,000, one API call each), from it a
+Bulk API 2.0 query job (a handful of calls whatever the size, rows streamed from CSV).
+Both read the same fields with the same ``WHERE``, so they pull the same records.
+
+**Order does not matter.** A Bulk query has no useful order (Salesforce advises against
+``ORDER BY`` there: it disables PK chunking), so which of several records of one object
+sharing an address links the person must not depend on the order records arrive in: the
+record with the lowest Id wins, whatever the path. Each object is therefore read in two
+passes: the records are validated and spooled to a temporary file while the winner of
+each address is found (memory: one address and one Id per person), then the winners are
+written in chunks, each chunk one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import csv
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import IO, Any, Literal
 
+from optsync.salesforce import soql
+from optsync.salesforce.bulk import BulkApi
 from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services.persons import (
     CHUNK_SIZE,
@@ -21,9 +41,19 @@ from optsync.services.persons import (
     upsert_chunk,
     validate_person,
 )
+from optsync.services.sync_run import BULK_THRESHOLD
 from optsync.store.db import Database
 
 OBJECTS = ("Contact", "Lead")
+
+Via = Literal["rest", "bulk"]
+
+
+@dataclass
+class PullReport(ImportReport):
+    """One object's pull: the import counters, and how its records were read."""
+
+    via: Via = "rest"
 
 
 def pull_persons(
@@ -33,47 +63,97 @@ def pull_persons(
     now: datetime,
     objects: Iterable[str] = OBJECTS,
     progress: Callable[[str, int], None] | None = None,
-) -> dict[str, ImportReport]:
-    """Pull each object in turn; returns a report per object (rejected rows name the id)."""
+    bulk_threshold: int = BULK_THRESHOLD,
+    bulk: BulkApi | None = None,
+) -> dict[str, PullReport]:
+    """Pull each object in turn; returns a report per object (rejected rows name the id).
+
+    ``bulk_threshold``: records from which an object is read with a Bulk query job (tests
+    force either path with 0 or a huge number); ``bulk``: the Bulk client to use (tests
+    pass one that polls faster), by default one over ``gateway``.
+    """
     wanted = set(objects)
+    bulk = bulk or BulkApi(gateway)
     return {
-        obj: _pull_object(db, gateway, obj, now=now, progress=progress)
+        obj: _pull_object(
+            db, gateway, bulk, obj, now=now, progress=progress, bulk_threshold=bulk_threshold
+        )
         for obj in OBJECTS
         if obj in wanted
     }
 
 
+def _records(
+    gateway: SalesforceGateway, bulk: BulkApi, obj: str, bulk_threshold: int
+) -> tuple[Via, Iterator[Mapping[str, Any]]]:
+    """The object's records and the path that reads them, chosen by one ``COUNT()``."""
+    if bulk.count(obj, soql.people_where(obj)) >= bulk_threshold:
+        return "bulk", bulk.query_records(soql.people_query(obj))
+    return "rest", gateway.iter_people(obj)
+
+
 def _pull_object(
     db: Database,
     gateway: SalesforceGateway,
+    bulk: BulkApi,
     obj: str,
     *,
     now: datetime,
     progress: Callable[[str, int], None] | None,
-) -> ImportReport:
-    report = ImportReport()
-    seen: set[str] = set()
-    chunk: list[PersonInput] = []
-    for n, rec in enumerate(gateway.iter_people(obj), start=1):
-        report.rows += 1
-        checked = validate_person(
-            n, rec.get("Email"), rec.get("Id"), rec.get("FirstName"), rec.get("LastName")
-        )
-        if isinstance(checked, RowError):
-            report.rejected.append(
-                RowError(n, f"{obj} {rec.get('Id')}: {checked.reason}", checked.value)
+    bulk_threshold: int,
+) -> PullReport:
+    via, records = _records(gateway, bulk, obj, bulk_threshold)
+    report = PullReport(via=via)
+    winners: dict[str, str] = {}  # address -> lowest Id of this object with it
+    with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
+        writer = csv.writer(spool)
+        for n, rec in enumerate(records, start=1):
+            report.rows += 1
+            checked = validate_person(
+                n, rec.get("Email"), rec.get("Id"), rec.get("FirstName"), rec.get("LastName")
             )
-            continue
-        if checked.email in seen:  # two records of one object share an address
-            report.unchanged += 1
-            continue
-        seen.add(checked.email)
-        chunk.append(checked)
-        if len(chunk) >= CHUNK_SIZE:
-            _flush(db, chunk, report, obj, now, progress)
-    _flush(db, chunk, report, obj, now, progress)
+            if isinstance(checked, RowError):
+                report.rejected.append(
+                    RowError(n, f"{obj} {rec.get('Id')}: {checked.reason}", checked.value)
+                )
+                continue
+            sf_id = checked.salesforce_id or ""
+            best = winners.get(checked.email)
+            if best is None or sf_id < best:
+                winners[checked.email] = sf_id
+            writer.writerow(_spooled(checked))
+        spool.seek(0)
+        chunk: list[PersonInput] = []
+        for checked in _unspooled(spool):
+            if winners[checked.email] != (checked.salesforce_id or ""):
+                report.unchanged += 1  # another record of this object has the address
+                continue
+            chunk.append(checked)
+            if len(chunk) >= CHUNK_SIZE:
+                _flush(db, chunk, report, obj, now, progress)
+        _flush(db, chunk, report, obj, now, progress)
     refresh_statistics(db)
     return report
+
+
+def _spooled(row: PersonInput) -> list[object]:
+    return [
+        row.line,
+        row.email,
+        row.salesforce_id,
+        row.salesforce_object,
+        row.first_name,
+        row.last_name,
+    ]
+
+
+def _unspooled(spool: IO[str]) -> Iterator[PersonInput]:
+    """Rows as :func:`_spooled` wrote them (csv writes None as empty; names are never
+    empty strings after validation, so empty reads back as None)."""
+    for line, email, sf_id, sf_object, first, last in csv.reader(spool):
+        yield PersonInput(
+            int(line), email, sf_id or None, sf_object or None, first or None, last or None
+        )
 
 
 def _flush(
