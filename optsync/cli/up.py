@@ -8,7 +8,7 @@ import uvicorn
 from optsync.bootstrap import open_context
 from optsync.cli.worker import configure_logging
 from optsync.web import access_log
-from optsync.web.app import create_app
+from optsync.web.app import create_app, tune_for_serving
 from optsync.worker.runner import Worker
 
 
@@ -25,6 +25,7 @@ def up(
         app = create_app(ctx)
         access_log.install()
         worker.start()
+        tune_for_serving()
         uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
     finally:
         worker.stop()

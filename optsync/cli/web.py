@@ -7,18 +7,38 @@ import uvicorn
 
 from optsync.bootstrap import open_context
 from optsync.web import access_log
-from optsync.web.app import create_app
+from optsync.web.app import create_app, tune_for_serving
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Web processes sharing the port (one per core; use PostgreSQL for more than one).",
+    ),
 ) -> None:
     """Run the web app with uvicorn (behind a proxy, terminate TLS there)."""
-    ctx = open_context()
+    ctx = open_context()  # refuse bad settings or an old schema before anything starts
+    if workers > 1:
+        ctx.close()  # each worker process opens its own (optsync.web.asgi)
+        uvicorn.run(
+            "optsync.web.asgi:create",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            proxy_headers=True,
+            server_header=False,
+        )
+        return
     try:
         app = create_app(ctx)
         access_log.install()
+        tune_for_serving()
         uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
     finally:
         ctx.close()

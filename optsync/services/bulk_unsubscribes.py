@@ -119,8 +119,99 @@ def _apply_chunk(session: Session, emails: list[str], event: LedgerEvent, now: d
             insert(PERSONS).returning(PERSONS.c.id, PERSONS.c.salesforce_id), new_rows
         )
         people.extend((row[0], row[1]) for row in created)
-    if not people:
-        return 0
+    _record(session, [(pid, sf_id, event) for pid, sf_id in people], now)
+    return len(people)
+
+
+@dataclass(frozen=True)
+class ByIdRequest:
+    """One unsubscribe of a known person, as the public endpoints receive it."""
+
+    person_id: int
+    source: Source
+    actor: str
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ByIdOutcome:
+    """``email`` is None when there is no such person; ``changed`` when this request
+    unsubscribed them (False for a repeat, or for the second of two in one call)."""
+
+    email: str | None
+    changed: bool
+
+
+def unsubscribe_ids(
+    session: Session, requests: Sequence[ByIdRequest], *, now: datetime
+) -> list[ByIdOutcome]:
+    """Unsubscribe known persons by id, set-based, in the caller's transaction: the
+    public endpoints' group commit (``web.batching``) hands in what arrived together.
+
+    One ``UPDATE ... WHERE NOT unsubscribed RETURNING`` per source flips exactly the
+    persons this call changes (atomic, so two processes never both record the same
+    person); the ledger entries and pushes follow as in :func:`unsubscribe_many`. A person
+    named twice is changed by the first request only, as if they had come one by one.
+    """
+    first: dict[int, ByIdRequest] = {}
+    for request in requests:
+        first.setdefault(request.person_id, request)
+    by_source: dict[Source, list[int]] = {}
+    for request in first.values():
+        by_source.setdefault(request.source, []).append(request.person_id)
+    changed: dict[int, str | None] = {}
+    emails: dict[int, str] = {}
+    for source, ids in by_source.items():
+        flipped = session.execute(
+            update(PERSONS)
+            .where(PERSONS.c.id.in_(ids), PERSONS.c.unsubscribed.is_(False))
+            .values(
+                unsubscribed=True,
+                unsubscribed_at=now,
+                unsubscribe_source=source.value,
+                updated_at=now,
+            )
+            .returning(PERSONS.c.id, PERSONS.c.salesforce_id, PERSONS.c.email)
+        )
+        for pid, sf_id, email in flipped:
+            changed[pid] = sf_id
+            emails[pid] = email
+    unchanged = [pid for pid in first if pid not in changed]
+    if unchanged:  # repeats, and ids of no one
+        emails.update(
+            (row[0], row[1])
+            for row in session.execute(
+                select(PERSONS.c.id, PERSONS.c.email).where(PERSONS.c.id.in_(unchanged))
+            )
+        )
+    entries: list[tuple[int, str | None, LedgerEvent]] = []
+    for pid, sf_id in changed.items():
+        request = first[pid]
+        event = optout.unsubscribe(
+            OptOutState(),
+            source=request.source,
+            actor=request.actor,
+            now=now,
+            evidence=request.evidence,
+        ).event
+        assert event is not None, "unsubscribing a subscribed person is always a change"
+        entries.append((pid, sf_id, event))
+    _record(session, entries, now)
+    outcomes: list[ByIdOutcome] = []
+    for request in requests:
+        is_first = first[request.person_id] is request
+        outcomes.append(
+            ByIdOutcome(emails.get(request.person_id), is_first and request.person_id in changed)
+        )
+    return outcomes
+
+
+def _record(
+    session: Session, entries: Sequence[tuple[int, str | None, LedgerEvent]], now: datetime
+) -> None:
+    """The ledger entry of each change and, unless one is already open, its push."""
+    if not entries:
+        return
     session.execute(
         insert(LEDGER),
         [
@@ -133,10 +224,10 @@ def _apply_chunk(session: Session, emails: list[str], event: LedgerEvent, now: d
                 "evidence": event.evidence,
                 "created_at": event.at,
             }
-            for pid, _ in people
+            for pid, _, event in entries
         ],
     )
-    ids = [pid for pid, _ in people]
+    ids = [pid for pid, _, _ in entries]
     open_pushes = set(
         session.scalars(
             select(OutboxPush.person_id).where(
@@ -152,10 +243,9 @@ def _apply_chunk(session: Session, emails: list[str], event: LedgerEvent, now: d
             "next_attempt_at": now,
             "created_at": now,
         }
-        for pid, sf_id in people
+        for pid, sf_id, _ in entries
         if pid not in open_pushes
     ]
     if pushes:
         session.execute(insert(OUTBOX), pushes)
         notify(session)
-    return len(people)

@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl
 
 import jinja2
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -29,11 +28,10 @@ from starlette.exceptions import HTTPException
 
 from optsync.bootstrap import Context
 from optsync.domain.optout import Source
-from optsync.errors import NotFoundError
+from optsync.services.bulk_unsubscribes import ByIdRequest
 from optsync.services.links import InvalidLinkToken, UnsubscribeLinks
-from optsync.services.optouts import unsubscribe_by_id
-from optsync.services.transactions import in_transaction
 from optsync.store.models import Person
+from optsync.web.batching import GroupCommit
 from optsync.web.deps import evidence_of, get_context, get_links
 from optsync.web.errors import error_responses
 from optsync.web.metrics import UNSUBSCRIBES
@@ -123,37 +121,23 @@ def show(
     },
 )
 async def confirm(request: Request, token: str) -> HTMLResponse:
-    # The hot path of a mail campaign (every one-click POST): the context and signer are
-    # read straight from the app rather than resolved as dependencies.
-    ctx, links = get_context(request), get_links(request)
+    # The hot path of a mail campaign (every one-click POST): the signer and the group
+    # commit are read straight from the app rather than resolved as dependencies.
+    links: UnsubscribeLinks = request.app.state.links
     try:
         person_id = links.person_id(token)
     except InvalidLinkToken:
         return _bad_link(request, 400)
     source = await _source_of(request)
-    evidence = evidence_of(request)
-
-    def work() -> tuple[str, bool]:
-        result = in_transaction(
-            ctx.db,
-            lambda s: unsubscribe_by_id(
-                s,
-                person_id,
-                source=source,
-                actor=f"person:{person_id}",
-                now=ctx.clock(),
-                evidence=evidence,
-            ),
-        )
-        return result.person.email, result.changed
-
-    try:
-        email, changed = await run_in_threadpool(work)
-    except NotFoundError:
+    group: GroupCommit = request.app.state.group_commit
+    outcome = await group.submit(
+        ByIdRequest(person_id, source, f"person:{person_id}", evidence_of(request))
+    )
+    if outcome.email is None:
         return _bad_link(request, 404)
-    if changed:
+    if outcome.changed:
         UNSUBSCRIBES.labels(source.value).inc()
-    return _page(request, "unsubscribed.html", email=email)
+    return _page(request, "unsubscribed.html", email=outcome.email)
 
 
 async def _source_of(request: Request) -> Source:
