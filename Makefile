@@ -50,4 +50,8 @@ clean: ## remove the virtualenv and caches (keeps .optsync data)
 
 .PHONY: soak
 soak: $(STAMP) ## the long fault/load soak (30 minutes; OPTSYNC_SOAK_SECONDS to change)
+	rm -f test-artifacts/soak-summary-*.json
 	OPTSYNC_SOAK_SECONDS=$${OPTSYNC_SOAK_SECONDS:-1800} $(BIN)/pytest tests/soak -s -p no:cacheprovider --timeout 0
+	@if [ -f test-artifacts/soak-summary-postgresql.json ]; then \
+		cp test-artifacts/soak-summary-postgresql.json docs/soak-summary.json; \
+		echo "summary copied to docs/soak-summary.json (make bench puts it in docs/benchmarks.md)"; fi

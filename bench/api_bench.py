@@ -69,7 +69,10 @@ def start_server(url: str, data_dir: Path, port: int, workers: int) -> subproces
         "OPTSYNC_BASE_URL": f"http://127.0.0.1:{port}",
     }
     command = [sys.executable, "-m", "optsync.cli.main", "serve", "--port", str(port)]
-    return subprocess.Popen([*command, "--workers", str(workers)], env=env)
+    log = (data_dir / f"serve-{port}.log").open("wb")  # the access log: a line per request
+    return subprocess.Popen(
+        [*command, "--workers", str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def seed(db: Database, persons: int) -> tuple[list[int], str]:
@@ -297,7 +300,7 @@ def wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit("the server process died; see its output above")
+            raise SystemExit("the server process died; see serve-*.log in the data dir")
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return
@@ -359,7 +362,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="open-loop connections")
     parser.add_argument("--workers", type=int, default=1, help="optsync serve --workers")
     parser.add_argument("--suppression-runs", type=int, default=30)
-    parser.add_argument("--postgres-url", default=os.environ.get("OPTSYNC_TEST_POSTGRES_URL"))
+    parser.add_argument("--postgres-url", default=None, help="also run on PostgreSQL")
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     if args.one_click + WARMUP > args.persons * 0.9:

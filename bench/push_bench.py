@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--burst", type=int, default=10_000)
-    parser.add_argument("--postgres-url", default=os.environ.get("OPTSYNC_TEST_POSTGRES_URL"))
+    parser.add_argument("--postgres-url", default=None, help="run on PostgreSQL instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)

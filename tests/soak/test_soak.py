@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,18 @@ pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
 DURATION = float(os.environ.get("OPTSYNC_SOAK_SECONDS", "40"))
 ARTIFACTS = Path("test-artifacts")
+
+
+def _commit() -> str:
+    """The code the soak ran on (``git describe``), or ``unknown`` outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def free_port() -> int:
@@ -343,6 +356,8 @@ def test_soak(emu, soak_db, tmp_path):
     assert final_report["status"] == "succeeded"
 
     summary = {
+        "commit": _commit(),
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "database": "postgresql" if postgres else "sqlite",
         "duration_s": DURATION,
         "workers": len(procs.workers), "web_processes": len(web_urls),
