@@ -4,7 +4,8 @@ Each benchmark prints its own figures; this script runs it with the exact comman
 in the report (on SQLite, and on PostgreSQL when ``OPTSYNC_TEST_POSTGRES_URL`` is set),
 and puts its output next to the target it answers to and the naive approach it replaces.
 
-    python bench/report.py [--only push,import] [--quick]
+    python bench/report.py [--only push,import]   # measure, then write the report
+    python bench/report.py --render                # rewrite it from the saved outputs
 """
 
 from __future__ import annotations
@@ -24,28 +25,57 @@ PG = os.environ.get("OPTSYNC_TEST_POSTGRES_URL", "")
 
 # name, title, target, naive approach, commands (SQLite, then PostgreSQL ones)
 BENCHES = [
-    ("import", "CSV import of 100,000 persons",
-     "issue 2: measure rows/s on SQLite and PostgreSQL",
-     "row-by-row ORM inserts (measured first: ~1,500 rows/s on PostgreSQL)",
-     [["bench/import_bench.py", "--postgres-url", PG] if PG else ["bench/import_bench.py"]]),
-    ("emulator", "The Salesforce emulator",
-     "seeding 1,000,000 records and a Bulk query of 250,000 well under a minute each",
-     "—", [["bench/emulator_bench.py"]]),
-    ("push", "Real-time push: unsubscribe → field set in Salesforce (100 ms per API call)",
-     "p50 < 0.5 s, p99 < 2 s at 50/s; ≤ 6 API calls per 1,000 pushes in a 10,000 burst",
-     "per-record REST update: 1,000 calls per 1,000; nightly-only sync: up to 24 h",
-     [["bench/push_bench.py"]] + ([["bench/push_bench.py", "--postgres-url", PG]] if PG else [])),
-    ("api", "Public one-click endpoint and suppression checks",
-     "≥ 500 one-click POSTs/s with p99 < 50 ms; 10,000-email suppression check < 200 ms",
-     "one transaction per POST through the ORM (optsync before the group commit, same "
-     "machine): 266 POSTs/s, p99 135 ms on SQLite; 202/s, p99 210 ms on PostgreSQL",
-     [["bench/api_bench.py", "--postgres-url", PG] if PG else ["bench/api_bench.py"]]),
-    ("nightly", "Nightly sync at 1,000,000 persons (150,000 opt-outs each side, half shared)",
-     "first run < 3 min and < 500 MB, < 50 API calls; second run zero changes",
-     "per-record REST updates: one call per pushed record",
-     [["bench/nightly_bench.py"]] + ([["bench/nightly_bench.py", "--postgres-url", PG]]
-                                     if PG else [])),
+    (
+        "import",
+        "CSV import of 100,000 persons",
+        "issue 2: measure rows/s on SQLite and PostgreSQL",
+        "row-by-row ORM inserts (measured first: ~1,500 rows/s on PostgreSQL)",
+        [["bench/import_bench.py", "--postgres-url", PG] if PG else ["bench/import_bench.py"]],
+    ),
+    (
+        "emulator",
+        "The Salesforce emulator",
+        "seeding 1,000,000 records and a Bulk query of 250,000 well under a minute each",
+        "—",
+        [["bench/emulator_bench.py"]],
+    ),
+    (
+        "push",
+        "Real-time push: unsubscribe → field set in Salesforce (100 ms per API call)",
+        "p50 < 0.5 s, p99 < 2 s at 50/s; ≤ 6 API calls per 1,000 pushes in a 10,000 burst",
+        "per-record REST update: 1,000 calls per 1,000; nightly-only sync: up to 24 h",
+        [["bench/push_bench.py"]] + ([["bench/push_bench.py", "--postgres-url", PG]] if PG else []),
+    ),
+    (
+        "api",
+        "Public one-click endpoint and suppression checks",
+        "≥ 500 one-click POSTs/s with p99 < 50 ms; 10,000-email suppression check < 200 ms",
+        "one transaction per POST through the ORM (optsync before the group commit, same "
+        "machine): 266 POSTs/s, p99 135 ms on SQLite; 202/s, p99 210 ms on PostgreSQL",
+        [["bench/api_bench.py", "--postgres-url", PG] if PG else ["bench/api_bench.py"]],
+    ),
+    (
+        "nightly",
+        "Nightly sync at 1,000,000 persons (150,000 opt-outs each side, half shared)",
+        "first run < 3 min and < 500 MB, < 50 API calls; second run zero changes",
+        "per-record REST updates: one call per pushed record",
+        [["bench/nightly_bench.py"]]
+        + ([["bench/nightly_bench.py", "--postgres-url", PG]] if PG else []),
+    ),
 ]
+
+
+# The lines of each benchmark's output that answer its target, for the summary.
+HEADLINES = {
+    "import": ("first import",),
+    "emulator": ("seed ", "bulk query"),
+    "push": ("steady", "burst API calls", "burst of"),
+    "api": ("SQLite:", "PostgreSQL:", "open loop", "closed loop", "check of 10,000"),
+    "nightly": ("== 1,000,000", "first run", "second run changes", "extrapolated"),
+}
+SAVED = ROOT / "test-artifacts" / "bench-results.json"
+"""Every run's outputs, so ``--render`` can rewrite the report (e.g. after a new soak)
+without measuring again."""
 
 
 def run(cmd: list[str]) -> tuple[str, float, int]:
@@ -64,47 +94,127 @@ def soak_section() -> list[str]:
         return []
     summary = json.loads(path.read_text())
     return [
-        "## Soak (fault, load and concurrency)", "",
+        "## Soak (fault, load and concurrency)",
+        "",
         "`make soak` (`OPTSYNC_SOAK_SECONDS=1800 pytest tests/soak -s`, PostgreSQL): "
         f"{summary['duration_s'] / 60:.0f} minutes with {summary['workers']} workers and "
         f"{summary['web_processes']} web processes; every invariant held. CI runs the same "
-        "scenario for 40 seconds on every change.", "",
-        "```json", json.dumps(summary, indent=2), "```", "",
+        "scenario for 40 seconds on every change.",
+        "",
+        "```json",
+        json.dumps(summary, indent=2),
+        "```",
+        "",
     ]
+
+
+def shown(cmd: list[str]) -> str:
+    text = " ".join(["python", *cmd])
+    return text.replace(PG, "$OPTSYNC_TEST_POSTGRES_URL") if PG else text
+
+
+def summary(results: dict[str, list[dict[str, object]]]) -> list[str]:
+    lines = [
+        "## Summary",
+        "",
+        "Each target with the output lines that answer it; the "
+        "sections below hold the full output of each command.",
+        "",
+    ]
+    for name, title, target, naive, _ in BENCHES:
+        if name not in results:
+            continue
+        picked = [
+            line.strip()
+            for result in results[name]
+            for line in str(result["output"]).splitlines()
+            if any(key in line for key in HEADLINES.get(name, ()))
+        ]
+        lines += [f"**{title}.** Target: {target}. Naive: {naive}.", "", "```", *picked, "```", ""]
+    return lines
+
+
+def render(meta: dict[str, str], results: dict[str, list[dict[str, object]]]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`python bench/report.py`) on {meta['when']} UTC at commit "
+        f"`{meta['commit']}`, {meta['machine']}. Client, server, database and the Salesforce "
+        "emulator share the machine. Each section shows the exact command and its output; "
+        "`$OPTSYNC_TEST_POSTGRES_URL` was a local PostgreSQL 15.",
+        "",
+        *summary(results),
+    ]
+    for name, title, target, naive, _ in BENCHES:
+        if name not in results:
+            continue
+        lines += [f"## {title}", "", f"Target: {target}.  ", f"Naive approach: {naive}.", ""]
+        for result in results[name]:
+            lines += [
+                f"`{result['command']}` ({float(str(result['seconds'])):.0f} s)",
+                "",
+                "```",
+                str(result["output"]),
+                "```",
+                "",
+            ]
+    lines += soak_section()
+    return "\n".join(lines) + "\n"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated bench names")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the report from the last run's saved outputs"
+    )
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(SAVED.read_text())
+        Path(args.output).write_text(render(saved["meta"], saved["results"]))
+        print(f"wrote {args.output} from {SAVED}")
+        return 0
     only = {n for n in args.only.split(",") if n}
-    lines = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`python bench/report.py`) on "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC,",
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
-        "Each section shows the exact command and its output.",
-        "",
-    ]
+    meta = {
+        "when": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+        "commit": commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+    }
+    results: dict[str, list[dict[str, object]]] = {}
     failures = 0
-    for name, title, target, naive, commands in BENCHES:
+    for name, _title, _target, _naive, commands in BENCHES:
         if only and name not in only:
             continue
         if not (ROOT / commands[0][0]).exists():
             continue
-        lines += [f"## {title}", "", f"Target: {target}.  ", f"Naive approach: {naive}.", ""]
         for cmd in commands:
-            shown = " ".join(["python", *cmd]).replace(PG, "$OPTSYNC_TEST_POSTGRES_URL") if PG \
-                else " ".join(["python", *cmd])
-            print(f"== {shown}", flush=True)
+            print(f"== {shown(cmd)}", flush=True)
             out, seconds, code = run(cmd)
             failures += code != 0
             print(out, flush=True)
-            lines += [f"`{shown}` ({seconds:.0f} s)", "", "```", out, "```", ""]
-    lines += soak_section()
-    Path(args.output).write_text("\n".join(lines) + "\n")
+            results.setdefault(name, []).append(
+                {"command": shown(cmd), "seconds": seconds, "output": out, "exit": code}
+            )
+    SAVED.parent.mkdir(exist_ok=True)
+    SAVED.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    Path(args.output).write_text(render(meta, results))
     print(f"wrote {args.output}")
     return 1 if failures else 0
 
