@@ -7,6 +7,8 @@ Register with ``pytest_plugins = ["tests.fixtures_emulator"]`` (or ``-p tests.fi
 * ``emu`` (function): the same emulator after ``POST /__emulator__/reset``, which empties
   the org, restores default field-level security and settings and zeroes the counters,
   so every test starts from a known org.
+* ``emu_settings``: ``emu`` with the ``OPTSYNC_SF_*`` environment pointing at it, for
+  tests that run the CLI.
 * ``sf``: a ready simple-salesforce client (client-credentials token, CA trusted through
   a ``requests.Session`` with ``trust_env=False``).
 """
@@ -35,6 +37,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 def emu(emulator: Emulator) -> Emulator:
     emulator.reset()
     return emulator
+
+
+@pytest.fixture
+def emu_settings(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The (reset) emulator, with optsync's ``OPTSYNC_SF_*`` settings pointing at it."""
+    for name, value in emu.settings_env().items():
+        monkeypatch.setenv(name, value)
+    return emu
 
 
 @pytest.fixture

@@ -163,9 +163,9 @@ class Emulator:
                 "password": self.password, "private_key_file": self.private_key_file,
                 "refresh_token": self.refresh_token, "control_url": self.control_url}
 
-    def env_block(self) -> str:
-        """Ready-to-paste ``OPTSYNC_SF_*`` settings for optsync itself."""
-        lines = {
+    def settings_env(self) -> dict[str, str]:
+        """The ``OPTSYNC_SF_*`` settings that connect optsync to this org."""
+        return {
             "OPTSYNC_SF_AUTH": "client_credentials",
             "OPTSYNC_SF_LOGIN_URL": self.login_url,
             "OPTSYNC_SF_CLIENT_ID": self.client_id,
@@ -175,7 +175,10 @@ class Emulator:
             "OPTSYNC_SF_PRIVATE_KEY_FILE": self.private_key_file,
             "OPTSYNC_SF_CA_BUNDLE": self.ca_bundle,
         }
-        return "\n".join(f"export {k}={json.dumps(v)}" for k, v in lines.items())
+
+    def env_block(self) -> str:
+        """Ready-to-paste ``OPTSYNC_SF_*`` settings for optsync itself."""
+        return "\n".join(f"export {k}={json.dumps(v)}" for k, v in self.settings_env().items())
 
 
 def _url_host(host: str) -> str:

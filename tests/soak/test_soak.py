@@ -165,10 +165,7 @@ def test_soak(emu, soak_db, tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTSYNC_")}
     env.update({
-        "OPTSYNC_DATA_DIR": str(data_dir), "OPTSYNC_DATABASE_URL": url,
-        "OPTSYNC_SF_AUTH": "client_credentials", "OPTSYNC_SF_LOGIN_URL": emu.login_url,
-        "OPTSYNC_SF_CLIENT_ID": emu.client_id, "OPTSYNC_SF_CLIENT_SECRET": emu.client_secret,
-        "OPTSYNC_SF_CA_BUNDLE": emu.ca_bundle,
+        "OPTSYNC_DATA_DIR": str(data_dir), "OPTSYNC_DATABASE_URL": url, **emu.settings_env(),
     })
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -13,15 +13,7 @@ pytestmark = pytest.mark.emulator
 
 
 @pytest.fixture
-def cli(cli_env, emu, monkeypatch):
-    for name, value in {
-        "OPTSYNC_SF_AUTH": "client_credentials",
-        "OPTSYNC_SF_LOGIN_URL": emu.login_url,
-        "OPTSYNC_SF_CLIENT_ID": emu.client_id,
-        "OPTSYNC_SF_CLIENT_SECRET": emu.client_secret,
-        "OPTSYNC_SF_CA_BUNDLE": emu.ca_bundle,
-    }.items():
-        monkeypatch.setenv(name, value)
+def cli(cli_env, emu_settings):
     return cli_main.main
 
 

@@ -23,11 +23,7 @@ def worker_env(emu, database_url: str, data_dir: Path) -> dict[str, str]:
         {
             "OPTSYNC_DATABASE_URL": database_url,
             "OPTSYNC_DATA_DIR": str(data_dir),
-            "OPTSYNC_SF_AUTH": "client_credentials",
-            "OPTSYNC_SF_LOGIN_URL": emu.login_url,
-            "OPTSYNC_SF_CLIENT_ID": emu.client_id,
-            "OPTSYNC_SF_CLIENT_SECRET": emu.client_secret,
-            "OPTSYNC_SF_CA_BUNDLE": emu.ca_bundle,
+            **emu.settings_env(),
         }
     )
     return env

@@ -13,17 +13,9 @@ from tests.integration.sync.conftest import add_persons, remote, set_field
 
 
 @pytest.fixture
-def cli(cli_env, emu, monkeypatch):
+def cli(cli_env, emu_settings):
     if "sync" not in [g.name for g in cli_main.app.registered_groups]:
         cli_main.app.add_typer(sync_cli.app, name="sync")
-    for name, value in {
-        "OPTSYNC_SF_AUTH": "client_credentials",
-        "OPTSYNC_SF_LOGIN_URL": emu.login_url,
-        "OPTSYNC_SF_CLIENT_ID": emu.client_id,
-        "OPTSYNC_SF_CLIENT_SECRET": emu.client_secret,
-        "OPTSYNC_SF_CA_BUNDLE": emu.ca_bundle,
-    }.items():
-        monkeypatch.setenv(name, value)
     return cli_main.main
 
 
