@@ -17,10 +17,16 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from optsync.errors import ConfigError, DatabaseNotMigratedError
+
+UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+"""Errors that say the database cannot be reached or used right now (refused or lost
+connection, exhausted pool, SQLite's lock wait run out, a deadlock victim), not that a
+request's data is wrong: retrying later is the remedy."""
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

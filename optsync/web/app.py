@@ -18,12 +18,14 @@ from optsync import __version__
 from optsync.bootstrap import Context
 from optsync.services.links import UnsubscribeLinks
 from optsync.services.sync_launcher import SyncLauncher
+from optsync.store.db import UNAVAILABLE
 from optsync.web import health, public
 from optsync.web.admin import install_admin
 from optsync.web.api import api_router
 from optsync.web.batching import GroupCommit
-from optsync.web.errors import install_error_handlers
+from optsync.web.errors import error_responses, install_error_handlers
 from optsync.web.guards import MAX_BODY_BYTES, RequestGuards
+from optsync.web.unavailable import database_unavailable
 
 STATIC = Path(__file__).parent / "static"
 SWITCH_INTERVAL = 0.0005
@@ -46,6 +48,8 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
         # The interactive docs load scripts from a CDN; /openapi.json is the contract.
         docs_url=None,
         redoc_url=None,
+        # any route may meet a database that cannot be reached (optsync.web.unavailable)
+        responses=error_responses(503),
     )
     app.state.ctx = ctx
     app.state.links = UnsubscribeLinks.from_settings(ctx.settings)
@@ -53,6 +57,8 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     app.state.sync_launcher = SyncLauncher(ctx)
     app.state.group_commit = GroupCommit(ctx.db, ctx.clock)
     install_error_handlers(app)
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, database_unavailable)
     app.include_router(public.router)
     app.include_router(health.router)
     app.include_router(api_router())

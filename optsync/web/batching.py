@@ -11,7 +11,9 @@ own commit (there is no timer).
 
 Nothing is answered before it is committed, so a crash loses no acknowledged
 unsubscribe. If a batch's transaction fails, its requests are committed one by one, so
-one failure (a database error on one row) answers only its own request with an error.
+one failure (a database error on one row) answers only its own request with an error;
+if the first of them fails too for want of a database, all of them get that error at
+once (the web app answers ``503`` with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from optsync.services.bulk_unsubscribes import ByIdOutcome, ByIdRequest, unsubscribe_ids
 from optsync.services.transactions import in_transaction
-from optsync.store.db import Database
+from optsync.store.db import UNAVAILABLE, Database
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +103,15 @@ class GroupCommit:
                     exc_info=True,
                 )
         alone: list[ByIdOutcome | BaseException] = []
-        for request in requests:
+        for n, request in enumerate(requests):
             try:
                 alone.extend(self._commit_together([request]))
+            except UNAVAILABLE as exc:
+                if n == 0 and len(requests) > 1:
+                    # the batch failed and so does one request alone: the database is
+                    # down, not a row wrong; trying each would wait out every timeout
+                    return [exc] * len(requests)
+                alone.append(exc)
             except Exception as exc:
                 alone.append(exc)
         return alone

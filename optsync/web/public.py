@@ -68,6 +68,10 @@ _PAGE_RESPONSES = error_responses(
             "content": _HTML,
         },
         404: {"description": "The link's person does not exist (any more)", "content": _HTML},
+        503: {
+            "description": "The database cannot be reached; nothing was recorded, try again",
+            "content": _HTML,
+        },
     },
 )
 
