@@ -3,7 +3,10 @@ when configured, PostgreSQL), a fake clock, and tokens to call the API with."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +18,15 @@ from optsync.services.links import UnsubscribeLinks
 from optsync.store.db import Database
 from optsync.store.models import LedgerEntry, OutboxPush, Person
 from tests.integration.conftest import BASE_URL
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright keeps an
+    event loop running in the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture

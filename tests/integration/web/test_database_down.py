@@ -22,6 +22,7 @@ from optsync.web import batching
 from optsync.web.app import create_app
 from optsync.web.batching import GroupCommit
 from tests.integration.conftest import BASE_URL
+from tests.integration.web.conftest import run_async
 
 UNREACHABLE = {
     # nothing listens on port 1; connect_timeout keeps a filtered port from hanging
@@ -97,6 +98,6 @@ def test_a_group_commit_gives_up_at_once_when_the_database_is_down(db, clock, mo
         requests = [ByIdRequest(n, Source.ONE_CLICK, "t") for n in range(10)]
         return await asyncio.gather(*(group.submit(r) for r in requests), return_exceptions=True)
 
-    outcomes = asyncio.run(submit_all())
+    outcomes = run_async(submit_all())
     assert all(isinstance(o, OperationalError) for o in outcomes)
     assert calls == [10, 1]

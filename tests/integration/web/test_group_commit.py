@@ -13,7 +13,7 @@ from optsync.services.bulk_unsubscribes import ByIdOutcome, ByIdRequest
 from optsync.services.optouts import get_or_create_person
 from optsync.web import batching
 from optsync.web.batching import GroupCommit
-from tests.integration.web.conftest import counts
+from tests.integration.web.conftest import counts, run_async
 
 
 def people(db, clock, n: int) -> list[int]:
@@ -32,7 +32,7 @@ async def submit_all(group: GroupCommit, pids: list[int]) -> list[ByIdOutcome | 
 def test_simultaneous_requests_share_transactions_and_all_are_recorded(db, clock):
     pids = people(db, clock, 60)
     group = GroupCommit(db, clock, max_batch=25)
-    outcomes = asyncio.run(submit_all(group, pids))
+    outcomes = run_async(submit_all(group, pids))
     assert outcomes == [ByIdOutcome(f"p{i}@example.com", True) for i in range(60)]
     assert counts(db) == (60, 60, 60, 60)
     # all 60 were waiting before the first commit began: batches of at most 25
@@ -46,7 +46,7 @@ def test_a_lone_request_commits_at_once_and_repeats_are_harmless(db, clock):
     async def twice() -> list[ByIdOutcome]:
         return [await group.submit(request(pid)), await group.submit(request(pid))]
 
-    assert asyncio.run(twice()) == [
+    assert run_async(twice()) == [
         ByIdOutcome("p0@example.com", True),
         ByIdOutcome("p0@example.com", False),
     ]
@@ -65,7 +65,7 @@ def test_a_failed_batch_is_committed_request_by_request(db, clock, monkeypatch):
 
     monkeypatch.setattr(batching, "unsubscribe_ids", refuse_batches)
     group = GroupCommit(db, clock)
-    outcomes = asyncio.run(submit_all(group, pids))
+    outcomes = run_async(submit_all(group, pids))
     assert all(isinstance(o, ByIdOutcome) and o.changed for o in outcomes), outcomes
     assert group.batches == 10
     assert counts(db) == (10, 10, 10, 10)
@@ -82,7 +82,7 @@ def test_one_failing_request_fails_alone(db, clock, monkeypatch):
         return real(session, requests, now=now)
 
     monkeypatch.setattr(batching, "unsubscribe_ids", fail_for_one)
-    outcomes = asyncio.run(submit_all(GroupCommit(db, clock), pids))
+    outcomes = run_async(submit_all(GroupCommit(db, clock), pids))
     assert isinstance(outcomes[2], RuntimeError)
     assert [o.changed for i, o in enumerate(outcomes) if i != 2] == [True] * 4  # type: ignore[union-attr]
     assert counts(db) == (5, 4, 4, 4)  # the poisoned request's transaction left nothing
@@ -102,7 +102,7 @@ def test_a_cancelled_request_is_still_committed(db, clock):
             await leaving
         return await staying
 
-    assert asyncio.run(scenario()).changed
+    assert run_async(scenario()).changed
     assert counts(db) == (2, 2, 2, 2)
 
 
@@ -111,5 +111,5 @@ def test_each_event_loop_starts_afresh(db, clock):
     pids = people(db, clock, 4)
     group = GroupCommit(db, clock)
     for pid in pids:
-        assert asyncio.run(group.submit(request(pid))).changed
+        assert run_async(group.submit(request(pid))).changed
     assert counts(db) == (4, 4, 4, 4)

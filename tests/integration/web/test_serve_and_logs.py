@@ -25,7 +25,7 @@ from optsync.services.optouts import get_or_create_person
 from optsync.store.models import LedgerEntry
 from optsync.web import asgi
 from optsync.web.access_log import RedactingFilter, redact_path
-from tests.integration.web.conftest import counts
+from tests.integration.web.conftest import counts, run_async
 
 
 def free_port() -> int:
@@ -145,7 +145,7 @@ def test_two_web_processes_share_a_port_and_lose_nothing(pg_db, tmp_path):
                 )
             return [r.status_code for r in replies]
 
-        assert asyncio.run(post_all()) == [200] * 240  # every person twice, concurrently
+        assert run_async(post_all()) == [200] * 240  # every person twice, concurrently
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
