@@ -44,11 +44,18 @@ def writer_gate(db: Database) -> AbstractContextManager[object]:
     return gate
 
 
-def in_transaction(db: Database, work: Callable[[Session], T], attempts: int = ATTEMPTS) -> T:
-    """``work(session)`` in one transaction, retried on a unique-key race."""
+def in_transaction(
+    db: Database,
+    work: Callable[[Session], T],
+    attempts: int = ATTEMPTS,
+    *,
+    timeout_s: float | None = None,
+) -> T:
+    """``work(session)`` in one transaction, retried on a unique-key race; ``timeout_s``
+    as for :meth:`Database.transaction`."""
     for attempt in range(1, attempts + 1):
         try:
-            with writer_gate(db), db.transaction() as session:
+            with writer_gate(db), db.transaction(timeout_s=timeout_s) as session:
                 return work(session)
         except IntegrityError:
             if attempt == attempts:

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,9 @@ request's data is wrong: retrying later is the remedy."""
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings optsync relies on for each dialect."""
+    # Statement parameters (addresses, evidence, stored ciphertexts) stay out of error
+    # messages and logs; the statement itself is still shown.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -69,9 +72,17 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose work commits at the end of the block, or rolls back on error."""
+    def transaction(self, *, timeout_s: float | None = None) -> Iterator[Session]:
+        """A session whose work commits at the end of the block, or rolls back on error.
+
+        ``timeout_s``: on PostgreSQL, no statement of the transaction (lock waits
+        included) may take longer, or it fails with an ``OperationalError``; for request
+        paths that must answer rather than hang behind a stuck lock. SQLite bounds its
+        lock waits with ``busy_timeout`` (30 s) instead."""
         with self.sessions.begin() as session:
+            if timeout_s is not None and self.dialect == "postgresql":
+                milliseconds = max(1, int(timeout_s * 1000))
+                session.execute(text(f"SET LOCAL statement_timeout = {milliseconds}"))
             yield session
 
     def upgrade(self, revision: str = "head") -> None:

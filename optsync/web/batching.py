@@ -35,6 +35,11 @@ MAX_BATCH = 500
 """Requests per transaction at most: large enough for any burst one process can take in
 while a commit runs, small enough that one statement's ``IN`` list stays modest."""
 
+STATEMENT_TIMEOUT_S = 10.0
+"""On PostgreSQL, a batch's statements may wait this long at most (say, behind a row
+lock a stuck transaction holds); then its requests answer ``503`` and may be repeated,
+instead of every one-click POST of the campaign hanging behind it."""
+
 Waiter = tuple[ByIdRequest, "asyncio.Future[ByIdOutcome]"]
 
 
@@ -42,9 +47,15 @@ class GroupCommit:
     """Commit concurrent unsubscribe requests together; one instance per app (process)."""
 
     def __init__(
-        self, db: Database, clock: Callable[[], datetime], *, max_batch: int = MAX_BATCH
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        max_batch: int = MAX_BATCH,
+        timeout_s: float = STATEMENT_TIMEOUT_S,
     ) -> None:
         self._db = db
+        self._timeout_s = timeout_s
         self._clock = clock
         self._max_batch = max_batch
         self._waiting: list[Waiter] = []
@@ -118,7 +129,9 @@ class GroupCommit:
 
     def _commit_together(self, requests: list[ByIdRequest]) -> list[ByIdOutcome]:
         outcomes = in_transaction(
-            self._db, lambda session: unsubscribe_ids(session, requests, now=self._clock())
+            self._db,
+            lambda session: unsubscribe_ids(session, requests, now=self._clock()),
+            timeout_s=self._timeout_s,
         )
         self.batches += 1
         return outcomes

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from optsync.bootstrap import Context
 from optsync.domain.optout import Source
 from optsync.services.bulk_unsubscribes import ByIdRequest
 from optsync.services.links import UnsubscribeLinks
+from optsync.services.optouts import get_or_create_person
 from optsync.settings import load_settings
 from optsync.store.db import Database
 from optsync.web import batching
@@ -101,3 +104,37 @@ def test_a_group_commit_gives_up_at_once_when_the_database_is_down(db, clock, mo
     outcomes = run_async(submit_all())
     assert all(isinstance(o, OperationalError) for o in outcomes)
     assert calls == [10, 1]
+
+
+def test_a_stuck_row_lock_fails_the_batch_in_time_instead_of_hanging(pg_db, clock):
+    """PostgreSQL: a batch waits at most its statement timeout behind a lock another
+    transaction holds; its requests then fail (503), and succeed once the lock is gone."""
+    with pg_db.transaction() as s:
+        pid = get_or_create_person(s, "locked@example.com", clock())[0].id
+    group = GroupCommit(pg_db, clock, timeout_s=0.5)
+    request = ByIdRequest(pid, Source.ONE_CLICK, "t")
+    with pg_db.engine.connect() as blocker:
+        blocker.execute(text("SELECT id FROM persons WHERE id = :id FOR UPDATE"), {"id": pid})
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="statement timeout"):
+            run_async(group.submit(request))
+        assert time.monotonic() - started < 5
+        blocker.rollback()
+    assert run_async(group.submit(request)).changed
+
+
+def test_database_errors_do_not_show_statement_parameters(db, clock):
+    with db.transaction() as s:
+        get_or_create_person(s, "secret-address@example.com", clock())
+    with pytest.raises(IntegrityError) as caught, db.transaction() as s:
+        s.execute(
+            text(
+                "INSERT INTO persons (email, unsubscribed, created_at, updated_at) "
+                "VALUES (:email, false, :now, :now)"
+            ),
+            {"email": "secret-address@example.com", "now": clock()},
+        )
+    message = str(caught.value)
+    # the bound values are not echoed (PostgreSQL's own DETAIL line may still name the key)
+    assert "[SQL parameters hidden due to hide_parameters=True]" in message
+    assert "'email': 'secret-address" not in message
