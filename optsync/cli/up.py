@@ -7,8 +7,7 @@ import uvicorn
 
 from optsync.bootstrap import open_context
 from optsync.cli.worker import configure_logging
-from optsync.web import access_log
-from optsync.web.app import create_app, tune_for_serving
+from optsync.web.asgi import UVICORN_OPTIONS, serving_app
 from optsync.worker.runner import Worker
 
 
@@ -22,11 +21,9 @@ def up(
     ctx = open_context()
     worker = Worker(ctx)
     try:
-        app = create_app(ctx)
-        access_log.install()
+        app = serving_app(ctx)
         worker.start()
-        tune_for_serving()
-        uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
+        uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
     finally:
         worker.stop()
         ctx.close()

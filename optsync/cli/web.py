@@ -6,8 +6,7 @@ import typer
 import uvicorn
 
 from optsync.bootstrap import open_context
-from optsync.web import access_log
-from optsync.web.app import create_app, tune_for_serving
+from optsync.web.asgi import UVICORN_OPTIONS, serving_app
 
 
 def serve(
@@ -31,14 +30,10 @@ def serve(
             workers=workers,
             host=host,
             port=port,
-            proxy_headers=True,
-            server_header=False,
+            **UVICORN_OPTIONS,
         )
         return
     try:
-        app = create_app(ctx)
-        access_log.install()
-        tune_for_serving()
-        uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
+        uvicorn.run(serving_app(ctx), host=host, port=port, **UVICORN_OPTIONS)
     finally:
         ctx.close()

@@ -7,8 +7,6 @@ No module-level state: tests build one app per database, and ``optsync serve``,
 
 from __future__ import annotations
 
-import gc
-import sys
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -28,8 +26,6 @@ from optsync.web.guards import MAX_BODY_BYTES, RequestGuards
 from optsync.web.unavailable import database_unavailable
 
 STATIC = Path(__file__).parent / "static"
-SWITCH_INTERVAL = 0.0005
-"""Seconds a thread may hold the GIL while another waits (Python's default: 0.005)."""
 
 DESCRIPTION = """Keeps email opt-outs consistent between a sales workspace and Salesforce.
 
@@ -66,21 +62,3 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes)
     install_admin(app, ctx)
     return app
-
-
-def tune_for_serving() -> None:
-    """Two interpreter settings for a serving process, applied once the app is built.
-
-    * **Freeze the startup heap.** Modules, the app and its routes, compiled templates
-      and SQLAlchemy's mappers live as long as the process, yet every full garbage
-      collection walks all of them: a pause of 100 ms or more that stalls every request
-      in flight. Frozen, a full pass walks only what requests allocate.
-    * **A shorter GIL switch interval.** The event loop parses requests while the group
-      commit's thread waits on the database; each time an answer arrives that thread
-      needs the GIL back, and by default waits up to 5 ms for the loop to yield it, once
-      per statement. At 0.5 ms a commit's round trips no longer queue behind the loop
-      (on PostgreSQL this halves the one-click p99: ``docs/benchmarks.md``).
-    """
-    gc.collect()
-    gc.freeze()
-    sys.setswitchinterval(SWITCH_INTERVAL)

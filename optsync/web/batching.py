@@ -62,7 +62,7 @@ class GroupCommit:
         self._committer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
-        """Transactions committed so far (for tests and the benchmark)."""
+        """Transactions committed so far (tests read it)."""
 
     async def submit(self, request: ByIdRequest) -> ByIdOutcome:
         """Record ``request`` and return its outcome once it is committed."""

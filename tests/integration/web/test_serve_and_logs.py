@@ -54,7 +54,7 @@ def test_access_log_hides_tokens_and_query_strings():
 
 def test_serve_runs_uvicorn_on_the_app(cli_env, monkeypatch):
     seen = {}
-    monkeypatch.setattr(web, "tune_for_serving", lambda: seen.setdefault("tuned", True))
+    monkeypatch.setattr(asgi, "tune_for_serving", lambda: seen.setdefault("tuned", True))
 
     def fake_run(app, **kwargs):
         seen["routes"] = set(app.openapi()["paths"])
