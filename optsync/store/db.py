@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -50,6 +51,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("connect_args", {"connect_timeout": 10})
     return create_engine(url, **kwargs)
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock, as an aware UTC datetime.
+
+    Leases, heartbeats and the reaping of dead runs compare times written by different
+    workers; reading them all from one clock (the database's) keeps a worker whose own
+    clock is minutes off from stealing live work or keeping dead work alive. PostgreSQL:
+    ``clock_timestamp()`` (the real time, not the transaction's start). SQLite runs in
+    this process, so its clock is this machine's (to the millisecond).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        value = session.execute(text("SELECT clock_timestamp()")).scalar_one()
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+    raw = session.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+    return datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
 
 
 def alembic_config(url: str) -> Config:

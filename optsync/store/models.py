@@ -130,8 +130,11 @@ class OutboxPush(Base):
     """A push of one person's opt-out to Salesforce, written in the unsubscribe's transaction.
 
     States: ``pending`` (due at ``next_attempt_at``), ``in_flight`` (claimed by a worker
-    until ``claimed_until``; an expired claim is taken over), ``sent``, ``failed``
-    (permanent, with the fix), ``not_linked`` (waits for a Salesforce id).
+    until ``claimed_until``, on the database's clock; an expired claim is taken over),
+    ``sent``, ``failed`` (permanent, with the fix; ``optsync push retry`` re-opens it),
+    ``not_linked`` (waits for a Salesforce id), ``cancelled`` (the person was re-subscribed
+    before it was sent). A person has at most one open (pending, in flight, not linked)
+    push: a partial unique index enforces it, whatever the callers do.
     """
 
     __tablename__ = "outbox"
@@ -150,12 +153,22 @@ class OutboxPush(Base):
     fix: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         CheckConstraint(
-            "state IN ('pending', 'in_flight', 'sent', 'failed', 'not_linked')", name="state"
+            "state IN ('pending', 'in_flight', 'sent', 'failed', 'not_linked', 'cancelled')",
+            name="state",
         ),
         Index("ix_outbox_due", "state", "next_attempt_at"),
+        # at most one open push per person
+        Index(
+            "uq_outbox_one_open",
+            "person_id",
+            unique=True,
+            sqlite_where=text("state IN ('pending', 'in_flight', 'not_linked')"),
+            postgresql_where=text("state IN ('pending', 'in_flight', 'not_linked')"),
+        ),
     )
 
 
@@ -170,6 +183,8 @@ class SyncSettings(Base):
     sales_opt_out_field: Mapped[str] = mapped_column(String(80), default="Sales_Opt_Out__c")
     schedule: Mapped[str] = mapped_column(String(120), default="0 20 * * *")
     timezone: Mapped[str] = mapped_column(String(64), default="America/Los_Angeles")
+    # when the sync was last switched on (the schedule's start; other edits do not move it)
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str | None] = mapped_column(String(254))
 
