@@ -15,6 +15,7 @@ from optsync.cli import (
     links,
     optouts,
     persons,
+    push_retry,
     salesforce,
     settings_cmd,
     sync,
@@ -39,6 +40,7 @@ app.add_typer(persons.app, name="persons")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(salesforce.app, name="salesforce")
 app.add_typer(worker.push_app, name="push")
+worker.push_app.command("retry")(push_retry.retry)
 app.command("worker")(worker.worker)
 app.command("unsubscribe")(optouts.unsubscribe)
 app.command("resubscribe")(optouts.resubscribe)

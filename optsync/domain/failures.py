@@ -105,7 +105,8 @@ FIX_INVALID_ID_FIELD = (
 )
 FIX_FIELD_INTEGRITY = (
     "Salesforce rejected the value for a data-integrity rule on this record. Open the "
-    "record in Salesforce, correct the field named in the message, then retry the push."
+    "record in Salesforce, correct the field named in the message, then press Retry on "
+    "the person's page (or run `optsync push retry --email ADDRESS`)."
 )
 FIX_VALIDATION_RULE = (
     "A validation rule on Contact or Lead blocked the update. Change the rule so it "
@@ -164,7 +165,8 @@ FIX_ID_LIMIT = (
 )
 FIX_UNKNOWN_CLIENT = (
     "Salesforce rejected the request. Read the message, correct the record or the "
-    "integration user's permissions in Salesforce, then retry the push."
+    "integration user's permissions in Salesforce, then press Retry on the person's page "
+    "(or run `optsync push retry --email ADDRESS`)."
 )
 
 

@@ -1,12 +1,12 @@
 """Record thousands of unsubscribes at once (a suppression list from another tool).
 
-Set-based, one transaction per chunk: one UPDATE ... RETURNING flips the persons who
-were not unsubscribed (and, being atomic, tells exactly which ones this request changed
-even with concurrent writers), one INSERT adds the unknown addresses already
-unsubscribed, then one INSERT each writes their ledger entries and outbox pushes. The
-per-row rules (reason cleaning, the event's shape) come from ``domain.optout`` exactly as
-for a single unsubscribe, so the ledger cannot tell the two paths apart. Re-running a
-request changes nothing: everyone in it is then "existing".
+Set-based, one transaction per chunk: one INSERT adds the unknown addresses, then the
+one write path (``store.optouts``) flips the persons who were not unsubscribed (atomic,
+so it tells exactly which ones this request changed even with concurrent writers) and
+writes their ledger entries and outbox pushes. The per-row rules (reason cleaning, the
+event's shape) come from ``domain.optout`` exactly as for a single unsubscribe, so the
+ledger cannot tell the paths apart. Re-running a request changes nothing: everyone in it
+is then "existing".
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from optsync.domain import optout
@@ -24,16 +24,14 @@ from optsync.domain.optout import LedgerEvent, OptOutState, Source
 from optsync.errors import UsageError
 from optsync.services.addresses import normalise_all
 from optsync.services.transactions import in_transaction
+from optsync.store import optouts as optout_store
 from optsync.store.db import Database
-from optsync.store.models import LedgerEntry, OutboxPush, Person
-from optsync.store.outbox import OPEN_STATES, notify
+from optsync.store.models import Person
 
 CHUNK_SIZE = 1000
 
-# Core tables: multi-row INSERTs through Core skip the ORM's per-row bookkeeping.
+# Core table: multi-row INSERTs through Core skip the ORM's per-row bookkeeping.
 PERSONS = cast(Table, Person.__table__)
-LEDGER = cast(Table, LedgerEntry.__table__)
-OUTBOX = cast(Table, OutboxPush.__table__)
 
 
 @dataclass(frozen=True)
@@ -98,29 +96,21 @@ def unsubscribe_many(
 
 
 def _apply_chunk(session: Session, emails: list[str], event: LedgerEvent, now: datetime) -> int:
-    state = {
-        "unsubscribed": True,
-        "unsubscribed_at": now,
-        "unsubscribe_source": event.source.value,
-        "updated_at": now,
-    }
-    flipped = session.execute(
-        update(Person)
-        .where(Person.email.in_(emails), Person.unsubscribed.is_(False))
-        .values(**state)
-        .returning(Person.id, Person.salesforce_id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    """Add the unknown addresses (subscribed, as every new person starts), then unsubscribe
+    the whole chunk through the one write path."""
     known = set(session.scalars(select(Person.email).where(Person.email.in_(emails))))
-    new_rows = [{"email": e, "created_at": now, **state} for e in emails if e not in known]
-    people: list[tuple[int, str | None]] = [(row[0], row[1]) for row in flipped]
+    new_rows = [
+        {"email": e, "unsubscribed": False, "created_at": now, "updated_at": now}
+        for e in emails
+        if e not in known
+    ]
     if new_rows:
-        created = session.execute(
-            insert(PERSONS).returning(PERSONS.c.id, PERSONS.c.salesforce_id), new_rows
-        )
-        people.extend((row[0], row[1]) for row in created)
-    _record(session, [(pid, sf_id, event) for pid, sf_id in people], now)
-    return len(people)
+        session.execute(insert(PERSONS), new_rows)
+    ids = list(session.scalars(select(Person.id).where(Person.email.in_(emails))))
+    changed = optout_store.unsubscribe(
+        session, [optout_store.Change(pid, event) for pid in ids], now
+    )
+    return len(changed)
 
 
 @dataclass(frozen=True)
@@ -148,45 +138,13 @@ def unsubscribe_ids(
     """Unsubscribe known persons by id, set-based, in the caller's transaction: the
     public endpoints' group commit (``web.batching``) hands in what arrived together.
 
-    One ``UPDATE ... WHERE NOT unsubscribed RETURNING`` per source flips exactly the
-    persons this call changes (atomic, so two processes never both record the same
-    person); the ledger entries and pushes follow as in :func:`unsubscribe_many`. A person
-    named twice is changed by the first request only, as if they had come one by one.
+    The one write path (``store.optouts``) flips exactly the persons this call changes
+    (atomic, so two processes never both record the same person) and writes their ledger
+    entries and pushes. A person named twice is changed by the first request only, as if
+    they had come one by one.
     """
-    first: dict[int, ByIdRequest] = {}
+    changes = []
     for request in requests:
-        first.setdefault(request.person_id, request)
-    by_source: dict[Source, list[int]] = {}
-    for request in first.values():
-        by_source.setdefault(request.source, []).append(request.person_id)
-    changed: dict[int, str | None] = {}
-    emails: dict[int, str] = {}
-    for source, ids in by_source.items():
-        flipped = session.execute(
-            update(PERSONS)
-            .where(PERSONS.c.id.in_(ids), PERSONS.c.unsubscribed.is_(False))
-            .values(
-                unsubscribed=True,
-                unsubscribed_at=now,
-                unsubscribe_source=source.value,
-                updated_at=now,
-            )
-            .returning(PERSONS.c.id, PERSONS.c.salesforce_id, PERSONS.c.email)
-        )
-        for pid, sf_id, email in flipped:
-            changed[pid] = sf_id
-            emails[pid] = email
-    unchanged = [pid for pid in first if pid not in changed]
-    if unchanged:  # repeats, and ids of no one
-        emails.update(
-            (row[0], row[1])
-            for row in session.execute(
-                select(PERSONS.c.id, PERSONS.c.email).where(PERSONS.c.id.in_(unchanged))
-            )
-        )
-    entries: list[tuple[int, str | None, LedgerEvent]] = []
-    for pid, sf_id in changed.items():
-        request = first[pid]
         event = optout.unsubscribe(
             OptOutState(),
             source=request.source,
@@ -195,57 +153,23 @@ def unsubscribe_ids(
             evidence=request.evidence,
         ).event
         assert event is not None, "unsubscribing a subscribed person is always a change"
-        entries.append((pid, sf_id, event))
-    _record(session, entries, now)
+        changes.append(optout_store.Change(request.person_id, event))
+    changed = {c.person_id: c.email for c in optout_store.unsubscribe(session, changes, now)}
+    emails = dict(changed)
+    unchanged = list({r.person_id for r in requests} - set(changed))
+    if unchanged:  # repeats, and ids of no one
+        emails.update(
+            (row[0], row[1])
+            for row in session.execute(
+                select(PERSONS.c.id, PERSONS.c.email).where(PERSONS.c.id.in_(unchanged))
+            )
+        )
     outcomes: list[ByIdOutcome] = []
+    seen: set[int] = set()
     for request in requests:
-        is_first = first[request.person_id] is request
+        is_first = request.person_id not in seen
+        seen.add(request.person_id)
         outcomes.append(
             ByIdOutcome(emails.get(request.person_id), is_first and request.person_id in changed)
         )
     return outcomes
-
-
-def _record(
-    session: Session, entries: Sequence[tuple[int, str | None, LedgerEvent]], now: datetime
-) -> None:
-    """The ledger entry of each change and, unless one is already open, its push."""
-    if not entries:
-        return
-    session.execute(
-        insert(LEDGER),
-        [
-            {
-                "person_id": pid,
-                "kind": event.kind.value,
-                "source": event.source.value,
-                "actor": event.actor,
-                "reason": event.reason,
-                "evidence": event.evidence,
-                "created_at": event.at,
-            }
-            for pid, _, event in entries
-        ],
-    )
-    ids = [pid for pid, _, _ in entries]
-    open_pushes = set(
-        session.scalars(
-            select(OutboxPush.person_id).where(
-                OutboxPush.person_id.in_(ids), OutboxPush.state.in_(OPEN_STATES)
-            )
-        )
-    )
-    pushes = [
-        {
-            "person_id": pid,
-            "state": "pending" if sf_id else "not_linked",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        for pid, sf_id, _ in entries
-        if pid not in open_pushes
-    ]
-    if pushes:
-        session.execute(insert(OUTBOX), pushes)
-        notify(session)

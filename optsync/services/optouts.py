@@ -1,8 +1,10 @@
-"""Record unsubscribes and re-subscribes.
+"""Record unsubscribes and re-subscribes of one person.
 
-Each change writes, in the caller's single transaction: the person's new state, one
-ledger entry and (for an unsubscribe) the outbox push. If any of the three fails, none
-is stored, so a push can never be missed and the ledger never disagrees with the state.
+Each change writes, in the caller's single transaction and through the one write path
+(``optsync.store.optouts``): the person's new state, one ledger entry and, for an
+unsubscribe, the outbox push; a re-subscribe cancels the person's open push. If any part
+fails, none is stored, so a push can never be missed and the ledger never disagrees
+with the state.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from optsync.domain import optout
 from optsync.domain.emails import InvalidEmail, normalise_email
-from optsync.domain.optout import Decision, OptOutState, Source
+from optsync.domain.optout import OptOutState, Source
 from optsync.errors import NotFoundError, UsageError
-from optsync.store.models import LedgerEntry, Person
-from optsync.store.outbox import enqueue_push
+from optsync.store import optouts as optout_store
+from optsync.store.models import Person
 
 
 @dataclass(frozen=True)
@@ -36,28 +38,10 @@ def state_of(person: Person) -> OptOutState:
     )
 
 
-def _apply(session: Session, person: Person, decision: Decision, now: datetime) -> None:
-    event = decision.event
-    if event is None:
-        return
-    person.unsubscribed = decision.state.unsubscribed
-    person.unsubscribed_at = decision.state.unsubscribed_at
-    person.unsubscribe_source = decision.state.source.value if decision.state.source else None
-    if event.kind is optout.EventKind.RESUBSCRIBE:
-        person.resubscribed_at = now
-    person.updated_at = now
-    session.add(
-        LedgerEntry(
-            person_id=person.id,
-            kind=event.kind.value,
-            source=event.source.value,
-            actor=event.actor,
-            reason=event.reason,
-            evidence=event.evidence,
-            created_at=event.at,
-        )
-    )
-    session.flush()
+def _reread(session: Session, person_id: int) -> Person:
+    person = session.get(Person, person_id, populate_existing=True)
+    assert person is not None, "the person was written in this transaction"
+    return person
 
 
 def parse_email(value: str, field: str = "email") -> str:
@@ -78,13 +62,9 @@ def get_or_create_person(session: Session, email: str, now: datetime) -> tuple[P
 
 
 def lock_person(session: Session, person_id: int) -> Person | None:
-    """Load a person for update: ``FOR UPDATE`` on PostgreSQL; on SQLite, which has no
-    row locks, ``BEGIN IMMEDIATE`` takes the database's write lock before the read (unless
-    this transaction already writes, and so holds it)."""
-    if session.get_bind().dialect.name == "sqlite":
-        connection = session.connection()
-        if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Load a person for update (``FOR UPDATE`` on PostgreSQL; SQLite's write lock is
+    taken first by :func:`optsync.store.optouts.begin_write`)."""
+    optout_store.begin_write(session)
     # populate_existing: a person read earlier in this transaction must be re-read under
     # the lock, or a concurrent unsubscribe that committed meanwhile would be missed
     return session.scalars(
@@ -105,22 +85,25 @@ def unsubscribe_person(
     reason: str | None = None,
     evidence: dict[str, Any] | None = None,
 ) -> ChangeResult:
-    """Unsubscribe ``person``: state, ledger and push in this transaction. Idempotent."""
+    """Unsubscribe ``person``: state, ledger and push in this transaction. Idempotent.
+
+    The write goes through ``store.optouts`` (the one write path): the rule's event is
+    built for a subscribed person, and the store's conditional UPDATE decides, atomically,
+    whether this request is the one that changes the person."""
     try:
-        decision = optout.unsubscribe(
-            state_of(person),
+        event = optout.unsubscribe(
+            OptOutState(),
             source=source,
             actor=actor,
             now=now,
             reason=reason,
             evidence=evidence,
-        )
+        ).event
     except ValueError as exc:
         raise UsageError(f"reason: {exc}", field="reason") from None
-    _apply(session, person, decision, now)
-    if decision.changed:
-        enqueue_push(session, person, now)
-    return ChangeResult(person, decision.changed)
+    assert event is not None, "unsubscribing a subscribed person is always a change"
+    changed = optout_store.unsubscribe(session, [optout_store.Change(person.id, event)], now)
+    return ChangeResult(_reread(session, person.id), bool(changed))
 
 
 def unsubscribe_by_id(
@@ -162,6 +145,55 @@ def unsubscribe_email(
     )
 
 
+def resubscribe_person(
+    session: Session,
+    person: Person,
+    *,
+    source: Source,
+    actor: str,
+    now: datetime,
+    reason: str | None,
+    evidence: dict[str, Any] | None = None,
+) -> ChangeResult:
+    """Remove an unsubscribe (a reason is required) and cancel the person's open push.
+
+    Nothing is sent to Salesforce: re-subscribes never sync, the admin must also clear
+    the field there."""
+    try:
+        event = optout.resubscribe(
+            OptOutState(unsubscribed=True),
+            source=source,
+            actor=actor,
+            now=now,
+            reason=reason,
+            evidence=evidence,
+        ).event
+    except ValueError as exc:
+        raise UsageError(f"reason: {exc}", field="reason") from None
+    assert event is not None, "re-subscribing an unsubscribed person is always a change"
+    changed = optout_store.resubscribe(session, [optout_store.Change(person.id, event)], now)
+    return ChangeResult(_reread(session, person.id), bool(changed))
+
+
+def resubscribe_by_id(
+    session: Session,
+    person_id: int,
+    *,
+    source: Source,
+    actor: str,
+    now: datetime,
+    reason: str | None,
+    evidence: dict[str, Any] | None = None,
+) -> ChangeResult:
+    """Re-subscribe a known person; ``NotFoundError`` if there is no such person."""
+    person = lock_person(session, person_id)
+    if person is None:
+        raise NotFoundError(f"person_id: no person {person_id}.", field="person_id")
+    return resubscribe_person(
+        session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+    )
+
+
 def resubscribe_email(
     session: Session,
     email: str,
@@ -172,22 +204,14 @@ def resubscribe_email(
     reason: str | None,
     evidence: dict[str, Any] | None = None,
 ) -> ChangeResult:
-    """Remove an unsubscribe (a reason is required). Nothing is sent to Salesforce:
-    re-subscribes never sync, the admin must also clear the field there."""
+    """Re-subscribe an address (see :func:`resubscribe_person`)."""
     normal = parse_email(email)
-    person = session.scalars(select(Person).where(Person.email == normal)).first()
+    optout_store.begin_write(session)
+    person = session.scalars(
+        select(Person).where(Person.email == normal).execution_options(populate_existing=True)
+    ).first()
     if person is None:
         raise NotFoundError(f"email: no person with the address {normal}.", field="email")
-    try:
-        decision = optout.resubscribe(
-            state_of(person),
-            source=source,
-            actor=actor,
-            now=now,
-            reason=reason,
-            evidence=evidence,
-        )
-    except ValueError as exc:
-        raise UsageError(f"reason: {exc}", field="reason") from None
-    _apply(session, person, decision, now)
-    return ChangeResult(person, decision.changed)
+    return resubscribe_person(
+        session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+    )

@@ -22,6 +22,7 @@ PUSH_STATES = {
     "sent": "pushed",
     "failed": "failed",
     "not_linked": "not_linked",
+    "cancelled": "cancelled",
 }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,7 @@ from optsync.domain.ids import InvalidSalesforceId, parse_person_id
 from optsync.errors import UsageError
 from optsync.store.db import Database
 from optsync.store.models import Person
-from optsync.store.outbox import release_not_linked
+from optsync.store.optouts import requeue
 
 PERSON_COLUMNS = ("email", "salesforce_id", "first_name", "last_name")
 MAX_NAME_LENGTH = 200
@@ -273,6 +273,7 @@ def _upsert_rows(
     inserts: list[dict[str, object]] = []
     updates: list[dict[str, object]] = []
     newly_linked: list[int] = []
+    relinked: list[int] = []
     for row in rows:
         if row.salesforce_id and row.salesforce_id in owners:
             owner_id, owner_email = owners[row.salesforce_id]
@@ -314,6 +315,8 @@ def _upsert_rows(
             change["salesforce_object"] = row.salesforce_object
             if current.salesforce_id is None:
                 newly_linked.append(current.id)
+            else:
+                relinked.append(current.id)
         if row.first_name and row.first_name != current.first_name:
             change["first_name"] = row.first_name
         if row.last_name and row.last_name != current.last_name:
@@ -327,14 +330,30 @@ def _upsert_rows(
         # Core executemany (batched "insertmanyvalues"); the ORM bulk path would split
         # rows by which columns are NULL and send one statement each.
         session.execute(insert(Person.__table__), inserts)  # type: ignore[arg-type]
-    for change in updates:  # few in practice; each may touch different columns
-        pid = change.pop("id")
-        session.execute(update(Person).where(Person.id == pid).values(**change))
-    release_not_linked(session, newly_linked, now)
+    _update_rows(session, updates)
+    # a person who gains a record, or moves to another one, has their opt-out pushed there
+    requeue(session, newly_linked + relinked, now)
     report.created += len(inserts)
     report.updated += len(updates)
     report.linked += len(newly_linked) + sum(1 for r in inserts if r["salesforce_id"])
     return report
+
+
+def _update_rows(session: Session, updates: list[dict[str, object]]) -> None:
+    """One executemany per set of changed columns (rows change different columns)."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for change in updates:
+        columns = tuple(sorted(k for k in change if k != "id"))
+        groups.setdefault(columns, []).append(change)
+    for columns, group in groups.items():
+        statement = (
+            update(Person.__table__)  # type: ignore[arg-type]
+            .where(Person.__table__.c.id == bindparam("b_id"))
+            .values({c: bindparam(f"b_{c}") for c in columns})
+        )
+        session.connection().execute(
+            statement, [{f"b_{k}": v for k, v in row.items()} for row in group]
+        )
 
 
 def upsert_person(session: Session, row: PersonInput, now: datetime) -> tuple[Person, str]:

@@ -36,7 +36,7 @@ from optsync.metrics import (
 from optsync.salesforce.gateway import RecordResult, SalesforceCallError, Target
 from optsync.services.sync_settings import get_settings
 from optsync.store.db import Database
-from optsync.store.outbox import ClaimedPush, Settlement, claim_due, settle
+from optsync.store.outbox import ClaimedPush, Settlement, claim_due, settle, still_wanted
 from optsync.store.persons import relink
 
 BATCH_SIZE = 200  # one sObject Collections call
@@ -66,10 +66,12 @@ class PushReport:
     not_linked: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     followed: int = 0
+    cancelled: int = 0
     paused_until: datetime | None = None
 
     def merge(self, other: PushReport) -> None:
         self.claimed += other.claimed
+        self.cancelled += other.cancelled
         self.sent += other.sent
         self.retried += other.retried
         self.not_linked += other.not_linked
@@ -85,6 +87,7 @@ class PushReport:
             "not_linked": self.not_linked,
             "failed": dict(self.failed),
             "followed": self.followed,
+            "cancelled": self.cancelled,
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
         }
 
@@ -144,6 +147,13 @@ class Pusher:
         report = PushReport(claimed=len(claimed))
         if not claimed:
             return report
+        # the re-check just before the send: a re-subscribe since the claim cancelled it
+        with self.db.transaction() as session:
+            wanted = still_wanted(session, [c.push_id for c in claimed])
+        report.cancelled = len(claimed) - len(wanted)
+        claimed = [c for c in claimed if c.push_id in wanted]
+        if not claimed:
+            return report
         chunks = [claimed[i : i + self.batch_size] for i in range(0, len(claimed), self.batch_size)]
         with PUSH_BATCH_SECONDS.time():
             if len(chunks) == 1:
@@ -160,9 +170,10 @@ class Pusher:
             relinks.update(chunk_relinks)
             chunk_report.claimed = 0
             report.merge(chunk_report)
+        links = {c.push_id: c.salesforce_id for c in claimed}
         with self.db.transaction() as session:
-            settle(session, self.worker, settlements, self.clock())
             relink(session, relinks, self.clock())
+            settle(session, self.worker, settlements, self.clock(), claimed_links=links)
         return report
 
     def _push_chunk(

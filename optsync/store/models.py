@@ -232,6 +232,9 @@ class SyncRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     worker: Mapped[str | None] = mapped_column(String(120))
+    # the last ledger entry when the run began: a pull leaves alone persons whose ledger
+    # moved past it (the run read Salesforce before that change)
+    ledger_watermark: Mapped[int | None] = mapped_column(BigInteger)
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     __table_args__ = (

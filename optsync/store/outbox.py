@@ -11,52 +11,17 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, event, func, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, event, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from optsync.store.db import database_now
 from optsync.store.models import OutboxPush, Person
 
 OPEN_STATES = ("pending", "in_flight", "not_linked")
+STATES = (*OPEN_STATES, "sent", "failed", "cancelled")
 NOTIFY_CHANNEL = "optsync_outbox"
-
-
-def enqueue_push(session: Session, person: Person, now: datetime) -> OutboxPush:
-    """Queue a push of ``person``'s opt-out unless one is already open."""
-    existing = session.scalars(
-        select(OutboxPush).where(
-            OutboxPush.person_id == person.id, OutboxPush.state.in_(OPEN_STATES)
-        )
-    ).first()
-    if existing is not None:
-        return existing
-    push = OutboxPush(
-        person_id=person.id,
-        state="pending" if person.salesforce_id else "not_linked",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(push)
-    session.flush()
-    notify(session)
-    return push
-
-
-def release_not_linked(session: Session, person_ids: Iterable[int], now: datetime) -> int:
-    """Persons just linked to Salesforce: their waiting pushes become due now."""
-    ids = list(person_ids)
-    if not ids:
-        return 0
-    result = session.execute(
-        update(OutboxPush)
-        .where(OutboxPush.state == "not_linked", OutboxPush.person_id.in_(ids))
-        .values(state="pending", next_attempt_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount:  # type: ignore[attr-defined]
-        notify(session)
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # Set when a transaction that queued a push commits in this process: a worker sharing the
@@ -105,20 +70,35 @@ class ClaimedPush:
 def claim_due(
     session: Session, *, worker: str, now: datetime, limit: int, lease: timedelta
 ) -> list[ClaimedPush]:
-    """Claim up to ``limit`` due pushes for ``worker`` until ``now + lease``.
+    """Claim up to ``limit`` due pushes for ``worker`` for ``lease``.
 
-    Due means pending with ``next_attempt_at <= now``, or in flight under an expired claim
-    (its worker died). One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
-    statement: on PostgreSQL concurrent workers skip each other's rows; SQLite serialises
-    writers, so the statement is atomic there too.
+    Due means pending with ``next_attempt_at <= now`` (the retry time the worker's policy
+    chose), or in flight under an expired claim (its worker died). Claims are leases on
+    the *database's* clock (:func:`~optsync.store.db.database_now`): a worker whose own
+    clock runs minutes ahead cannot take over live claims, nor one running behind keep
+    dead ones. One UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) statement:
+    on PostgreSQL concurrent workers skip each other's rows; SQLite serialises writers, so
+    the statement is atomic there too.
+
+    Only pushes of persons who are still unsubscribed are claimed. A re-subscribe cancels
+    the person's open push in its own transaction (``store.optouts``); should a push ever
+    be open for a subscribed person anyway, it is cancelled here instead of sent.
     """
+    clock = database_now(session)
+    _cancel_orphans(session, clock)
+    person_unsubscribed = (
+        select(Person.id)
+        .where(Person.id == OutboxPush.person_id, Person.unsubscribed.is_(True))
+        .exists()
+    )
     due = (
         select(OutboxPush.id)
         .where(
             or_(
                 and_(OutboxPush.state == "pending", OutboxPush.next_attempt_at <= now),
-                and_(OutboxPush.state == "in_flight", OutboxPush.claimed_until < now),
-            )
+                and_(OutboxPush.state == "in_flight", OutboxPush.claimed_until < clock),
+            ),
+            person_unsubscribed,
         )
         .order_by(OutboxPush.next_attempt_at, OutboxPush.id)
         .limit(limit)
@@ -130,7 +110,7 @@ def claim_due(
         .values(
             state="in_flight",
             claimed_by=worker,
-            claimed_until=now + lease,
+            claimed_until=clock + lease,
             attempts=OutboxPush.attempts + 1,
         )
         .returning(OutboxPush.id, OutboxPush.person_id, OutboxPush.attempts)
@@ -154,6 +134,42 @@ def claim_due(
     return out
 
 
+def _cancel_orphans(session: Session, now: datetime) -> None:
+    """The safety net under the re-subscribe's cancellation: an open push of a person who
+    is not unsubscribed is cancelled, never sent."""
+    session.execute(
+        update(OutboxPush)
+        .where(
+            OutboxPush.state.in_(("pending", "not_linked")),
+            select(Person.id)
+            .where(Person.id == OutboxPush.person_id, Person.unsubscribed.is_(False))
+            .exists(),
+        )
+        .values(state="cancelled", settled_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def still_wanted(session: Session, push_ids: Iterable[int]) -> set[int]:
+    """Of these claimed pushes, the ones still in flight for an unsubscribed person: the
+    re-check a worker makes just before it sends (a re-subscribe may have cancelled a
+    push between its claim and its send)."""
+    ids = list(push_ids)
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(OutboxPush.id)
+            .join(Person, Person.id == OutboxPush.person_id)
+            .where(
+                OutboxPush.id.in_(ids),
+                OutboxPush.state == "in_flight",
+                Person.unsubscribed.is_(True),
+            )
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Settlement:
     """What became of one claimed push."""
@@ -168,37 +184,112 @@ class Settlement:
     fix: str | None = None
 
 
-def settle(session: Session, worker: str, settlements: list[Settlement], now: datetime) -> int:
-    """Record outcomes; only rows still claimed by ``worker`` are touched (a row whose
-    claim expired and was taken over belongs to its new worker). Returns rows updated."""
-    done = 0
-    for s in settlements:
-        values: dict[str, object] = {
-            "state": s.state,
-            "claimed_by": None,
-            "claimed_until": None,
-            "field": s.field,
-            "target_id": s.target_id,
-            "last_error_code": s.code,
-            "last_error_message": s.message,
-            "fix": s.fix,
-        }
-        if s.state == "sent":
-            values["sent_at"] = now
-        if s.next_attempt_at is not None:
-            values["next_attempt_at"] = s.next_attempt_at
-        result = session.execute(
-            update(OutboxPush)
-            .where(
-                OutboxPush.id == s.push_id,
-                OutboxPush.state == "in_flight",
-                OutboxPush.claimed_by == worker,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+def settle(
+    session: Session,
+    worker: str,
+    settlements: list[Settlement],
+    now: datetime,
+    *,
+    claimed_links: dict[int, str | None] | None = None,
+) -> int:
+    """Record outcomes, one executemany for the batch; only rows still claimed by
+    ``worker`` are touched (a row whose claim expired and was taken over belongs to its
+    new worker, one a re-subscribe cancelled stays cancelled). Returns rows updated.
+
+    ``claimed_links``: the record each push's person was linked to when it was claimed.
+    A person relinked to another record while the push was in flight (import, API, pull,
+    admin) gets a new push to the current record (``store.optouts.requeue``).
+    """
+    if not settlements:
+        return 0
+    table = cast(Table, OutboxPush.__table__)
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.state == "in_flight",
+            table.c.claimed_by == worker,
         )
-        done += int(result.rowcount)  # type: ignore[attr-defined]
+        .values(
+            state=bindparam("b_state"),
+            claimed_by=None,
+            claimed_until=None,
+            field=bindparam("b_field"),
+            target_id=bindparam("b_target"),
+            last_error_code=bindparam("b_code"),
+            last_error_message=bindparam("b_message"),
+            fix=bindparam("b_fix"),
+            next_attempt_at=func.coalesce(
+                bindparam("b_next", type_=table.c.next_attempt_at.type), table.c.next_attempt_at
+            ),
+            sent_at=bindparam("b_sent", type_=table.c.sent_at.type),
+            settled_at=bindparam("b_settled", type_=table.c.settled_at.type),
+        )
+    )
+    result = session.connection().execute(
+        statement,
+        [
+            {
+                "b_id": s.push_id,
+                "b_state": s.state,
+                "b_field": s.field,
+                "b_target": s.target_id,
+                "b_code": s.code,
+                "b_message": s.message,
+                "b_fix": s.fix,
+                "b_next": s.next_attempt_at,
+                "b_sent": now if s.state == "sent" else None,
+                "b_settled": now if s.state in ("sent", "failed") else None,
+            }
+            for s in settlements
+        ],
+    )
+    done = int(result.rowcount)
+    sent = {s.push_id: s for s in settlements if s.state == "sent"}
+    if sent and claimed_links is not None:
+        rows = session.execute(
+            select(OutboxPush.id, OutboxPush.person_id, Person.salesforce_id)
+            .join(Person, Person.id == OutboxPush.person_id)
+            .where(OutboxPush.id.in_(list(sent)), OutboxPush.state == "sent")
+        ).all()
+        moved = [
+            person_id
+            for push_id, person_id, current in rows
+            if current not in (claimed_links.get(push_id), sent[push_id].target_id)
+        ]
+        if moved:
+            from optsync.store.optouts import requeue
+
+            requeue(session, moved, now)
     return done
+
+
+def retry_failed(
+    session: Session,
+    *,
+    now: datetime,
+    codes: Iterable[str] = (),
+    person_ids: Iterable[int] = (),
+    all_failed: bool = False,
+) -> int:
+    """Re-open failed pushes after their fix: those with one of ``codes``, of one of
+    ``person_ids``, or every one (``all_failed``); at least one filter is required.
+    Only a person's latest push counts, and only while they are unsubscribed. Returns the
+    pushes re-opened (due now)."""
+    from optsync.store.optouts import requeue
+
+    code_list, id_list = list(codes), list(person_ids)
+    if not (all_failed or code_list or id_list):
+        raise ValueError("retry_failed needs a code, a person or all_failed")
+    latest = select(func.max(OutboxPush.id)).group_by(OutboxPush.person_id).scalar_subquery()
+    query = select(OutboxPush.person_id).where(
+        OutboxPush.state == "failed", OutboxPush.id.in_(latest)
+    )
+    if code_list:
+        query = query.where(OutboxPush.last_error_code.in_(code_list))
+    if id_list:
+        query = query.where(OutboxPush.person_id.in_(id_list))
+    return requeue(session, list(session.scalars(query)), now)
 
 
 def next_due_at(session: Session) -> datetime | None:
@@ -219,9 +310,6 @@ def queue_stats(session: Session, now: datetime) -> dict[str, float]:
     oldest = session.scalar(
         select(func.min(OutboxPush.created_at)).where(OutboxPush.state.in_(OPEN_STATES))
     )
-    stats: dict[str, float] = {
-        state: float(counts.get(state, 0))
-        for state in ("pending", "in_flight", "sent", "failed", "not_linked")
-    }
+    stats: dict[str, float] = {state: float(counts.get(state, 0)) for state in STATES}
     stats["oldest_open_age_s"] = (now - oldest).total_seconds() if oldest else 0.0
     return stats

@@ -29,14 +29,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     Select,
     and_,
     delete,
     exists,
     func,
     insert,
-    literal,
     select,
     text,
     update,
@@ -83,6 +81,7 @@ def create_run(
         started_at=now,
         heartbeat_at=now,
         worker=worker,
+        ledger_watermark=session.scalar(select(func.coalesce(func.max(LedgerEntry.id), 0))),
         report={},
     )
     session.add(run)
@@ -433,43 +432,43 @@ def apply_pull_chunk(
     field: str,
     now: datetime,
 ) -> int:
-    """Unsubscribe these persons (source ``salesforce``) with one ledger entry each.
+    """Unsubscribe these persons (source ``salesforce``) with one ledger entry each,
+    through the one write path (``store.optouts``; no push: Salesforce has the field).
 
-    The UPDATE re-checks the pull condition, so a person unsubscribed meanwhile by
-    someone else is skipped and gets no second ledger entry; only the ids it changed
-    get a ledger row (one INSERT ... SELECT over those ids).
+    The write re-checks the pull condition, so a person unsubscribed meanwhile by someone
+    else is skipped and gets no second ledger entry; and it skips a person whose ledger
+    changed after the run started (less a margin for clock skew): the run read
+    Salesforce before that change, so its value may be stale (an admin who cleared the
+    field and then re-subscribed while the run was between fetch and pull). The next run
+    reads Salesforce afresh and decides for them.
     """
     if not person_ids:
         return 0
-    changed = list(
-        session.scalars(
-            update(Person)
-            .where(Person.id.in_(list(person_ids)), _pull_where(run_id))
-            .values(
-                unsubscribed=True,
-                unsubscribed_at=now,
-                unsubscribe_source="salesforce",
-                updated_at=now,
-            )
-            .returning(Person.id)
-            .execution_options(synchronize_session=False)
+    from optsync.domain import optout
+    from optsync.store import optouts as optout_store
+
+    watermark = session.scalar(select(SyncRun.ledger_watermark).where(SyncRun.id == run_id))
+    event = optout.unsubscribe(
+        optout.OptOutState(),
+        source=optout.Source.SALESFORCE,
+        actor=SYNC_ACTOR,
+        now=now,
+        reason=f"Salesforce has {field} set",
+        evidence={"sync_run": run_id, "field": field},
+    ).event
+    assert event is not None
+    guard = _pull_where(run_id)
+    if watermark is not None:  # runs started before schema 0004 have none
+        guard = and_(
+            guard,
+            ~exists().where(LedgerEntry.person_id == Person.id, LedgerEntry.id > watermark),
         )
-    )
-    if not changed:
-        return 0
-    session.execute(
-        insert(LedgerEntry).from_select(
-            ["person_id", "kind", "source", "actor", "reason", "evidence", "created_at"],
-            select(
-                Person.id,
-                literal("unsubscribe"),
-                literal("salesforce"),
-                literal(SYNC_ACTOR),
-                literal(f"Salesforce has {field} set"),
-                literal({"sync_run": run_id, "field": field}, JSON),
-                literal(now, Person.updated_at.type),
-            ).where(Person.id.in_(changed)),
-        )
+    changed = optout_store.unsubscribe(
+        session,
+        [optout_store.Change(pid, event) for pid in person_ids],
+        now,
+        push=False,
+        guard=guard,
     )
     return len(changed)
 

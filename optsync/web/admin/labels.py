@@ -17,4 +17,5 @@ PUSH_LABELS = {
     "pushed": "Pushed",
     "failed": "Failed",
     "not_linked": "Not linked",
+    "cancelled": "Cancelled (re-subscribed)",
 }

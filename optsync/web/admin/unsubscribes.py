@@ -19,6 +19,7 @@ from optsync.domain.optout import Source
 from optsync.errors import UsageError
 from optsync.services.optouts import lock_person, parse_email, resubscribe_email, unsubscribe_email
 from optsync.services.person_views import PersonView, find_by_id
+from optsync.services.push_retry import failures_by_code, retry_pushes
 from optsync.services.sync_settings import SyncSettingsView, get_settings
 from optsync.services.transactions import in_transaction
 from optsync.store.models import LedgerEntry
@@ -82,9 +83,11 @@ def unsubscribes_tab(
     with ctx.db.transaction() as session:
         listing = unsubscribed_page(session, q, page)
         tz = get_settings(session).timezone
+        push_failures = failures_by_code(session)
     return render(
         request,
         "admin/unsubscribes_tab.html",
+        push_failures=push_failures,
         title="Unsubscribes",
         crumbs=tab_crumbs("Unsubscribes tab"),
         status=status,
@@ -268,4 +271,49 @@ async def remove(
         )
     else:
         flash(request, f"{email} was not unsubscribed; nothing changed.")
+    return redirect(f"{BASE}/persons/{person_id}")
+
+
+@router.post(BASE + "/pushes/retry", response_class=HTMLResponse)
+async def retry_failed_pushes(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """Retry every failed push with one error code (the button beside each code)."""
+    form = await request.form()
+    code = str(form.get("code") or "")[:80]
+    result = await run_in_threadpool(
+        in_transaction,
+        ctx.db,
+        lambda session: retry_pushes(session, now=ctx.clock(), codes=[code]),
+    )
+    flash(
+        request,
+        f"{result.reopened} failed push{'es' if result.reopened != 1 else ''} with {code} "
+        "queued again; the worker sends them now.",
+    )
+    return redirect(BASE)
+
+
+@router.post(BASE + "/persons/{person_id}/retry", response_class=HTMLResponse)
+async def retry_person_push(
+    request: Request,
+    person_id: int,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """Retry this person's failed push (the button on the person page)."""
+    _person_or_404(ctx, person_id)
+    result = await run_in_threadpool(
+        in_transaction,
+        ctx.db,
+        lambda session: retry_pushes(session, now=ctx.clock(), person_ids=[person_id]),
+    )
+    flash(
+        request,
+        "The push was queued again; the worker sends it now."
+        if result.reopened
+        else "Nothing to retry: the latest push of this person has not failed.",
+    )
     return redirect(f"{BASE}/persons/{person_id}")

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from optsync.web.api import links, persons, suppression, sync_runs, sync_settings, unsubscribes
+from optsync.web.api import (
+    links,
+    persons,
+    pushes,
+    suppression,
+    sync_runs,
+    sync_settings,
+    unsubscribes,
+)
 
 PREFIX = "/api/v1"
 
-RESOURCES = (persons, unsubscribes, suppression, links, sync_settings, sync_runs)
+RESOURCES = (persons, unsubscribes, pushes, suppression, links, sync_settings, sync_runs)
 
 
 def api_router() -> APIRouter:

@@ -51,7 +51,7 @@ class PersonIn(BaseModel):
 
 
 class PushOut(BaseModel):
-    state: Literal["pending", "pushed", "failed", "not_linked"] = Field(
+    state: Literal["pending", "pushed", "failed", "not_linked", "cancelled"] = Field(
         description="pending: queued or being sent; pushed: set in Salesforce; failed: "
         "stopped, see code/message/fix; not_linked: waits for a Salesforce id."
     )

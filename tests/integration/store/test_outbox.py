@@ -1,6 +1,7 @@
 """Outbox claims: due rows only, leases that expire, and no double claims under concurrency."""
 
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -41,9 +42,19 @@ def test_future_retries_wait(db, clock):
     seed(db, clock, 1)
     with db.transaction() as s:
         [c] = claim_due(s, worker="w", now=clock(), limit=10, lease=LEASE)
-        settle(s, "w", [Settlement(c.push_id, "pending",
-                                   next_attempt_at=clock() + timedelta(seconds=30),
-                                   code="UNABLE_TO_LOCK_ROW")], clock())
+        settle(
+            s,
+            "w",
+            [
+                Settlement(
+                    c.push_id,
+                    "pending",
+                    next_attempt_at=clock() + timedelta(seconds=30),
+                    code="UNABLE_TO_LOCK_ROW",
+                )
+            ],
+            clock(),
+        )
     with db.transaction() as s:
         assert claim_due(s, worker="w", now=clock(), limit=10, lease=LEASE) == []
         assert next_due_at(s) == clock() + timedelta(seconds=30)
@@ -54,20 +65,34 @@ def test_future_retries_wait(db, clock):
 
 
 def test_expired_claim_is_taken_over_and_the_old_worker_cannot_settle_it(db, clock):
+    """Leases run on the database's clock: a worker whose own clock is far ahead cannot
+    take over a live claim; once the lease has really run out, any worker can."""
     seed(db, clock, 1)
+    short = timedelta(seconds=0.5)
     with db.transaction() as s:
-        [c] = claim_due(s, worker="dead", now=clock(), limit=10, lease=LEASE)
-    clock.advance(seconds=30)
+        [c] = claim_due(s, worker="dead", now=clock(), limit=10, lease=short)
+    ahead = clock() + timedelta(minutes=10)  # w2's clock runs ten minutes fast
     with db.transaction() as s:
-        assert claim_due(s, worker="w2", now=clock(), limit=10, lease=LEASE) == []
-    clock.advance(seconds=31)
+        assert claim_due(s, worker="w2", now=ahead, limit=10, lease=LEASE) == []
+    time.sleep(0.6)
     with db.transaction() as s:
         [taken] = claim_due(s, worker="w2", now=clock(), limit=10, lease=LEASE)
     assert taken.push_id == c.push_id
     with db.transaction() as s:
         assert settle(s, "dead", [Settlement(c.push_id, "failed", code="X")], clock()) == 0
-        assert settle(s, "w2", [Settlement(c.push_id, "sent", field="HasOptedOutOfEmail",
-                                           target_id=c.salesforce_id)], clock()) == 1
+        assert (
+            settle(
+                s,
+                "w2",
+                [
+                    Settlement(
+                        c.push_id, "sent", field="HasOptedOutOfEmail", target_id=c.salesforce_id
+                    )
+                ],
+                clock(),
+            )
+            == 1
+        )
     with db.transaction() as s:
         row = s.scalars(select(OutboxPush)).one()
         stats = queue_stats(s, clock())

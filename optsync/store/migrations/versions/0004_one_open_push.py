@@ -9,6 +9,8 @@ Create Date: 2026-12-01
 * ``uq_outbox_one_open``: at most one pending / in-flight / not-linked push per person.
   Duplicates left by older versions are folded first: the oldest open push of a person
   stays, later ones become ``cancelled``.
+* ``sync_runs.ledger_watermark``: the last ledger entry when a run began; its pull leaves
+  alone persons whose ledger moved on after that (the run's view of Salesforce is older).
 * ``sync_settings.enabled_at``: when the sync was switched on, so that editing the
   schedule or the zone no longer moves the schedule's start (a missed night still runs).
 """
@@ -49,9 +51,13 @@ def upgrade() -> None:
     with op.batch_alter_table("sync_settings") as batch:
         batch.add_column(sa.Column("enabled_at", sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE sync_settings SET enabled_at = updated_at WHERE sync_enabled")
+    with op.batch_alter_table("sync_runs") as batch:
+        batch.add_column(sa.Column("ledger_watermark", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_runs") as batch:
+        batch.drop_column("ledger_watermark")
     with op.batch_alter_table("sync_settings") as batch:
         batch.drop_column("enabled_at")
     op.drop_index("uq_outbox_one_open", table_name="outbox")
