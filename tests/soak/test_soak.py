@@ -203,6 +203,23 @@ def soak_db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Pat
     return database, database.url
 
 
+def _runs_near(snap: Snapshot, when: datetime) -> list[tuple[int, str, str, str, int]]:
+    """Runs that were running within a minute of ``when``: id, status, start, finish, and
+    how many persons each listed as re-opted out (to tell a stale pull from a listed one)."""
+    window = timedelta(minutes=1)
+    return [
+        (
+            r.id,
+            r.status,
+            str(r.started_at),
+            str(r.finished_at),
+            len(r.report.get("reopted_out") or []),
+        )
+        for r in snap.runs
+        if r.started_at - window <= when <= (r.finished_at or when) + window
+    ]
+
+
 class Scenarios:
     """Persons set aside for re-subscribes and relinks, and what each must end as."""
 
@@ -218,6 +235,17 @@ class Scenarios:
         self.retried: set[int] = set()  # persons whose read-only failure was retried
         self.kinds = ["resub_cleared", "resub_kept", "relink", "resub_racing", "unlinked_cancel"]
         self.turn = 0
+
+    def kind_of(self, pid: int) -> str:
+        for name, group in (
+            ("cleared", self.cleared),
+            ("kept", self.kept),
+            ("racing", self.racing),
+            ("unlinked", self.unlinked),
+        ):
+            if pid in group:
+                return name
+        return "?"
 
     @property
     def resubscribed(self) -> set[int]:
@@ -248,8 +276,10 @@ class Scenarios:
             for e in later:  # only a sync may opt them out again, and it must say so
                 if e.kind == "unsubscribe" and (e.source != "salesforce" or pid not in listed):
                     broken.append(
-                        f"person {pid}: unsubscribed again after the re-subscribe "
-                        f"by {e.source}, listed in reopted_out: {pid in listed}"
+                        f"person {pid} ({self.kind_of(pid)}): unsubscribed again after the "
+                        f"re-subscribe by {e.source}, listed in reopted_out: {pid in listed}; "
+                        f"ledger {[(x.kind, x.source, str(x.created_at)) for x in entries]}; "
+                        f"runs {_runs_near(snap, entries[last_resub].created_at)}"
                     )
             checked["inv2_resubscribes_checked"] += 1
         for pid, record in self.cleared.items():
