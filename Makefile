@@ -49,7 +49,7 @@ clean: ## remove the virtualenv and caches (keeps .optsync data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
 .PHONY: soak
-soak: $(STAMP) ## the long fault/load soak (30 minutes; OPTSYNC_SOAK_SECONDS to change)
+soak: $(STAMP) ## the long fault/load soak (30 min; OPTSYNC_SOAK_SECONDS, OPTSYNC_SOAK_FAULT=drop-one-batch)
 	rm -f test-artifacts/soak-summary-*.json
 	OPTSYNC_SOAK_SECONDS=$${OPTSYNC_SOAK_SECONDS:-1800} $(BIN)/pytest tests/soak -s -p no:cacheprovider --timeout 0
 	@if [ -f test-artifacts/soak-summary-postgresql.json ]; then \
