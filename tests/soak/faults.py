@@ -7,9 +7,10 @@ Test-only: nothing in ``optsync/`` imports this module or reads its switch. The 
 started as ``python -m optsync.cli.main`` and never see it.
 
 ``drop-one-batch[:SECONDS]``: the first push batch sent at least ``SECONDS`` (default 0)
-after the test started (setup included), in any worker, is reported to the pusher as written while nothing
-reaches Salesforce: a worker that loses pushes. Exactly one batch in the whole soak is
-dropped (the workers race for an ``O_EXCL`` marker file, which records the dropped ids).
+after the test started (setup included), in any worker, is reported to the pusher as
+written while nothing reaches Salesforce: a worker that loses pushes. Exactly one batch
+in the whole soak is dropped (the workers race for an ``O_EXCL`` marker file, which
+records the dropped ids).
 The soak must then fail on invariant 1 before any final sync.
 """
 
