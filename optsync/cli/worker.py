@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import timedelta
@@ -10,6 +9,7 @@ from datetime import timedelta
 import typer
 from rich.table import Table
 
+from optsync import logs
 from optsync.cli.common import app_context, console, err_console, print_json
 from optsync.domain.retry import RetryPolicy
 from optsync.services.push import Pusher
@@ -18,13 +18,6 @@ from optsync.worker.gateways import GatewayProvider
 from optsync.worker.runner import Worker, worker_name
 
 push_app = typer.Typer(help="The push outbox.", no_args_is_help=True)
-
-
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def wait_for_signal() -> None:
@@ -49,17 +42,21 @@ def worker(
         1.0, "--poll-seconds", min=0.05, help="Longest sleep between outbox checks."
     ),
     daily_limit_pause_seconds: float = typer.Option(
-        3600.0, "--daily-limit-pause-seconds", min=1.0,
+        3600.0,
+        "--daily-limit-pause-seconds",
+        min=1.0,
         help="How long pushes wait after Salesforce's daily API limit is reached.",
     ),
     max_backoff_seconds: float = typer.Option(
-        300.0, "--max-backoff-seconds", min=1.0,
+        300.0,
+        "--max-backoff-seconds",
+        min=1.0,
         help="Longest wait between retries of a failing push (exponential backoff cap).",
     ),
 ) -> None:
     """Push worker + scheduler. Run any number of them against one PostgreSQL database."""
-    configure_logging(verbose)
     with app_context() as ctx:
+        logs.configure(ctx.settings.log_format, verbose=verbose)
         w = Worker(
             ctx,
             schedule=not no_schedule,
