@@ -14,6 +14,7 @@ from optsync.cli.common import app_context, console, err_console, print_json
 from optsync.domain.retry import RetryPolicy
 from optsync.services.push import Pusher
 from optsync.store.outbox import queue_stats
+from optsync.web.metrics_server import MetricsServer
 from optsync.worker.gateways import GatewayProvider
 from optsync.worker.runner import Worker, worker_name
 
@@ -53,6 +54,16 @@ def worker(
         min=1.0,
         help="Longest wait between retries of a failing push (exponential backoff cap).",
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve this worker's /metrics (token required), /healthz and /readyz here.",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Address for --metrics-port to listen on."
+    ),
 ) -> None:
     """Push worker + scheduler. Run any number of them against one PostgreSQL database."""
     with app_context() as ctx:
@@ -66,11 +77,18 @@ def worker(
                 cap_s=max_backoff_seconds, daily_limit_pause_s=daily_limit_pause_seconds
             ),
         )
+        server = None
+        if metrics_port is not None:
+            server = MetricsServer(ctx, metrics_host, metrics_port)
         w.start()
+        if server is not None:
+            server.start()
         err_console.print(f"optsync worker {w.pusher.worker} running; Ctrl-C to stop.")
         try:
             wait_for_signal()
         finally:
+            if server is not None:
+                server.stop()
             w.stop()
     err_console.print("worker stopped.")
 
