@@ -17,9 +17,9 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from optsync import logs
 from optsync.bootstrap import Context, open_context
 from optsync.cli.common import err_console
-from optsync.cli.worker import configure_logging
 from optsync.errors import UsageError
 
 DEMO_FILE = "demo.json"
@@ -43,8 +43,8 @@ def demo(
     from optsync.emulator import EmulatorOptions, run_emulator
     from optsync.settings import load_settings
 
-    configure_logging(False)
     settings = load_settings()
+    logs.configure(settings.log_format)
     data_dir = settings.ensure_data_dir()
     state_file = data_dir / DEMO_FILE
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
@@ -181,7 +181,8 @@ def _serve(ctx: Context, emu, port: int, state: dict[str, str]) -> None:  # type
     )
     console.print("\nCtrl-C stops everything; running `optsync demo` again reuses the data.")
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False,
+                    log_config=logs.dict_config(ctx.settings.log_format))
     finally:
         worker.stop()
         ctx.close()

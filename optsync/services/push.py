@@ -15,6 +15,7 @@ checkbox to true twice is harmless.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,6 +42,8 @@ from optsync.store.persons import relink
 
 BATCH_SIZE = 200  # one sObject Collections call
 DEFAULT_LEASE = timedelta(minutes=2)
+log = logging.getLogger(__name__)
+
 # Parallel composite calls per cycle during a backlog; well under Salesforce's limit of 25
 # concurrent long-running requests, and each call is short.
 DEFAULT_CONCURRENCY = 4
@@ -245,6 +248,7 @@ class Pusher:
                 )
                 report.sent += 1
                 PUSHES_SENT.inc()
+                log.debug("push sent", extra=_ids(a))
                 if a.followed_from is not None:
                     relinks[a.push.person_id] = a.target.salesforce_id
                 continue
@@ -305,6 +309,7 @@ class Pusher:
             new_id = found.get(a.target.salesforce_id)
             if new_id:
                 PUSHES_FOLLOWED.labels(kind).inc()
+                log.info(f"push follows a {kind}", extra={**_ids(a), "kind": kind, "to_id": new_id})
                 report.followed += 1
                 again.append(
                     _Attempt(
@@ -330,6 +335,10 @@ class Pusher:
             report.paused_until = at
         report.retried += 1
         PUSHES_RETRIED.labels(c.code).inc()
+        log.info(
+            "push will be retried",
+            extra={**_ids(a), "code": c.code, "next_attempt_at": at.isoformat()},
+        )
         return Settlement(
             a.push.push_id,
             "pending",
@@ -342,6 +351,7 @@ class Pusher:
     def _fail(self, a: _Attempt, c: Classification, message: str, report: PushReport) -> Settlement:
         report.failed[c.code] += 1
         PUSHES_FAILED.labels(c.code).inc()
+        log.warning("push failed", extra={**_ids(a), "code": c.code})
         return Settlement(
             a.push.push_id,
             "failed",
@@ -350,6 +360,15 @@ class Pusher:
             message=message[:2000],
             fix=c.fix,
         )
+
+
+def _ids(a: _Attempt) -> dict[str, object]:
+    """The fields every push log line carries (ids only: never the person's address)."""
+    return {
+        "outbox_id": a.push.push_id,
+        "person_id": a.push.person_id,
+        "salesforce_id": a.target.salesforce_id,
+    }
 
 
 def _merged_masters(gw: PushGateway, obj: str, ids: list[str]) -> dict[str, str | None]:

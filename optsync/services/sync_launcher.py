@@ -52,7 +52,11 @@ class SyncLauncher:
                 progress=report,
             ).run()
         except Exception as exc:  # the runner has already marked the run failed
-            log.error("sync run %d ended with an unexpected %s", run_id, type(exc).__name__)
+            log.error(
+                "sync run ended with an unexpected %s",
+                type(exc).__name__,
+                extra={"run_id": run_id},
+            )
         finally:
             with self._lock:
                 self._progress.pop(run_id, None)

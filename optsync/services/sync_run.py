@@ -31,6 +31,7 @@ worker died (no heartbeat for ``stale_after``) is marked failed by the next star
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 import threading
@@ -57,6 +58,8 @@ from optsync.store import persons as persons_store
 from optsync.store import sync_runs
 from optsync.store.db import Database
 from optsync.store.models import SyncRun
+
+log = logging.getLogger(__name__)
 
 BULK_THRESHOLD = 2_000
 """Records above which Bulk API 2.0 is used (Salesforce's own rule of thumb)."""
@@ -286,6 +289,7 @@ class SyncRunner:
             self.report = _initial_report(row)
             self.field = row.field or get_settings(session).salesforce_field
             self.dry_run = row.dry_run
+        log.info("sync run started", extra={"run_id": self.run_id, "dry_run": self.dry_run})
         status, error = "succeeded", None
         heartbeat = _Heartbeat(self.db, self.run_id, self.clock, self.options.heartbeat_every)
         with heartbeat:
@@ -327,6 +331,16 @@ class SyncRunner:
             sync_runs.finish_run(
                 session, self.run_id, status=status, error=error, report=self.report, now=now
             )
+        log.log(
+            logging.INFO if status == "succeeded" else logging.WARNING,
+            "sync run finished",
+            extra={
+                "run_id": self.run_id,
+                "status": status,
+                "error": error,
+                **{k: self.report.get(k) for k in ("pulled", "pushed", "api_calls")},
+            },
+        )
         if self.gateway is not None and not isinstance(self._gateway_source, SalesforceGateway):
             self.gateway.close()
 

@@ -50,6 +50,7 @@ from optsync.services.sync_settings import update_settings
 from optsync.settings import load_settings
 from optsync.store.db import Database
 from optsync.store.models import LedgerEntry, OutboxPush, Person, SyncRun
+from tests.fixtures_emulator import settings_env
 from tests.integration.salesforce.conftest import config_for
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow]
@@ -165,7 +166,7 @@ def test_soak(emu, soak_db, tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPTSYNC_")}
     env.update({
-        "OPTSYNC_DATA_DIR": str(data_dir), "OPTSYNC_DATABASE_URL": url, **emu.settings_env(),
+        "OPTSYNC_DATA_DIR": str(data_dir), "OPTSYNC_DATABASE_URL": url, **settings_env(emu),
     })
     logs = tmp_path / "logs"
     logs.mkdir()
