@@ -63,6 +63,7 @@ from optsync.salesforce.translate import (
     valid_target,
     with_id,
 )
+from optsync.salesforce.volume import opted_out_query
 
 if TYPE_CHECKING:
     from optsync.bootstrap import Context
@@ -435,12 +436,7 @@ class SalesforceGateway:
 
     def query_opted_out(self, object: str, field: str) -> Iterator[str]:
         """Ids of the object's records with ``field`` true (unconverted Leads only)."""
-        obj = soql.object_name(object)
-        name = soql.field_name(field)
-        query = f"SELECT Id FROM {obj} WHERE {name} = true"
-        if obj == "Lead":
-            query += " AND IsConverted = false"
-        for rec in self._query_pages(query):
+        for rec in self._query_pages(opted_out_query(object, field)):
             yield str(rec["Id"])
 
     # -- limits -------------------------------------------------------------------
