@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     sf_private_key_file: Path | None = Field(default=None, description="PEM key for JWT bearer.")
     sf_api_version: str | None = Field(default=None, description="API version, e.g. 62.0.")
     sf_ca_bundle: Path | None = Field(default=None, description="CA bundle to trust (emulator).")
+    log_format: Literal["logfmt", "json"] = Field(
+        default="logfmt", description="Log lines as logfmt or JSON (also `--log-format`)."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -22,7 +22,7 @@ from optsync.store.db import Database
 from optsync.store.models import Base
 from optsync.store.scratch import psycopg_url, scratch_database
 
-pytest_plugins = ["tests.fixtures_emulator"]
+pytest_plugins = ["tests.fixtures_emulator", "tests.fixtures_logging"]
 
 PG_ENV = "OPTSYNC_TEST_POSTGRES_URL"
 

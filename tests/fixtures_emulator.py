@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 
+from optsync.cli.emulator import settings_env as _settings_env
 from optsync.emulator import Emulator, EmulatorOptions, run_emulator
+
+
+def settings_env(emu: Emulator) -> dict[str, str]:
+    """The ``OPTSYNC_SF_*`` environment that points optsync at ``emu``."""
+    return _settings_env(emu.summary())
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +48,7 @@ def emu(emulator: Emulator) -> Emulator:
 @pytest.fixture
 def emu_settings(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     """The (reset) emulator, with optsync's ``OPTSYNC_SF_*`` settings pointing at it."""
-    for name, value in emu.settings_env().items():
+    for name, value in settings_env(emu).items():
         monkeypatch.setenv(name, value)
     return emu
 

@@ -17,9 +17,9 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from optsync import logs
 from optsync.bootstrap import Context, open_context
 from optsync.cli.common import err_console
-from optsync.cli.worker import configure_logging
 from optsync.errors import UsageError
 
 DEMO_FILE = "demo.json"
@@ -28,28 +28,43 @@ console = Console(soft_wrap=True)  # commands printed here must stay copy-pastea
 
 def demo(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Web app port."),
-    persons: int = typer.Option(2000, "--persons", min=10, max=1_000_000,
-                                help="Contacts + Leads to seed the first time."),
-    emulator_port: int = typer.Option(8443, "--emulator-port", min=0, max=65535,
-                                      help="Salesforce emulator port (0: any free port)."),
+    persons: int = typer.Option(
+        2000, "--persons", min=10, max=1_000_000, help="Contacts + Leads to seed the first time."
+    ),
+    emulator_port: int = typer.Option(
+        8443,
+        "--emulator-port",
+        min=0,
+        max=65535,
+        help="Salesforce emulator port (0: any free port).",
+    ),
 ) -> None:
     """Emulator + store + web app + worker in one process; prints what to try."""
     from optsync.emulator import EmulatorOptions, run_emulator
     from optsync.settings import load_settings
 
-    configure_logging(False)
     settings = load_settings()
+    logs.configure(settings.log_format)
     data_dir = settings.ensure_data_dir()
     state_file = data_dir / DEMO_FILE
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    options = EmulatorOptions(data_dir=data_dir, host="127.0.0.1", port=emulator_port,
-                              memory=False, seed=0, sales_opt_out=True)
+    options = EmulatorOptions(
+        data_dir=data_dir,
+        host="127.0.0.1",
+        port=emulator_port,
+        memory=False,
+        seed=0,
+        sales_opt_out=True,
+    )
     try:
         emulator_cm = run_emulator(options)
         emu = emulator_cm.__enter__()
     except OSError as exc:
-        raise UsageError(f"--emulator-port {emulator_port}: {exc.strerror}.",
-                         field="--emulator-port", fix="Pick another port, or 0.") from None
+        raise UsageError(
+            f"--emulator-port {emulator_port}: {exc.strerror}.",
+            field="--emulator-port",
+            fix="Pick another port, or 0.",
+        ) from None
     try:
         ctx = open_context(settings, require_schema=False)
         ctx.db.upgrade()
@@ -84,20 +99,26 @@ def _connect(ctx: Context, emu) -> None:  # type: ignore[no-untyped-def]
     from optsync.salesforce.connection import ConnectionConfig, save_connection
 
     config = ConnectionConfig(
-        auth="client_credentials", login_url=emu.login_url, client_id=emu.client_id,
-        client_secret=emu.client_secret, username=emu.username, password=None,
-        private_key=None, api_version="62.0", ca_bundle=emu.ca_bundle,
+        auth="client_credentials",
+        login_url=emu.login_url,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        username=emu.username,
+        password=None,
+        private_key=None,
+        api_version="62.0",
+        ca_bundle=emu.ca_bundle,
     ).validated()
     with ctx.db.transaction() as session:
         save_connection(session, config, ctx.settings.resolved_secret_key, now=ctx.clock())
 
 
 def _pull(ctx: Context) -> None:
-    from optsync.salesforce.gateway import LONG_JOB_RETRIES, open_gateway
+    from optsync.salesforce.gateway import Profile, open_gateway
     from optsync.services.persons_pull import pull_persons
 
     console.print("Pulling persons from Salesforce...")
-    with open_gateway(ctx, retries=LONG_JOB_RETRIES) as gateway:
+    with open_gateway(ctx, Profile.JOB) as gateway:
         reports = pull_persons(ctx.db, gateway, now=ctx.clock())
     console.print(", ".join(f"{r.created:,} persons from {obj}s" for obj, r in reports.items()))
 
@@ -113,12 +134,14 @@ def _serve(ctx: Context, emu, port: int, state: dict[str, str]) -> None:  # type
 
     with ctx.db.transaction() as session:
         sample = session.scalars(
-            select(Person).where(Person.unsubscribed.is_(False),
-                                 Person.salesforce_object == "Contact").order_by(Person.id)
+            select(Person)
+            .where(Person.unsubscribed.is_(False), Person.salesforce_object == "Contact")
+            .order_by(Person.id)
         ).first()
         other = session.scalars(
-            select(Person).where(Person.unsubscribed.is_(False),
-                                 Person.salesforce_object == "Lead").order_by(Person.id)
+            select(Person)
+            .where(Person.unsubscribed.is_(False), Person.salesforce_object == "Lead")
+            .order_by(Person.id)
         ).first()
     base = f"http://127.0.0.1:{port}"
     if "OPTSYNC_BASE_URL" not in os.environ:  # links must point at this demo's port
@@ -131,27 +154,35 @@ def _serve(ctx: Context, emu, port: int, state: dict[str, str]) -> None:  # type
     worker.start()
     data = os.environ.get("OPTSYNC_DATA_DIR", "./.optsync")
     console.rule("[bold]optsync demo")
-    console.print(f"Web app:     {base}   (login {state['admin_email']} / "
-                  f"{state['admin_password']})")
+    console.print(
+        f"Web app:     {base}   (login {state['admin_email']} / {state['admin_password']})"
+    )
     console.print(f"Salesforce:  {emu.instance_url}   (local emulator; CA {emu.ca_bundle})")
     console.print("\n[bold]Three things to try[/]")
     if link and sample:
-        console.print(f"1. Unsubscribe {sample.email}: open {link} and press Unsubscribe;"
-                      f" within a second its Contact has Email Opt Out set:\n"
-                      f"   curl -s --cacert {emu.ca_bundle} "
-                      f"{emu.control_url}/records/{sample.salesforce_id}")
+        console.print(
+            f"1. Unsubscribe {sample.email}: open {link} and press Unsubscribe;"
+            f" within a second its Contact has Email Opt Out set:\n"
+            f"   curl -s --cacert {emu.ca_bundle} "
+            f"{emu.control_url}/records/{sample.salesforce_id}"
+        )
     if other:
-        console.print(f"2. Tick Email Opt Out in Salesforce for Lead {other.salesforce_id}:\n"
-                      f"   curl -s --cacert {emu.ca_bundle} -X PATCH -H 'Content-Type: "
-                      f"application/json' -d '{{\"HasOptedOutOfEmail\": true}}' "
-                      f"{emu.control_url}/records/{other.salesforce_id}")
-    console.print(f"3. Turn the sync on and run it now (another shell):\n"
-                  f"   export OPTSYNC_DATA_DIR={data}\n"
-                  f"   optsync settings set --sync-enabled true && optsync sync run\n"
-                  f"   ({other.email if other else 'the Lead'} is now unsubscribed here too)")
+        console.print(
+            f"2. Tick Email Opt Out in Salesforce for Lead {other.salesforce_id}:\n"
+            f"   curl -s --cacert {emu.ca_bundle} -X PATCH -H 'Content-Type: "
+            f"application/json' -d '{{\"HasOptedOutOfEmail\": true}}' "
+            f"{emu.control_url}/records/{other.salesforce_id}"
+        )
+    console.print(
+        f"3. Turn the sync on and run it now (another shell):\n"
+        f"   export OPTSYNC_DATA_DIR={data}\n"
+        f"   optsync settings set --sync-enabled true && optsync sync run\n"
+        f"   ({other.email if other else 'the Lead'} is now unsubscribed here too)"
+    )
     console.print("\nCtrl-C stops everything; running `optsync demo` again reuses the data.")
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False,
+                    log_config=logs.dict_config(ctx.settings.log_format))
     finally:
         worker.stop()
         ctx.close()

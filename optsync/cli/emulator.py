@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Mapping
 
 import typer
 from rich.console import Console
@@ -86,7 +87,9 @@ def emulator(
                     table.add_row(fact, text)
                 console.print(table)
                 console.print("[bold]Environment for optsync:[/bold]")
-                console.print(emu.env_block(), markup=False, highlight=False, soft_wrap=True)
+                console.print(
+                    env_block(emu.summary()), markup=False, highlight=False, soft_wrap=True
+                )
                 console.print("[dim]Press Ctrl-C to stop.[/dim]")
             _wait_for_interrupt()
     except OSError as exc:
@@ -101,6 +104,31 @@ def emulator(
         signal.signal(signal.SIGTERM, previous)
     if not json_:
         console.print("Emulator stopped.")
+
+
+def settings_env(facts: Mapping[str, str]) -> dict[str, str]:
+    """The ``OPTSYNC_SF_*`` settings that connect optsync to an emulator, from its
+    connection facts (``Emulator.summary()``, or the ``--json`` line).
+
+    The one place that maps the emulator onto optsync's setting names: the emulator
+    itself knows nothing of optsync (docs/architecture.md), so this lives with the command
+    that starts it; the tests' fixture uses it too.
+    """
+    return {
+        "OPTSYNC_SF_AUTH": "client_credentials",
+        "OPTSYNC_SF_LOGIN_URL": facts["login_url"],
+        "OPTSYNC_SF_CLIENT_ID": facts["client_id"],
+        "OPTSYNC_SF_CLIENT_SECRET": facts["client_secret"],
+        "OPTSYNC_SF_USERNAME": facts["username"],
+        "OPTSYNC_SF_PASSWORD": facts["password"],
+        "OPTSYNC_SF_PRIVATE_KEY_FILE": facts["private_key_file"],
+        "OPTSYNC_SF_CA_BUNDLE": facts["ca_bundle"],
+    }
+
+
+def env_block(facts: Mapping[str, str]) -> str:
+    """Ready-to-paste ``export OPTSYNC_SF_*=…`` lines for a shell."""
+    return "\n".join(f"export {k}={json.dumps(v)}" for k, v in settings_env(facts).items())
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -3,6 +3,7 @@ red line and an exit status."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -25,6 +26,7 @@ from optsync.cli import (
 )
 from optsync.cli.common import err_console
 from optsync.errors import OptsyncError
+from optsync.logs import LogFormatChoice
 
 app = typer.Typer(
     name="optsync",
@@ -33,6 +35,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _global_options(
+    log_format: LogFormatChoice | None = typer.Option(
+        None,
+        "--log-format",
+        help="Log lines as logfmt (default) or JSON; sets OPTSYNC_LOG_FORMAT.",
+    ),
+) -> None:
+    """Options before the command apply to every process it starts (web workers too)."""
+    if log_format is not None:
+        os.environ["OPTSYNC_LOG_FORMAT"] = log_format.value
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.token_app, name="token")

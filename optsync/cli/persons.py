@@ -70,7 +70,7 @@ def pull(
     """
     from optsync.cli.common import print_json
     from optsync.errors import UsageError
-    from optsync.salesforce.gateway import LONG_JOB_RETRIES, open_gateway
+    from optsync.salesforce.gateway import Profile, open_gateway
     from optsync.services.persons_pull import OBJECTS, pull_persons
 
     objects = [o.strip() for o in object_.split(",") if o.strip()]
@@ -81,7 +81,7 @@ def pull(
             field="--object",
             fix="Use --object Contact,Lead.",
         )
-    with app_context() as ctx, open_gateway(ctx, retries=LONG_JOB_RETRIES) as gateway:
+    with app_context() as ctx, open_gateway(ctx, Profile.JOB) as gateway:
         with progress_bar("Pulling") as bar:
             tasks = {o: bar.add_task(f"Pulling {o}s", total=None) for o in objects}
             reports = pull_persons(

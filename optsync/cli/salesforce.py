@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from optsync.cli.common import app_context, console, err_console, print_json
-from optsync.errors import OptsyncError, UsageError
+from optsync.errors import UsageError
 from optsync.salesforce.connection import (
     DEFAULT_API_VERSION,
     ConnectionConfig,
@@ -23,10 +23,9 @@ from optsync.salesforce.connection import (
     load_connection,
     read_private_key,
     resolve_connection,
-    save_connection,
 )
-from optsync.salesforce.gateway import SalesforceGateway
-from optsync.services.salesforce_setup import run_checks
+from optsync.services.salesforce_connection import save_tested
+from optsync.services.salesforce_setup import setup_checks
 
 app = typer.Typer(help="Salesforce connection and setup checks.", no_args_is_help=True)
 
@@ -43,8 +42,7 @@ class _Stdin:
         if self._lines is None:
             self._lines = sys.stdin.read().splitlines()
         if not self._lines:
-            raise UsageError(f"expected the {what} on standard input, got nothing.",
-                             field=what)
+            raise UsageError(f"expected the {what} on standard input, got nothing.", field=what)
         return self._lines.pop(0).strip()
 
 
@@ -58,58 +56,73 @@ def _secret(needed: bool, from_stdin: bool, stdin: _Stdin, what: str) -> str | N
 
 @app.command("connect")
 def connect(
-    auth: str = typer.Option(..., "--auth", help="jwt (recommended), client_credentials or "
-                             "password."),
-    login_url: str = typer.Option(DEFAULT_LOGIN_URL, "--login-url",
-                                  help="https://login.salesforce.com, "
-                                  "https://test.salesforce.com or your My Domain URL."),
+    auth: str = typer.Option(
+        ..., "--auth", help="jwt (recommended), client_credentials or password."
+    ),
+    login_url: str = typer.Option(
+        DEFAULT_LOGIN_URL,
+        "--login-url",
+        help="https://login.salesforce.com, https://test.salesforce.com or your My Domain URL.",
+    ),
     client_id: str = typer.Option(None, "--client-id", help="Connected app consumer key."),
     client_secret_stdin: bool = typer.Option(
-        False, "--client-secret-stdin",
-        help="Read the consumer secret from stdin (first line) instead of a prompt."),
+        False,
+        "--client-secret-stdin",
+        help="Read the consumer secret from stdin (first line) instead of a prompt.",
+    ),
     username: str = typer.Option(None, "--username", help="Integration user's username."),
     password_stdin: bool = typer.Option(
-        False, "--password-stdin",
+        False,
+        "--password-stdin",
         help="Read the password (+ security token) from stdin (the line after the secret) "
-        "instead of a prompt."),
-    private_key_file: Path = typer.Option(None, "--private-key-file",
-                                          help="PEM RSA private key for the JWT bearer flow."),
-    api_version: str = typer.Option(DEFAULT_API_VERSION, "--api-version",
-                                    help="Salesforce API version."),
-    ca_bundle: Path = typer.Option(None, "--ca-bundle",
-                                   help="CA bundle to trust (e.g. the emulator's)."),
-    no_test: bool = typer.Option(False, "--no-test",
-                                 help="Store without testing the connection first."),
+        "instead of a prompt.",
+    ),
+    private_key_file: Path = typer.Option(
+        None, "--private-key-file", help="PEM RSA private key for the JWT bearer flow."
+    ),
+    api_version: str = typer.Option(
+        DEFAULT_API_VERSION, "--api-version", help="Salesforce API version."
+    ),
+    ca_bundle: Path = typer.Option(
+        None, "--ca-bundle", help="CA bundle to trust (e.g. the emulator's)."
+    ),
+    no_test: bool = typer.Option(
+        False, "--no-test", help="Store without testing the connection first."
+    ),
 ) -> None:
     """Store the Salesforce connection (tested first; a failing one is not stored)."""
     stdin = _Stdin()
-    client_secret = _secret(auth in ("client_credentials", "password"), client_secret_stdin,
-                            stdin, "consumer secret")
+    client_secret = _secret(
+        auth in ("client_credentials", "password"), client_secret_stdin, stdin, "consumer secret"
+    )
     password = _secret(auth == "password", password_stdin, stdin, "password")
     config = ConnectionConfig(
-        auth=auth, login_url=login_url, client_id=client_id, client_secret=client_secret,
-        username=username, password=password,
+        auth=auth,
+        login_url=login_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        username=username,
+        password=password,
         private_key=read_private_key(private_key_file) if private_key_file else None,
-        api_version=api_version, ca_bundle=str(ca_bundle) if ca_bundle else None,
+        api_version=api_version,
+        ca_bundle=str(ca_bundle) if ca_bundle else None,
     ).validated()
-    instance = None
-    if not no_test:
-        try:
-            with SalesforceGateway(config) as gateway:
-                gateway.limits()
-                instance = gateway.instance_url
-        except OptsyncError as exc:
-            raise UsageError(f"The connection test failed; nothing was stored. {exc}") from None
-    with app_context() as ctx, ctx.db.transaction() as session:
-        save_connection(session, config, ctx.settings.resolved_secret_key, now=ctx.clock())
-        overridden = sorted(env_overrides(ctx.settings))
+    with app_context() as ctx:
+        # the same save as the admin form: tested first, stored only if it works
+        saved = save_tested(ctx, config, test=not no_test)
+    overridden = saved.overridden
+    instance = saved.test.instance_url if saved.test else None
     who = f" as {config.username}" if config.username else ""
     tested = f"; connected to {instance}" if instance else " (not tested)"
-    console.print(f"Stored the Salesforce connection ({config.auth}{who} via "
-                  f"{config.login_url}){tested}.", highlight=False)
+    console.print(
+        f"Stored the Salesforce connection ({config.auth}{who} via {config.login_url}){tested}.",
+        highlight=False,
+    )
     if overridden:
-        err_console.print("[yellow]note:[/] OPTSYNC_SF_* variables override the stored "
-                          f"{', '.join(overridden)}.", highlight=False)
+        err_console.print(
+            f"[yellow]note:[/] OPTSYNC_SF_* variables override the stored {', '.join(overridden)}.",
+            highlight=False,
+        )
 
 
 @app.command("show")
@@ -133,14 +146,8 @@ def show(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
 @app.command("check")
 def check(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Run the setup checks; exit 1 if any fails."""
-    with app_context() as ctx, ctx.db.transaction() as session:
-        config = resolve_connection(ctx.settings, session)
-        gateway = SalesforceGateway(config) if config is not None else None
-        try:
-            checks = run_checks(gateway, session)
-        finally:
-            if gateway is not None:
-                gateway.close()
+    with app_context() as ctx:
+        checks = setup_checks(ctx)  # no transaction open during the Salesforce calls
     ok = all(c.ok for c in checks)
     if json_:
         print_json({"ok": ok, "checks": [c.as_dict() for c in checks]})
@@ -149,8 +156,9 @@ def check(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> No
         for column in ("check", "result", "detail", "fix"):
             table.add_column(column, overflow="fold")
         for c in checks:
-            table.add_row(c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail,
-                          c.fix or "")
+            table.add_row(
+                c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail, c.fix or ""
+            )
         console.print(table)
     if not ok:
         raise typer.Exit(1)
@@ -162,8 +170,10 @@ def disconnect() -> None:
     with app_context() as ctx, ctx.db.transaction() as session:
         removed = delete_connection(session)
         overridden = env_overrides(ctx.settings)
-    console.print("Removed the stored Salesforce connection." if removed
-                  else "No Salesforce connection was stored.")
+    console.print(
+        "Removed the stored Salesforce connection."
+        if removed
+        else "No Salesforce connection was stored."
+    )
     if overridden:
-        err_console.print("[yellow]note:[/] OPTSYNC_SF_* variables still configure a "
-                          "connection.")
+        err_console.print("[yellow]note:[/] OPTSYNC_SF_* variables still configure a connection.")

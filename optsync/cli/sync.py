@@ -8,8 +8,9 @@ import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
+from optsync import logs
 from optsync.cli.common import app_context, console, err_console, print_json, progress_bar
-from optsync.salesforce.gateway import LONG_JOB_RETRIES, open_gateway
+from optsync.salesforce.gateway import Profile, open_gateway
 from optsync.services.sync_run import PHASES, history, run_sync
 
 app = typer.Typer(
@@ -47,9 +48,10 @@ def run(
 ) -> None:
     """Run the bidirectional sync now. Exits 1 if the run failed."""
     with app_context() as ctx, progress_bar("Sync") as bar:
+        logs.configure(ctx.settings.log_format)
         report = run_sync(
             ctx.db,
-            lambda: open_gateway(ctx, retries=LONG_JOB_RETRIES),
+            lambda: open_gateway(ctx, Profile.JOB),
             clock=ctx.clock,
             trigger="manual",
             dry_run=dry_run,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from optsync import logs
 from optsync.bootstrap import open_context
-from optsync.cli.worker import configure_logging
 from optsync.web.asgi import UVICORN_OPTIONS, serving_app
 from optsync.worker.runner import Worker
 
@@ -17,13 +17,19 @@ def up(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Web app + push worker + scheduler in one process (a small team on SQLite)."""
-    configure_logging(verbose)
     ctx = open_context()
+    logs.configure(ctx.settings.log_format, verbose=verbose)
     worker = Worker(ctx)
     try:
         app = serving_app(ctx)
         worker.start()
-        uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_config=logs.dict_config(ctx.settings.log_format, verbose=verbose),
+            **UVICORN_OPTIONS,
+        )
     finally:
         worker.stop()
         ctx.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from optsync import logs, metrics
 from optsync.bootstrap import open_context
 from optsync.web.asgi import UVICORN_OPTIONS, serving_app
 
@@ -22,18 +23,26 @@ def serve(
 ) -> None:
     """Run the web app with uvicorn (behind a proxy, terminate TLS there)."""
     ctx = open_context()  # refuse bad settings or an old schema before anything starts
+    logs.configure(ctx.settings.log_format)
+    # uvicorn applies the same configuration in every process it starts
+    log_config = logs.dict_config(ctx.settings.log_format)
     if workers > 1:
         ctx.close()  # each worker process opens its own (optsync.web.asgi)
-        uvicorn.run(
-            "optsync.web.asgi:create",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            **UVICORN_OPTIONS,
-        )
+        # the workers count into one directory; every scrape sums them (optsync.metrics)
+        with metrics.multiprocess_dir(ctx.settings.ensure_data_dir()):
+            uvicorn.run(
+                "optsync.web.asgi:create",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_config=log_config,
+                **UVICORN_OPTIONS,
+            )
         return
     try:
-        uvicorn.run(serving_app(ctx), host=host, port=port, **UVICORN_OPTIONS)
+        uvicorn.run(
+            serving_app(ctx), host=host, port=port, log_config=log_config, **UVICORN_OPTIONS
+        )
     finally:
         ctx.close()

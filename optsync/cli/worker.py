@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import timedelta
@@ -10,21 +9,16 @@ from datetime import timedelta
 import typer
 from rich.table import Table
 
+from optsync import logs
 from optsync.cli.common import app_context, console, err_console, print_json
 from optsync.domain.retry import RetryPolicy
 from optsync.services.push import Pusher
 from optsync.store.outbox import queue_stats
+from optsync.web.metrics_server import MetricsServer
 from optsync.worker.gateways import GatewayProvider
 from optsync.worker.runner import Worker, worker_name
 
 push_app = typer.Typer(help="The push outbox.", no_args_is_help=True)
-
-
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def wait_for_signal() -> None:
@@ -49,17 +43,31 @@ def worker(
         1.0, "--poll-seconds", min=0.05, help="Longest sleep between outbox checks."
     ),
     daily_limit_pause_seconds: float = typer.Option(
-        3600.0, "--daily-limit-pause-seconds", min=1.0,
+        3600.0,
+        "--daily-limit-pause-seconds",
+        min=1.0,
         help="How long pushes wait after Salesforce's daily API limit is reached.",
     ),
     max_backoff_seconds: float = typer.Option(
-        300.0, "--max-backoff-seconds", min=1.0,
+        300.0,
+        "--max-backoff-seconds",
+        min=1.0,
         help="Longest wait between retries of a failing push (exponential backoff cap).",
+    ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve this worker's /metrics (token required), /healthz and /readyz here.",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Address for --metrics-port to listen on."
     ),
 ) -> None:
     """Push worker + scheduler. Run any number of them against one PostgreSQL database."""
-    configure_logging(verbose)
     with app_context() as ctx:
+        logs.configure(ctx.settings.log_format, verbose=verbose)
         w = Worker(
             ctx,
             schedule=not no_schedule,
@@ -69,11 +77,18 @@ def worker(
                 cap_s=max_backoff_seconds, daily_limit_pause_s=daily_limit_pause_seconds
             ),
         )
+        server = None
+        if metrics_port is not None:
+            server = MetricsServer(ctx, metrics_host, metrics_port)
         w.start()
+        if server is not None:
+            server.start()
         err_console.print(f"optsync worker {w.pusher.worker} running; Ctrl-C to stop.")
         try:
             wait_for_signal()
         finally:
+            if server is not None:
+                server.stop()
             w.stop()
     err_console.print("worker stopped.")
 

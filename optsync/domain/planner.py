@@ -1,10 +1,12 @@
 """The sync planner: what the nightly bidirectional sync must change on each side.
 
 Given the local persons and the Salesforce ids whose selected opt-out field is set, the
-planner returns a :class:`SyncPlan`; the sync service carries it out (pushes through the
-outbox, local unsubscribes with source ``salesforce``) and builds the run report from
-it. Planning is separate from doing so that a dry run is the same code minus the last
-step, and so that the rules below can be proved by property tests over
+planner returns a :class:`SyncPlan`. It is the *specification* of a sync run, not its
+production path: a run (:mod:`optsync.services.sync`) never loads both sets into Python
+but computes the same lists in SQL over a staging table (:mod:`optsync.store.sync_runs`),
+pulling in chunks and pushing directly to Salesforce (not through the outbox). A property
+test (``tests/integration/sync/test_sql_diff.py``) proves those queries return exactly
+the planner's lists, and the rules below are proved by property tests over
 :func:`apply_plan`.
 
 Rules
@@ -28,7 +30,9 @@ Rules
    plans nothing (idempotence).
 
 Records shared by several persons (two addresses linked to one Contact) follow rule 1 at
-the record level: one push per record (carried by the lowest person id), and every
+the record level (the store cannot hold them: ``persons.salesforce_id`` is unique after
+``to_18`` repair, so in production this rule never applies; it is kept so the
+specification is total): one push per record (carried by the lowest person id), and every
 person linked to an opted-out record is unsubscribed, even when it was a sibling rather
 than Salesforce that opted the record out, because otherwise the next run would do it
 and the first run would not be a fixed point.

@@ -230,21 +230,23 @@ def due_run(
     tz: str,
     last_scheduled_for: datetime | None,
     now: datetime,
-    installed_at: datetime,
+    enabled_at: datetime,
 ) -> datetime | None:
     """The scheduled instant to run now, or ``None`` if nothing is due.
 
     That is the most recent scheduled instant at or before ``now`` which is later than
     both ``last_scheduled_for`` (the instant the last scheduled run was for) and
-    ``installed_at`` (when the schedule was turned on or changed, so that enabling the
-    sync at 21:00 does not immediately run the 20:00 slot that was never promised).
+    ``enabled_at`` (when the sync was switched on, so that enabling it at 21:00 does not
+    immediately run the 20:00 slot that was never promised). Editing the schedule, the
+    zone or the field must not move ``enabled_at``: a night missed or edited around still
+    runs.
     Only the latest missed instant is returned: the sync catches up once. The caller
     records the returned value as the new ``last_scheduled_for``, which also makes two
     schedulers racing for the same slot detectable.
     """
     _require_aware(now, "now")
-    _require_aware(installed_at, "installed_at")
-    floor = installed_at
+    _require_aware(enabled_at, "enabled_at")
+    floor = enabled_at
     if last_scheduled_for is not None:
         _require_aware(last_scheduled_for, "last_scheduled_for")
         floor = max(floor, last_scheduled_for)

@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from optsync.domain.ids import make_id
+from optsync.emulator.ids import new_id
 from optsync.emulator.schema import ORG_PREFIX, USER_PREFIX
 from optsync.emulator.tls import write_private
 
-ORG_ID = make_id(ORG_PREFIX, 1, pod="5g")
-USER_ID = make_id(USER_PREFIX, 1, pod="5g")
+ORG_ID = new_id(ORG_PREFIX, 1, pod="5g")
+USER_ID = new_id(USER_PREFIX, 1, pod="5g")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 PUBLIC_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 

@@ -31,11 +31,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from optsync.domain.ids import make_id
 from optsync.emulator.auth import USER_ID
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.faults import Governor
 from optsync.emulator.gateway import api, json_body, sf_json
+from optsync.emulator.ids import new_id
 from optsync.emulator.org import Org
 from optsync.emulator.schema import JOB_PREFIX, OBJECTS
 from optsync.emulator.soql import CompiledQuery, compile_query, format_datetime
@@ -168,7 +168,7 @@ class JobManager:
 
     def _new_job(self, **kwargs: Any) -> Job:
         with self._lock:
-            job = Job(id=make_id(JOB_PREFIX, next(self._numbers)), **kwargs)
+            job = Job(id=new_id(JOB_PREFIX, next(self._numbers)), **kwargs)
             job.directory = self.root / job.id
             job.directory.mkdir(mode=0o700)
             self._jobs[job.id] = job

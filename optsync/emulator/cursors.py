@@ -16,8 +16,8 @@ from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from optsync.domain.ids import make_id
 from optsync.emulator.errors import SalesforceError
+from optsync.emulator.ids import new_id
 
 MAX_OPEN = 10
 IDLE_EXPIRY_S = 15 * 60
@@ -48,7 +48,7 @@ class CursorRegistry:
         self._lock = threading.Lock()
 
     def open(self, cursor: Cursor) -> str:
-        cursor_id = make_id("01g", next(self._numbers))[:15]
+        cursor_id = new_id("01g", next(self._numbers))[:15]
         with self._lock:
             self._cursors[cursor_id] = cursor
             while len(self._cursors) > self.max_open:

@@ -7,7 +7,6 @@ start-up) and leaving the context stops uvicorn, the Bulk worker and the store c
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import threading
@@ -162,23 +161,6 @@ class Emulator:
                 "client_secret": self.client_secret, "username": self.username,
                 "password": self.password, "private_key_file": self.private_key_file,
                 "refresh_token": self.refresh_token, "control_url": self.control_url}
-
-    def settings_env(self) -> dict[str, str]:
-        """The ``OPTSYNC_SF_*`` settings that connect optsync to this org."""
-        return {
-            "OPTSYNC_SF_AUTH": "client_credentials",
-            "OPTSYNC_SF_LOGIN_URL": self.login_url,
-            "OPTSYNC_SF_CLIENT_ID": self.client_id,
-            "OPTSYNC_SF_CLIENT_SECRET": self.client_secret,
-            "OPTSYNC_SF_USERNAME": self.username,
-            "OPTSYNC_SF_PASSWORD": self.password,
-            "OPTSYNC_SF_PRIVATE_KEY_FILE": self.private_key_file,
-            "OPTSYNC_SF_CA_BUNDLE": self.ca_bundle,
-        }
-
-    def env_block(self) -> str:
-        """Ready-to-paste ``OPTSYNC_SF_*`` settings for optsync itself."""
-        return "\n".join(f"export {k}={json.dumps(v)}" for k, v in self.settings_env().items())
 
 
 def _url_host(host: str) -> str:

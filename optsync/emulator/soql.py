@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from optsync.domain.ids import InvalidSalesforceId, to_18
 from optsync.emulator.errors import SalesforceError
+from optsync.emulator.ids import BadId, canonical
 from optsync.emulator.schema import FieldDef
 
 MAX_OFFSET = 2000
@@ -490,8 +490,8 @@ class _Compiler:
             raise self.type_error(f, tok, pos)
         if f.type in ("id", "reference"):
             try:
-                return to_18(tok.value)
-            except InvalidSalesforceId:
+                return canonical(tok.value)
+            except BadId:
                 raise _located(self.soql, tok.pos, "INVALID_QUERY_FILTER_OPERATOR",
                                f"invalid ID field: {tok.value}") from None
         return tok.value

@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime
 from random import Random
 from typing import Any
 
-from optsync.domain.ids import InvalidSalesforceId, make_id, to_18
 from optsync.emulator.errors import SalesforceError
+from optsync.emulator.ids import BadId, canonical, new_id
 from optsync.emulator.schema import (
     ALL_COLUMNS,
     CONTACT,
@@ -72,8 +72,8 @@ def parse_record_id(value: str, obj: str | None = None) -> tuple[str, str]:
     Returns ``(object, 18-char id)``; anything else is ``MALFORMED_ID`` as on Salesforce.
     """
     try:
-        id18 = to_18(value)
-    except InvalidSalesforceId:
+        id18 = canonical(value)
+    except BadId:
         raise malformed_id(obj, value) from None
     actual = OBJECT_OF_PREFIX.get(id18[:3])
     if actual is None or (obj is not None and actual != obj):
@@ -343,7 +343,7 @@ class OrgStore:
             stamp = self.stamp()
             num = self._next_num[obj]
             self._next_num[obj] = num + 1
-            id18 = make_id(KEY_PREFIX[obj], num)
+            id18 = new_id(KEY_PREFIX[obj], num)
             row: dict[str, Any] = {f.name: f.default_value for f in self._fields[obj].values()
                                    if f.default_value is not None}
             row.update({"HasOptedOutOfEmail": 0, "IsDeleted": 0})
@@ -540,7 +540,7 @@ class OrgStore:
                 for num in range(start, start + n):
                     first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
                     last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
-                    id18 = make_id(prefix, num)
+                    id18 = new_id(prefix, num)
                     if ids is not None:
                         ids.append(id18)
                     r = rng.random()

@@ -15,38 +15,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 import requests
 
+from optsync.salesforce.config import (
+    PUBLIC_LOGIN_HOSTS,
+    SETTING_AUTH,
+    SETTING_CA_BUNDLE,
+    SETTING_CLIENT_ID,
+    SETTING_CLIENT_SECRET,
+    SETTING_LOGIN_URL,
+    SETTING_PASSWORD,
+    SETTING_PRIVATE_KEY,
+    SETTING_USERNAME,
+    ConnectionConfig,
+)
 from optsync.salesforce.errors import SalesforceAuthError, SalesforceAuthUnavailable
-
-if TYPE_CHECKING:
-    from optsync.salesforce.connection import ConnectionConfig
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_PATH = "/services/oauth2/token"  # noqa: S105 (a URL path)
 JWT_LIFETIME_S = 180  # Salesforce wants exp within 3 minutes
-PUBLIC_LOGIN_HOSTS = {
-    "login.salesforce.com": "https://login.salesforce.com",
-    "test.salesforce.com": "https://test.salesforce.com",
-}
 MAX_ATTEMPTS = 3
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 4.0
 _DESCRIPTION_MAX = 300
-
-# Settings as users know them: the environment variable and the CLI option.
-SETTING_LOGIN_URL = "OPTSYNC_SF_LOGIN_URL (--login-url)"
-SETTING_CLIENT_ID = "OPTSYNC_SF_CLIENT_ID (--client-id)"
-SETTING_CLIENT_SECRET = "OPTSYNC_SF_CLIENT_SECRET (--client-secret-stdin)"  # noqa: S105
-SETTING_USERNAME = "OPTSYNC_SF_USERNAME (--username)"
-SETTING_PASSWORD = "OPTSYNC_SF_PASSWORD (--password-stdin)"  # noqa: S105
-SETTING_PRIVATE_KEY = "OPTSYNC_SF_PRIVATE_KEY_FILE (--private-key-file)"
-SETTING_AUTH = "OPTSYNC_SF_AUTH (--auth)"
-SETTING_CA_BUNDLE = "OPTSYNC_SF_CA_BUNDLE (--ca-bundle)"
 
 
 @dataclass(frozen=True)
@@ -172,8 +167,7 @@ def parse_token_response(status: int, body: Any, *, auth: str, login_url: str) -
         description = str(body.get("error_description") or "")[:_DESCRIPTION_MAX]
         raise _refusal(auth, error, description, status)
     raise SalesforceAuthError(
-        f"{login_url}{TOKEN_PATH} did not answer like a Salesforce token endpoint "
-        f"(HTTP {status}).",
+        f"{login_url}{TOKEN_PATH} did not answer like a Salesforce token endpoint (HTTP {status}).",
         code=f"HTTP_{status}",
         setting=SETTING_LOGIN_URL,
         fix=f"Set {SETTING_LOGIN_URL} to https://login.salesforce.com, "
@@ -207,41 +201,56 @@ def _refusal(auth: str, error: str, description: str, status: int) -> Exception:
     text += "."
     desc = description.lower()
     if error == "rate_limit_exceeded":
-        return SalesforceAuthUnavailable(text + " Too many logins; optsync retries later.",
-                                         code=error)
+        return SalesforceAuthUnavailable(
+            text + " Too many logins; optsync retries later.", code=error
+        )
     setting: str | None
     if error == "invalid_client_id":
-        setting, fix = SETTING_CLIENT_ID, (
-            f"Set {SETTING_CLIENT_ID} to the connected app's consumer key (Setup → App "
-            "Manager → the app → View → Manage Consumer Details)."
+        setting, fix = (
+            SETTING_CLIENT_ID,
+            (
+                f"Set {SETTING_CLIENT_ID} to the connected app's consumer key (Setup → App "
+                "Manager → the app → View → Manage Consumer Details)."
+            ),
         )
     elif error == "invalid_client":
         if "secret" in desc or auth != "jwt":
-            setting, fix = SETTING_CLIENT_SECRET, (
-                f"Set {SETTING_CLIENT_SECRET} to the connected app's consumer secret "
-                f"(and {SETTING_CLIENT_ID} to its consumer key)."
+            setting, fix = (
+                SETTING_CLIENT_SECRET,
+                (
+                    f"Set {SETTING_CLIENT_SECRET} to the connected app's consumer secret "
+                    f"(and {SETTING_CLIENT_ID} to its consumer key)."
+                ),
             )
         else:
             setting, fix = SETTING_CLIENT_ID, f"Check {SETTING_CLIENT_ID}."
     elif error == "unsupported_grant_type":
-        setting, fix = SETTING_AUTH, (
-            f"Check {SETTING_AUTH}, and enable this OAuth flow in the connected app "
-            "(for client_credentials also set a Run As user)."
+        setting, fix = (
+            SETTING_AUTH,
+            (
+                f"Check {SETTING_AUTH}, and enable this OAuth flow in the connected app "
+                "(for client_credentials also set a Run As user)."
+            ),
         )
     elif error == "inactive_user":
-        setting, fix = SETTING_USERNAME, (
-            "Reactivate the integration user in Setup → Users, or set "
-            f"{SETTING_USERNAME} to an active user."
+        setting, fix = (
+            SETTING_USERNAME,
+            (
+                "Reactivate the integration user in Setup → Users, or set "
+                f"{SETTING_USERNAME} to an active user."
+            ),
         )
     elif error == "inactive_org":
-        setting, fix = SETTING_LOGIN_URL, (
-            f"The org is locked, deleted or expired; check {SETTING_LOGIN_URL}."
+        setting, fix = (
+            SETTING_LOGIN_URL,
+            (f"The org is locked, deleted or expired; check {SETTING_LOGIN_URL}."),
         )
     elif error == "invalid_grant":
         setting, fix = _invalid_grant(auth, desc)
     else:
-        setting, fix = SETTING_AUTH, (
-            f"Check {SETTING_AUTH} and the connected app's OAuth settings."
+        setting, fix = (
+            SETTING_AUTH,
+            (f"Check {SETTING_AUTH} and the connected app's OAuth settings."),
         )
     return SalesforceAuthError(text, code=error, setting=setting, fix=fix)
 
@@ -262,8 +271,7 @@ def _invalid_grant(auth: str, desc: str) -> tuple[str | None, str]:
     if auth == "jwt":
         if "user" in desc:
             return SETTING_USERNAME, (
-                f"Set {SETTING_USERNAME} to the integration user's exact Salesforce "
-                "username."
+                f"Set {SETTING_USERNAME} to the integration user's exact Salesforce username."
             )
         return SETTING_PRIVATE_KEY, (
             f"Set {SETTING_PRIVATE_KEY} to the private key of the certificate uploaded to "

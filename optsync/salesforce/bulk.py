@@ -134,7 +134,7 @@ class BulkApi:
             )
             return response
 
-        return self.gateway._call(endpoint, call)
+        return self.gateway.call(endpoint, call)
 
     def _json(self, endpoint: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
         response = self._request(endpoint, method, path, json=body)

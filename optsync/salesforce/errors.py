@@ -37,14 +37,23 @@ class SalesforceCallError(OptsyncError):
     """A Salesforce API call failed as a whole (not one record of a batch).
 
     ``status`` is the HTTP status, or ``None`` when no response arrived (timeout,
-    connection error). ``classification.outcome`` tells the caller what to do next.
+    connection error). ``classification.outcome`` tells the caller what to do next;
+    ``retry_after_s`` is the answer's ``Retry-After``, when it had one.
     """
 
-    def __init__(self, classification: Classification, status: int | None, message: str):
+    def __init__(
+        self,
+        classification: Classification,
+        status: int | None,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+    ):
         super().__init__(message)
         self.classification = classification
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
 
     @property
     def code(self) -> str:

@@ -3,17 +3,25 @@
 It owns one connection's HTTP session and access token and turns simple-salesforce's
 behaviour into optsync's contract:
 
+* **One builder, named profiles.** :func:`build_gateway` (a configuration in hand) and
+  :func:`open_gateway` (the connection in force) are how optsync gets a gateway; the
+  :class:`~optsync.salesforce.profiles.Profile` (``page``, ``job``, ``push``) fixes its
+  timeouts and retries. :func:`open_gateway` reads the connection in a transaction of
+  its own that is closed before it returns: no database transaction is ever open while
+  the gateway talks to Salesforce.
 * **Session renewal.** simple-salesforce cannot refresh a token it was handed
   (``session_id`` mode), so on a 401 ``INVALID_SESSION_ID`` the gateway mints a new token
-  itself, rebuilds the client and repeats the call in flight once. That is the only
-  retry here: backoff for transient failures is the caller's decision
-  (:mod:`optsync.domain.retry`), because only the caller knows its budget and deadline.
+  itself, rebuilds the client and repeats the call in flight once.
+* **Retries per profile.** A transient failure is retried up to the profile's
+  ``retries`` with backoff and jitter, never sooner than the answer's ``Retry-After``;
+  the ``push`` profile retries nothing here (its outbox schedules each record).
 * **One failure type.** Call-level failures become :class:`SalesforceCallError` with the
-  verdict of :func:`optsync.domain.failures.classify`; per-record failures of a batch
-  update come back as classified :class:`RecordResult` values. Token refusals raise
-  :class:`SalesforceAuthError` (permanent: a setting is wrong).
-* **Counting.** Every request that reaches the REST API is counted, in total and per
-  endpoint, so sync reports and the API-budget guard can say what a run cost. A request
+  verdict of :func:`optsync.domain.failures.classify` (:mod:`optsync.salesforce.translate`);
+  per-record failures of a batch update come back as classified :class:`RecordResult`
+  values. Token refusals raise :class:`SalesforceAuthError` (permanent: a setting is wrong).
+* **Counting.** Every request that reaches the REST API is counted, in total, per
+  endpoint and in ``optsync_salesforce_api_calls_total{purpose=<profile>}``, so sync
+  reports, the API-budget guard and monitoring can say what work cost. A request
   rejected with 401 is not counted (Salesforce does not charge it against the daily
   allocation); one that got no response is (it may have been).
 * **Timeouts.** Every call passes ``timeout=`` explicitly (the HTTP session has the same
@@ -27,83 +35,70 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from optsync.domain.failures import Classification, Outcome, classify
-from optsync.domain.ids import InvalidSalesforceId, object_type, to_18
+from optsync.domain.failures import Outcome, classify
+from optsync.domain.ids import to_18
 from optsync.domain.retry import Jitter, RetryPolicy, backoff_delay
 from optsync.errors import UsageError
+from optsync.metrics import API_CALLS
 from optsync.salesforce import soql
 from optsync.salesforce.auth import Token, fetch_token
-from optsync.salesforce.connection import ConnectionConfig, resolve_connection
+from optsync.salesforce.config import ConnectionConfig
+from optsync.salesforce.connection import resolve_connection
 from optsync.salesforce.errors import SalesforceAuthUnavailable, SalesforceCallError
 from optsync.salesforce.fields import FieldCheck, check_describe
-from optsync.salesforce.http import DEFAULT_TIMEOUT, Timeout, build_session
+from optsync.salesforce.http import SalesforceHTTP, Timeout, build_session
+from optsync.salesforce.profiles import LONG_JOB_RETRIES, PROFILES, Profile
+from optsync.salesforce.translate import (
+    RecordResult,
+    Target,
+    call_error,
+    malformed,
+    record_result,
+    valid_target,
+    with_id,
+)
+from optsync.salesforce.volume import opted_out_query
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from optsync.bootstrap import Context
-    from optsync.settings import Settings
 
 T = TypeVar("T")
 
 __all__ = [
     "BATCH_SIZE",
+    "LONG_JOB_RETRIES",
+    "MAX_RETRY_AFTER_S",
     "NO_CONNECTION",
     "FieldCheck",
+    "Profile",
     "RecordResult",
     "SalesforceCallError",
     "SalesforceGateway",
     "Target",
+    "build_gateway",
     "call_error",
-    "from_settings",
+    "connection_in_force",
     "open_gateway",
 ]
 
 BATCH_SIZE = 200
 """Records per sObject Collections call (the API maximum)."""
-_CALL_STATUS = 400
-"""Status used to classify per-record errors: the call itself succeeded (200), and an
-unknown per-record code must read as 'the request was refused', never as a network
-error."""
-
+MAX_RETRY_AFTER_S = 120.0
+"""The longest ``Retry-After`` a job's retry waits for; a longer one fails the call (the
+job's own schedule, or the person at the page, decides what next)."""
 NO_CONNECTION = "no Salesforce connection; run `optsync salesforce connect`"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One record to opt out: an 18-character id and its object (Contact or Lead)."""
-
-    salesforce_id: str
-    object: str
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    """The outcome for one :class:`Target`, in input order."""
-
-    salesforce_id: str
-    success: bool
-    code: str | None = None
-    message: str | None = None
-    classification: Classification | None = None
 
 
 class _SessionExpired(Exception):
     def __init__(self, error: SalesforceCallError):
         super().__init__(str(error))
         self.error = error
-
-
-LONG_JOB_RETRIES = 4
-"""Transient-failure retries per call for long jobs (sync runs, pulls): with backoff of
-0.5-8 s they ride out a short Salesforce blip instead of failing the whole job."""
 
 
 class SalesforceGateway:
@@ -113,17 +108,23 @@ class SalesforceGateway:
         self,
         config: ConnectionConfig,
         *,
+        profile: Profile | str = Profile.PUSH,
         http: requests.Session | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        retries: int = 0,
+        timeout: Timeout | None = None,
+        retries: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        """Prefer :func:`build_gateway`; ``timeout``/``retries`` override the profile's
+        (tests use them)."""
         self.config = config
-        self.timeout = timeout
-        self.retries = retries
+        self.profile = Profile(profile)
+        spec = PROFILES[self.profile]
+        self.timeout = timeout if timeout is not None else spec.timeout
+        self.retries = retries if retries is not None else spec.retries
+        self.token_attempts = spec.token_attempts
         self.retry_policy = RetryPolicy(base_s=0.5, cap_s=8.0, jitter=Jitter.EQUAL)
         self._sleep = sleep
-        self.http = http or build_session(ca_bundle=config.ca_bundle, timeout=timeout)
+        self.http = http or build_session(ca_bundle=config.ca_bundle, timeout=self.timeout)
         self.api_calls = 0
         self.calls_by_endpoint: Counter[str] = Counter()
         self.session_renewals = 0
@@ -134,7 +135,10 @@ class SalesforceGateway:
         self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SalesforceGateway(login_url={self.config.login_url!r}, auth={self.config.auth!r})"
+        return (
+            f"SalesforceGateway(login_url={self.config.login_url!r}, "
+            f"auth={self.config.auth!r}, profile={self.profile.value!r})"
+        )
 
     # -- session ------------------------------------------------------------------
     @property
@@ -166,7 +170,7 @@ class SalesforceGateway:
             if self._client is not None and self._client is not stale:
                 return self._client
             try:
-                token = fetch_token(self.config, self.http)
+                token = fetch_token(self.config, self.http, attempts=self.token_attempts)
             except SalesforceAuthUnavailable as exc:
                 raise SalesforceCallError(classify(None, None), None, str(exc)) from None
             if stale is not None:
@@ -194,10 +198,11 @@ class SalesforceGateway:
         when ``retries`` is set), so it must be safe to repeat (rewind any streamed body).
         ``endpoint`` names it in the counters.
 
-        With ``retries`` (long jobs: a sync run, a pull), a transient failure (timeout,
-        5xx, lock, concurrent-request limit) is retried with exponential backoff and
-        jitter up to ``retries`` times before it is raised; the push worker keeps
-        ``retries=0`` because its outbox retries each record on its own schedule.
+        With ``retries`` (the ``job`` profile: a sync run, a pull), a transient failure
+        (timeout, 5xx, lock, concurrent-request limit) is retried with exponential backoff
+        and jitter up to ``retries`` times before it is raised, never sooner than the
+        answer's ``Retry-After`` (a longer one than :data:`MAX_RETRY_AFTER_S` is raised
+        at once); the ``push`` and ``page`` profiles retry nothing here.
         """
         attempt = 0
         while True:
@@ -207,7 +212,12 @@ class SalesforceGateway:
                 if attempt >= self.retries or exc.outcome is not Outcome.RETRY:
                     raise
                 attempt += 1
-                self._sleep(backoff_delay(self.retry_policy, attempt, random.random))
+                delay = backoff_delay(self.retry_policy, attempt, random.random)
+                if exc.retry_after_s is not None:
+                    if exc.retry_after_s > MAX_RETRY_AFTER_S:
+                        raise
+                    delay = max(delay, exc.retry_after_s)
+                self._sleep(delay)
 
     def _call_once(self, endpoint: str, fn: Callable[[Salesforce], T]) -> T:
         client = self._current()
@@ -219,8 +229,6 @@ class SalesforceGateway:
             return self._attempt(endpoint, client, fn)
         except _SessionExpired as again:
             raise again.error from None
-
-    _call = call  # the name adapters written before ``call`` was public use
 
     def request(self, endpoint: str, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One raw REST request to ``/services/data/vXX.X/<path>`` (counted, renewed,
@@ -243,6 +251,8 @@ class SalesforceGateway:
             if error.status == 401:
                 raise _SessionExpired(error) from None
             self._count(endpoint)
+            if isinstance(self.http, SalesforceHTTP):
+                error.retry_after_s = self.http.last_retry_after()
             raise error from None
         except requests.exceptions.RequestException as exc:
             self._count(endpoint)
@@ -266,6 +276,7 @@ class SalesforceGateway:
         with self._count_lock:
             self.api_calls += 1
             self.calls_by_endpoint[endpoint] += 1
+        API_CALLS.labels(purpose=self.profile.value).inc()
 
     # -- describe -----------------------------------------------------------------
     def describe(self, obj: str) -> dict[str, Any]:
@@ -316,9 +327,9 @@ class SalesforceGateway:
         unique: dict[str, str] = {}  # id18 -> object, first occurrence order
         keys: list[str | None] = []
         for i, target in enumerate(targets):
-            id18 = _valid_target(target)
+            id18 = valid_target(target)
             if id18 is None:
-                local[i] = _malformed(target)
+                local[i] = malformed(target)
                 keys.append(None)
                 continue
             unique.setdefault(id18, target.object)
@@ -339,7 +350,7 @@ class SalesforceGateway:
                 results.append(
                     r
                     if r.salesforce_id == targets[i].salesforce_id
-                    else _with_id(r, targets[i].salesforce_id)
+                    else with_id(r, targets[i].salesforce_id)
                 )
         return results
 
@@ -362,7 +373,7 @@ class SalesforceGateway:
             )
         out: dict[str, RecordResult] = {}
         for (id18, _obj), item in zip(batch, answer, strict=True):
-            out[id18] = _record_result(id18, item)
+            out[id18] = record_result(id18, item)
         return out
 
     # -- reads --------------------------------------------------------------------
@@ -425,12 +436,7 @@ class SalesforceGateway:
 
     def query_opted_out(self, object: str, field: str) -> Iterator[str]:
         """Ids of the object's records with ``field`` true (unconverted Leads only)."""
-        obj = soql.object_name(object)
-        name = soql.field_name(field)
-        query = f"SELECT Id FROM {obj} WHERE {name} = true"
-        if obj == "Lead":
-            query += " AND IsConverted = false"
-        for rec in self._query_pages(query):
+        for rec in self._query_pages(opted_out_query(object, field)):
             yield str(rec["Id"])
 
     # -- limits -------------------------------------------------------------------
@@ -443,90 +449,35 @@ class SalesforceGateway:
         return self._usage
 
 
-# -- translation helpers ----------------------------------------------------------------
+# -- construction: the one builder -------------------------------------------------------
 
 
-def call_error(exc: Exception) -> SalesforceCallError:
-    """A :class:`SalesforceCallError` for a simple-salesforce or ``requests`` failure."""
-    if isinstance(exc, SalesforceError):
-        code, message = _first_error(exc.content)
-        status = int(exc.status) if exc.status is not None else None
-        return SalesforceCallError(
-            classify(status, code, message), status, message or f"HTTP {status}"
-        )
-    if isinstance(exc, requests.exceptions.Timeout):
-        return SalesforceCallError(classify(None, None), None, "the request timed out")
-    return SalesforceCallError(
-        classify(None, None), None, f"no response from Salesforce ({type(exc).__name__})"
-    )
-
-
-def _first_error(content: Any) -> tuple[str | None, str]:
-    """``errorCode``/``message`` from a REST error body (a list), or the text's start."""
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        first = content[0]
-        return (
-            str(first.get("errorCode")) if first.get("errorCode") else None,
-            str(first.get("message") or ""),
-        )
-    if isinstance(content, dict):
-        return (
-            str(content.get("errorCode")) if content.get("errorCode") else None,
-            str(content.get("message") or ""),
-        )
-    text = str(content or "").strip()
-    return None, " ".join(text.split())[:200]
-
-
-def _valid_target(target: Target) -> str | None:
-    try:
-        id18 = to_18(target.salesforce_id)
-        return id18 if object_type(id18) == target.object else None
-    except InvalidSalesforceId:
-        return None
-
-
-def _malformed(target: Target) -> RecordResult:
-    message = f"{target.salesforce_id!r} is not a valid {target.object} id"
-    return RecordResult(
-        target.salesforce_id,
-        False,
-        "MALFORMED_ID",
-        message,
-        classify(_CALL_STATUS, "MALFORMED_ID", message),
-    )
-
-
-def _record_result(id18: str, item: Any) -> RecordResult:
-    if isinstance(item, dict) and item.get("success"):
-        return RecordResult(id18, True)
-    errors = item.get("errors") if isinstance(item, dict) else None
-    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-    code = str(first.get("statusCode") or "UNKNOWN_ERROR")
-    message = str(first.get("message") or "")
-    return RecordResult(id18, False, code, message, classify(_CALL_STATUS, code, message))
-
-
-def _with_id(result: RecordResult, salesforce_id: str) -> RecordResult:
-    return RecordResult(
-        salesforce_id, result.success, result.code, result.message, result.classification
-    )
-
-
-# -- construction -----------------------------------------------------------------------
-
-
-def from_settings(
-    settings: Settings, db_session: Session, *, retries: int = 0
+def build_gateway(
+    config: ConnectionConfig, profile: Profile | str, *, http: requests.Session | None = None
 ) -> SalesforceGateway:
-    """The gateway for the connection in force (``OPTSYNC_SF_*`` win over the stored one)."""
-    config = resolve_connection(settings, db_session)
+    """The gateway for ``config`` with the timeouts and retries of ``profile``."""
+    return SalesforceGateway(config, profile=profile, http=http)
+
+
+def connection_in_force(ctx: Context) -> ConnectionConfig | None:
+    """The connection in force (``OPTSYNC_SF_*`` over the stored one), read in a short
+    transaction of its own; ``None`` when there is none, :class:`UsageError` when it is
+    incomplete or invalid."""
+    with ctx.db.transaction() as session:
+        return resolve_connection(ctx.settings, session)
+
+
+def open_gateway(
+    ctx: Context, profile: Profile | str = Profile.JOB, *, retries: int | None = None
+) -> SalesforceGateway:
+    """The gateway for the connection in force, built with ``profile``.
+
+    The transaction that reads the connection is closed before this returns, so no call
+    the gateway makes ever runs inside it. ``retries`` overrides the profile's (callers
+    written before profiles pass ``retries=LONG_JOB_RETRIES``, which is the ``job``
+    profile's own value). Raises :class:`UsageError` when no connection is configured.
+    """
+    config = connection_in_force(ctx)
     if config is None:
         raise UsageError(NO_CONNECTION, field="salesforce")
-    return SalesforceGateway(config, retries=retries)
-
-
-def open_gateway(ctx: Context, *, retries: int = 0) -> SalesforceGateway:
-    """:func:`from_settings` for a command, web request or worker context."""
-    with ctx.db.transaction() as session:
-        return from_settings(ctx.settings, session, retries=retries)
+    return SalesforceGateway(config, profile=profile, retries=retries)

@@ -14,11 +14,19 @@ Two traps of plain ``requests`` are closed here, once:
   ``HTTPS_PROXY`` / ``NO_PROXY``, which real deployments need. So
   :meth:`SalesforceHTTP.merge_environment_settings` keeps the session's own ``verify``
   when one is configured, and lets the environment supply everything else.
+
+It also remembers, per thread, the ``Retry-After`` of the last answer it received, so
+the gateway can honour it when it backs off (simple-salesforce's errors do not carry
+response headers).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,7 @@ class SalesforceHTTP(requests.Session):
         if ca_bundle is not None:
             self.verify = ca_bundle
         self.headers["User-Agent"] = USER_AGENT
+        self._seen = threading.local()
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
@@ -49,7 +58,15 @@ class SalesforceHTTP(requests.Session):
         """Every request gets the session's timeout unless the caller passes one."""
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().request(method, url, *args, **kwargs)
+        self._seen.retry_after = None
+        response = super().request(method, url, *args, **kwargs)
+        self._seen.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return response
+
+    def last_retry_after(self) -> float | None:
+        """Seconds the last answer received by this thread asked to wait, if it did."""
+        value: float | None = getattr(self._seen, "retry_after", None)
+        return value
 
     def merge_environment_settings(
         self,
@@ -76,6 +93,22 @@ def build_session(
 ) -> SalesforceHTTP:
     """The session for one Salesforce connection (token requests and API calls alike)."""
     return SalesforceHTTP(timeout=timeout, ca_bundle=str(ca_bundle) if ca_bundle else None)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def env_proxies(session: requests.Session, url: str) -> Mapping[str, str]:

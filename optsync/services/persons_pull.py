@@ -5,10 +5,11 @@ becomes a person (or links the existing person with that address). Contacts are 
 before Leads and a linked person keeps its record, so when a Contact and a Lead share an
 address the person is linked to the Contact. Re-running it changes nothing.
 
-**REST or Bulk**, per object, by the nightly sync's rule: one ``SELECT COUNT()`` with the
-pull's own ``WHERE`` (:func:`optsync.salesforce.soql.people_where`); below
-``bulk_threshold`` records the REST query (pages of 2,000, one API call each), from it a
-Bulk API 2.0 query job (a handful of calls whatever the size, rows streamed from CSV).
+**REST or Bulk**, per object, by the one volume rule (:mod:`optsync.salesforce.volume`,
+shared with the nightly sync): one ``SELECT COUNT()`` with the pull's own ``WHERE``
+(:func:`optsync.salesforce.soql.people_where`); below ``bulk_threshold`` records the
+REST query (pages of 2,000, one API call each), from it a Bulk API 2.0 query job (a
+handful of calls whatever the size, rows streamed from CSV).
 Both read the same fields with the same ``WHERE``, so they pull the same records.
 
 **Order does not matter.** A Bulk query has no useful order (Salesforce advises against
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Literal
 
-from optsync.salesforce import soql
+from optsync.salesforce import soql, volume
 from optsync.salesforce.bulk import BulkApi
 from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services.persons import (
@@ -41,7 +42,6 @@ from optsync.services.persons import (
     upsert_chunk,
     validate_person,
 )
-from optsync.services.sync_run import BULK_THRESHOLD
 from optsync.store.db import Database
 
 OBJECTS = ("Contact", "Lead")
@@ -63,7 +63,7 @@ def pull_persons(
     now: datetime,
     objects: Iterable[str] = OBJECTS,
     progress: Callable[[str, int], None] | None = None,
-    bulk_threshold: int = BULK_THRESHOLD,
+    bulk_threshold: int = volume.BULK_THRESHOLD,
     bulk: BulkApi | None = None,
 ) -> dict[str, PullReport]:
     """Pull each object in turn; returns a report per object (rejected rows name the id).
@@ -87,7 +87,7 @@ def _records(
     gateway: SalesforceGateway, bulk: BulkApi, obj: str, bulk_threshold: int
 ) -> tuple[Via, Iterator[Mapping[str, Any]]]:
     """The object's records and the path that reads them, chosen by one ``COUNT()``."""
-    if bulk.count(obj, soql.people_where(obj)) >= bulk_threshold:
+    if volume.use_bulk(bulk.count(obj, soql.people_where(obj)), bulk_threshold):
         return "bulk", bulk.query_records(soql.people_query(obj))
     return "rest", gateway.iter_people(obj)
 

@@ -2,7 +2,8 @@
 
 One cycle: claim up to ``batch_size`` due pushes, write the opt-out field on their
 Contacts and Leads in one composite call, follow converted Leads and merged records to
-the record that lives on, and settle every row: ``sent``, ``pending`` again at the time the
+the record that lives on (the engine in :mod:`optsync.services.follow`, shared with the
+nightly sync), and settle every row: ``sent``, ``pending`` again at the time the
 retry policy chose, ``failed`` with the Salesforce code, message and the fix, or
 ``not_linked``. The field written follows the settings at the time of the cycle: sync off
 → ``HasOptedOutOfEmail``; sync on → the selected field.
@@ -14,7 +15,7 @@ checkbox to true twice is harmless.
 
 from __future__ import annotations
 
-import functools
+import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from optsync.clock import Clock
-from optsync.domain.failures import Classification, Outcome, unfollowable
+from optsync.domain.failures import Classification
 from optsync.domain.retry import DecisionKind, RetryPolicy, decide
 from optsync.metrics import (
     PUSH_BATCH_SECONDS,
@@ -34,6 +35,7 @@ from optsync.metrics import (
     PUSHES_SENT,
 )
 from optsync.salesforce.gateway import RecordResult, SalesforceCallError, Target
+from optsync.services.follow import Attempt, Failed, follow, needs_following
 from optsync.services.sync_settings import get_settings
 from optsync.store.db import Database
 from optsync.store.outbox import ClaimedPush, Settlement, claim_due, settle, still_wanted
@@ -41,6 +43,8 @@ from optsync.store.persons import relink
 
 BATCH_SIZE = 200  # one sObject Collections call
 DEFAULT_LEASE = timedelta(minutes=2)
+log = logging.getLogger(__name__)
+
 # Parallel composite calls per cycle during a backlog; well under Salesforce's limit of 25
 # concurrent long-running requests, and each call is short.
 DEFAULT_CONCURRENCY = 4
@@ -92,11 +96,12 @@ class PushReport:
         }
 
 
-@dataclass
-class _Attempt:
-    push: ClaimedPush
-    target: Target
-    followed_from: str | None = None
+class _Attempt(Attempt[ClaimedPush]):
+    """A claimed push on its way to one record (see :mod:`optsync.services.follow`)."""
+
+    @property
+    def push(self) -> ClaimedPush:
+        return self.owner
 
 
 class Pusher:
@@ -206,9 +211,8 @@ class Pusher:
                 continue
             attempts.append(_Attempt(push, Target(push.salesforce_id, push.salesforce_object)))
         relinks: dict[int, str] = {}
-        rounds = 0
-        while attempts and rounds < 3:  # the original, then a conversion, then a merge
-            rounds += 1
+        # the original, then retargets; ends because the follow engine bounds the follows
+        while attempts:
             try:
                 results = gw.set_opt_out([a.target for a in attempts], field_name)
             except SalesforceCallError as exc:
@@ -218,9 +222,6 @@ class Pusher:
             attempts = self._settle_results(
                 gw, attempts, results, field_name, settlements, relinks, report
             )
-        for a in attempts:  # followed more than twice: give up loudly
-            c = unfollowable(Classification(Outcome.FOLLOW_MERGE, "ENTITY_IS_DELETED", ""))
-            settlements.append(self._fail(a, c, "the record chain kept moving", report))
         return settlements, relinks
 
     def _settle_results(
@@ -234,8 +235,7 @@ class Pusher:
         report: PushReport,
     ) -> list[_Attempt]:
         """Settle finished records; return the ones retargeted for another round."""
-        conversions: list[tuple[_Attempt, RecordResult]] = []
-        merges: list[tuple[_Attempt, RecordResult]] = []
+        to_follow: list[Failed[_Attempt]] = []
         for a, r in zip(attempts, results, strict=True):
             if r.success:
                 settlements.append(
@@ -245,78 +245,36 @@ class Pusher:
                 )
                 report.sent += 1
                 PUSHES_SENT.inc()
+                log.debug("push sent", extra=_ids(a))
                 if a.followed_from is not None:
                     relinks[a.push.person_id] = a.target.salesforce_id
                 continue
             c = r.classification
             assert c is not None, "a failed record result always carries its classification"
-            if c.outcome is Outcome.FOLLOW_CONVERSION:
-                conversions.append((a, r))
-            elif c.outcome is Outcome.FOLLOW_MERGE:
-                merges.append((a, r))
+            if needs_following(c):
+                to_follow.append(Failed(a, c, r.message or ""))
             else:
                 settlements.append(self._retry_or_fail(a, c, r.message or "", report))
-        again: list[_Attempt] = []
-        if conversions:
-            lead_ids = [a.target.salesforce_id for a, _ in conversions]
-            again += self._follow(
-                gw.converted_contacts,
-                lead_ids,
-                conversions,
-                "Contact",
-                "conversion",
-                settlements,
-                report,
-            )
-        if merges:
-            for obj in ("Contact", "Lead"):
-                group = [(a, r) for a, r in merges if a.target.object == obj]
-                if group:
-                    ids = [a.target.salesforce_id for a, _ in group]
-                    again += self._follow(
-                        functools.partial(_merged_masters, gw, obj),
-                        ids,
-                        group,
-                        obj,
-                        "merge",
-                        settlements,
-                        report,
-                    )
-        return again
+        return self._follow(gw, to_follow, settlements, report)
 
     def _follow(
         self,
-        lookup: Callable[[list[str]], dict[str, str | None]],
-        ids: list[str],
-        items: list[tuple[_Attempt, RecordResult]],
-        new_object: str,
-        kind: str,
+        gw: PushGateway,
+        failed: list[Failed[_Attempt]],
         settlements: list[Settlement],
         report: PushReport,
     ) -> list[_Attempt]:
-        try:
-            found = lookup(ids)
-        except SalesforceCallError as exc:
-            for a, _ in items:
-                settlements.append(self._retry_or_fail(a, exc.classification, str(exc), report))
+        """Follow conversions and merges with the shared engine; settle what it gives up
+        (an unfollowable record is permanent; a failed lookup call goes by the policy)."""
+        if not failed:
             return []
-        again = []
-        for a, r in items:
-            new_id = found.get(a.target.salesforce_id)
-            if new_id:
-                PUSHES_FOLLOWED.labels(kind).inc()
-                report.followed += 1
-                again.append(
-                    _Attempt(
-                        a.push, Target(new_id, new_object), followed_from=a.target.salesforce_id
-                    )
-                )
-            else:
-                assert r.classification is not None
-                settlements.append(
-                    self._fail(a, unfollowable(r.classification), r.message or "", report)
-                )
-        return again
+        followed = follow(gw, failed)
+        for kind, n in followed.kinds.items():
+            PUSHES_FOLLOWED.labels(kind).inc(n)
+        report.followed += len(followed.retargets)
+        for f in followed.failures:
+            settlements.append(self._retry_or_fail(f.attempt, f.classification, f.message, report))
+        return followed.retargets
 
     def _retry_or_fail(
         self, a: _Attempt, c: Classification, message: str, report: PushReport
@@ -330,6 +288,10 @@ class Pusher:
             report.paused_until = at
         report.retried += 1
         PUSHES_RETRIED.labels(c.code).inc()
+        log.info(
+            "push will be retried",
+            extra={**_ids(a), "code": c.code, "next_attempt_at": at.isoformat()},
+        )
         return Settlement(
             a.push.push_id,
             "pending",
@@ -342,6 +304,7 @@ class Pusher:
     def _fail(self, a: _Attempt, c: Classification, message: str, report: PushReport) -> Settlement:
         report.failed[c.code] += 1
         PUSHES_FAILED.labels(c.code).inc()
+        log.warning("push failed", extra={**_ids(a), "code": c.code})
         return Settlement(
             a.push.push_id,
             "failed",
@@ -352,5 +315,10 @@ class Pusher:
         )
 
 
-def _merged_masters(gw: PushGateway, obj: str, ids: list[str]) -> dict[str, str | None]:
-    return gw.merged_masters(ids, obj)
+def _ids(a: _Attempt) -> dict[str, object]:
+    """The fields every push log line carries (ids only: never the person's address)."""
+    return {
+        "outbox_id": a.push.push_id,
+        "person_id": a.push.person_id,
+        "salesforce_id": a.target.salesforce_id,
+    }

@@ -7,21 +7,36 @@ field that pushes will write a checkbox the integration user can update on Conta
 
 The field checked is the one pushes actually write (``push_field()``): with "Sync to
 Salesforce" off every push writes Email Opt Out, whatever field is selected.
+
+:func:`setup_checks` is the one entry point for the CLI (``optsync salesforce check``),
+the admin Integrations tab and ``GET /api/v1/salesforce/check``. No database transaction
+is open while Salesforce is asked: the settings and the persons count are each read in
+a short transaction of their own, before and after the calls.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from optsync.errors import OptsyncError
 from optsync.salesforce.errors import SalesforceAuthError
-from optsync.salesforce.gateway import NO_CONNECTION, SalesforceGateway
+from optsync.salesforce.gateway import (
+    NO_CONNECTION,
+    Profile,
+    SalesforceGateway,
+    build_gateway,
+    connection_in_force,
+)
 from optsync.services.sync_settings import get_settings
+from optsync.store.db import Database
 from optsync.store.models import Person
+
+if TYPE_CHECKING:
+    from optsync.bootstrap import Context
 
 CONNECT_FIX = (
     "Run `optsync salesforce connect` (or set the OPTSYNC_SF_* variables) with the "
@@ -46,31 +61,58 @@ class Check:
         return asdict(self)
 
 
+def setup_checks(ctx: Context, profile: Profile | str = Profile.PAGE) -> list[Check]:
+    """Every check for the connection in force; an unusable connection (incomplete or
+    invalid settings) is a failed connection check that says why."""
+    try:
+        config, problem = connection_in_force(ctx), None
+    except OptsyncError as exc:
+        config, problem = None, str(exc)
+    gateway = build_gateway(config, profile) if config is not None else None
+    try:
+        checks = run_checks(gateway, ctx.db)
+    finally:
+        if gateway is not None:
+            gateway.close()
+    if problem:
+        first = checks[0]
+        checks[0] = Check(first.name, False, problem, first.fix)
+    return checks
+
+
 def run_checks(
-    gateway: SalesforceGateway | None, db_session: Session, field: str | None = None
+    gateway: SalesforceGateway | None, db: Database, field: str | None = None
 ) -> list[Check]:
     """Run every check; never raises for a Salesforce problem (it becomes a failed check).
 
     ``field`` defaults to the field pushes write under the current settings.
     """
-    field = field or get_settings(db_session).push_field()
+    if field is None:
+        with db.transaction() as session:
+            field = get_settings(session).push_field()
     checks = [_connection(gateway)]
     if checks[0].ok and gateway is not None:
         checks.extend(_field_checks(gateway, field))
     else:
         checks.extend(
-            Check(f"{field} on {obj}", False, "Not checked: no working Salesforce connection.",
-                  "Fix the connection first.")
+            Check(
+                f"{field} on {obj}",
+                False,
+                "Not checked: no working Salesforce connection.",
+                "Fix the connection first.",
+            )
             for obj in ("Contact", "Lead")
         )
-    checks.append(_linked_persons(db_session))
+    with db.transaction() as session:
+        checks.append(_linked_persons(session))
     return checks
 
 
 def _connection(gateway: SalesforceGateway | None) -> Check:
     if gateway is None:
-        return Check("connection", False, NO_CONNECTION[0].upper() + NO_CONNECTION[1:] + ".",
-                     CONNECT_FIX)
+        return Check(
+            "connection", False, NO_CONNECTION[0].upper() + NO_CONNECTION[1:] + ".", CONNECT_FIX
+        )
     try:
         limits = gateway.limits()
     except OptsyncError as exc:
@@ -103,9 +145,13 @@ def _field_checks(gateway: SalesforceGateway, field: str) -> list[Check]:
         name = f"{field} on {r.object}"
         if r.ok:
             label = f" ({r.label})" if r.label else ""
-            out.append(Check(name, True,
-                             f"{r.object}.{r.field}{label} is a checkbox the integration user "
-                             "can update."))
+            out.append(
+                Check(
+                    name,
+                    True,
+                    f"{r.object}.{r.field}{label} is a checkbox the integration user can update.",
+                )
+            )
         else:
             out.append(Check(name, False, r.problem or "unusable", r.fix))
     return out

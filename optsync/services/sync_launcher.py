@@ -13,7 +13,7 @@ import logging
 import threading
 
 from optsync.bootstrap import Context
-from optsync.salesforce.gateway import LONG_JOB_RETRIES, open_gateway
+from optsync.salesforce.gateway import Profile, open_gateway
 from optsync.services.sync_run import SyncRunner, start_run
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,16 @@ class SyncLauncher:
             SyncRunner(
                 self.ctx.db,
                 run_id,
-                lambda: open_gateway(self.ctx, retries=LONG_JOB_RETRIES),
+                lambda: open_gateway(self.ctx, Profile.JOB),
                 clock=self.ctx.clock,
                 progress=report,
             ).run()
         except Exception as exc:  # the runner has already marked the run failed
-            log.error("sync run %d ended with an unexpected %s", run_id, type(exc).__name__)
+            log.error(
+                "sync run ended with an unexpected %s",
+                type(exc).__name__,
+                extra={"run_id": run_id},
+            )
         finally:
             with self._lock:
                 self._progress.pop(run_id, None)

@@ -99,11 +99,15 @@ def validate_changes(current: SyncSettingsView, changes: dict[str, Any]) -> Sync
 def update_settings(
     session: Session, changes: dict[str, Any], *, actor: str, now: datetime
 ) -> SyncSettingsView:
+    """Apply validated ``changes``. Switching the sync from off to on sets ``enabled_at``
+    (the schedule's start, see :mod:`optsync.worker.scheduler`); other edits keep it."""
     new = validate_changes(get_settings(session), changes)
     row = session.get(SyncSettings, 1, with_for_update=True)
     if row is None:
-        row = SyncSettings(id=1)
+        row = SyncSettings(id=1, sync_enabled=False)
         session.add(row)
+    if new.sync_enabled and not row.sync_enabled:
+        row.enabled_at = now
     for key, value in new.as_dict().items():
         setattr(row, key, value)
     row.updated_at = now

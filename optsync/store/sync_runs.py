@@ -1,10 +1,16 @@
-"""The SQL of a sync run: the run rows, the staging table and the set-based diff.
+"""The SQL of a sync run's data: the staging table, the set-based diff and the pull.
+
+(The run rows themselves — create, heartbeat, reap, finish — are in
+:mod:`optsync.store.runs`.)
 
 The diff of a nightly sync is done here, in the database, and never in Python sets:
 the remote opted-out ids are streamed into ``sync_remote_optouts`` and every question
-the planner (:func:`optsync.domain.planner.plan_sync`) answers becomes one query over
-``persons`` and that table. Because ``persons.salesforce_id`` is unique, a record is
-linked to at most one person, which keeps the planner's rules simple in SQL:
+the planner (:func:`optsync.domain.planner.plan_sync`, the specification) answers
+becomes one query over ``persons`` and that table; a property test
+(``tests/integration/sync/test_sql_diff.py``) proves these queries return exactly the
+planner's lists. Because ``persons.salesforce_id`` is unique, a record is linked to at
+most one person, so the planner's rule for records shared by several persons never
+arises here, which keeps the rules simple in SQL:
 
 * **pull**: linked, not unsubscribed, id in the staging set;
 * **push**: linked, unsubscribed, id not in the staging set;
@@ -23,9 +29,9 @@ consistent with the ledger and the next run simply finds less to do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,10 +40,8 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -47,7 +51,6 @@ from optsync.store.models import (
     Person,
     SyncRemoteOptOut,
     SyncRun,
-    SyncRunFailure,
 )
 
 STAGE_CHUNK = 5_000
@@ -55,143 +58,6 @@ STAGE_CHUNK = 5_000
 bound-parameter limit (3 per row)."""
 
 SYNC_ACTOR = "sync"
-
-
-# -- runs -------------------------------------------------------------------------------
-
-
-def create_run(
-    session: Session,
-    *,
-    trigger: str,
-    dry_run: bool,
-    field: str | None,
-    now: datetime,
-    scheduled_for: datetime | None = None,
-    worker: str | None = None,
-) -> SyncRun:
-    """Insert a ``running`` run. Raises ``IntegrityError`` when another run is running
-    (partial unique index) or this scheduled instant already has a run."""
-    run = SyncRun(
-        trigger=trigger,
-        dry_run=dry_run,
-        status="running",
-        field=field,
-        scheduled_for=scheduled_for,
-        started_at=now,
-        heartbeat_at=now,
-        worker=worker,
-        ledger_watermark=session.scalar(select(func.coalesce(func.max(LedgerEntry.id), 0))),
-        report={},
-    )
-    session.add(run)
-    session.flush()
-    return run
-
-
-def running_run(session: Session) -> SyncRun | None:
-    return session.scalars(select(SyncRun).where(SyncRun.status == "running")).first()
-
-
-def reap_stale_runs(session: Session, *, now: datetime, stale_after: timedelta) -> list[int]:
-    """Mark ``running`` runs without a heartbeat for ``stale_after`` as failed.
-
-    A worker that died (killed, machine lost) cannot finish its run; without this the
-    one-running-run index would block every later run forever.
-    """
-    cutoff = now - stale_after
-    stale = list(
-        session.scalars(
-            select(SyncRun.id).where(
-                SyncRun.status == "running",
-                func.coalesce(SyncRun.heartbeat_at, SyncRun.started_at) < cutoff,
-            )
-        )
-    )
-    for run_id in stale:
-        run = session.get(SyncRun, run_id)
-        assert run is not None
-        report = dict(run.report or {})
-        last = run.heartbeat_at or run.started_at
-        error = (
-            f"worker died: no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC. Nothing is "
-            "lost: the next run redoes whatever this one did not finish."
-        )
-        report.update(status="failed", error=error)
-        run.status = "failed"
-        run.error = error
-        run.finished_at = now
-        run.report = report
-        session.execute(delete(SyncRemoteOptOut).where(SyncRemoteOptOut.run_id == run_id))
-    session.flush()
-    return stale
-
-
-def heartbeat(session: Session, run_id: int, now: datetime) -> None:
-    session.execute(
-        update(SyncRun)
-        .where(SyncRun.id == run_id, SyncRun.status == "running")
-        .values(heartbeat_at=now)
-    )
-
-
-def finish_run(
-    session: Session,
-    run_id: int,
-    *,
-    status: str,
-    error: str | None,
-    report: dict[str, Any],
-    now: datetime,
-) -> None:
-    session.execute(
-        update(SyncRun)
-        .where(SyncRun.id == run_id)
-        .values(status=status, error=error, report=report, finished_at=now, heartbeat_at=now)
-    )
-
-
-def save_report(session: Session, run_id: int, report: dict[str, Any]) -> None:
-    """Keep the partial report on the row while running (the UI shows progress)."""
-    session.execute(update(SyncRun).where(SyncRun.id == run_id).values(report=report))
-
-
-def last_completed_start(session: Session, *, before_run: int) -> datetime | None:
-    """When the last succeeded, real (not dry) run started: re-subscribes after it are
-    "since the last sync" (its snapshot of Salesforce may predate them)."""
-    return session.scalar(
-        select(func.max(SyncRun.started_at)).where(
-            SyncRun.status == "succeeded", SyncRun.dry_run.is_(False), SyncRun.id != before_run
-        )
-    )
-
-
-def last_scheduled_for(session: Session) -> datetime | None:
-    return session.scalar(select(func.max(SyncRun.scheduled_for)))
-
-
-def list_runs(session: Session, limit: int = 20) -> list[SyncRun]:
-    return list(session.scalars(select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)))
-
-
-def get_run(session: Session, run_id: int) -> SyncRun | None:
-    return session.get(SyncRun, run_id)
-
-
-def add_failures(session: Session, run_id: int, failures: Sequence[dict[str, Any]]) -> None:
-    """Store per-record failures (``person_id``, ``salesforce_id``, ``code``, ``message``,
-    ``fix``)."""
-    if failures:
-        session.execute(insert(SyncRunFailure), [{"run_id": run_id, **f} for f in failures])
-
-
-def failures_of(session: Session, run_id: int, limit: int | None = None) -> list[SyncRunFailure]:
-    query = (
-        select(SyncRunFailure).where(SyncRunFailure.run_id == run_id).order_by(SyncRunFailure.id)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
 
 
 # -- staging ----------------------------------------------------------------------------
@@ -384,44 +250,6 @@ def push_rows(
         query = query.where(Person.salesforce_object == object)
     rows = session.execute(query.limit(limit))
     return [(int(pid), str(sf), str(obj)) for pid, sf, obj in rows]
-
-
-def iter_pull_plan(session: Session, run_id: int, chunk: int = 5_000) -> Iterator[tuple[int, str]]:
-    """``(person_id, salesforce_id)`` of every person to pull, in id order (for dry runs
-    and the property test: the exact set the apply step would change)."""
-    after = 0
-    while True:
-        rows = session.execute(
-            select(Person.id, Person.salesforce_id)
-            .where(_pull_where(run_id), Person.id > after)
-            .order_by(Person.id)
-            .limit(chunk)
-        ).all()
-        if not rows:
-            return
-        for pid, sf in rows:
-            yield int(pid), str(sf)
-        after = int(rows[-1][0])
-
-
-def iter_push_plan(session: Session, run_id: int, chunk: int = 5_000) -> Iterator[tuple[int, str]]:
-    after = 0
-    while True:
-        rows = push_rows(session, run_id, after=after, limit=chunk)
-        if not rows:
-            return
-        for pid, sf, _obj in rows:
-            yield pid, sf
-        after = rows[-1][0]
-
-
-def iter_not_linked(session: Session) -> Iterator[int]:
-    yield from session.scalars(
-        select(Person.id)
-        .where(Person.unsubscribed.is_(True), Person.salesforce_id.is_(None))
-        .order_by(Person.id)
-        .execution_options(yield_per=5_000)
-    )
 
 
 def apply_pull_chunk(

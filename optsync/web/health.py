@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from optsync.bootstrap import Context
 from optsync.errors import OptsyncError
-from optsync.metrics import OLDEST_OPEN_AGE, QUEUE_DEPTH
+from optsync.metrics import exposition
 from optsync.store.outbox import queue_stats
 from optsync.web.api.auth import Caller, require_token
 from optsync.web.deps import get_context
@@ -68,11 +68,8 @@ def readyz(request: Request, ctx: Context = Depends(get_context)) -> Status:
 def metrics(
     ctx: Context = Depends(get_context), _caller: Caller = Depends(require_token)
 ) -> Response:
-    # The outbox lives in the database, so any process can report it; refreshing on
-    # scrape keeps a web-only deployment's gauges true without a worker in-process.
+    # The outbox lives in the database, so any process reports it, read at scrape time;
+    # counters come from this process, or from every web process under --workers N.
     with ctx.db.transaction() as session:
         stats = queue_stats(session, ctx.clock())
-    for state in ("pending", "in_flight", "sent", "failed", "not_linked"):
-        QUEUE_DEPTH.labels(state).set(stats[state])
-    OLDEST_OPEN_AGE.set(stats["oldest_open_age_s"])
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(stats), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""Metrics the web process adds to ``optsync.metrics`` (same default registry)."""
+"""Metrics the web process adds to ``optsync.metrics`` (``optsync.web.metrics_server``
+serves a worker's own)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ The connection can be created, changed or removed while a worker runs (``optsync
 salesforce connect`` from another shell, the web app). The provider re-reads it at most
 every ``refresh_s`` seconds and keeps one gateway (and its session token) per
 connection, so unsubscribes recorded before a connection existed are pushed as soon as it
-does, without a restart.
+does, without a restart. Gateways are built with the ``push`` profile (no retries in
+the gateway: the outbox schedules each record's retry). The connection is read in a
+short transaction of its own, never held across a call.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import time
 
 from optsync.bootstrap import Context
 from optsync.errors import UsageError
-from optsync.salesforce.connection import ConnectionConfig, resolve_connection
-from optsync.salesforce.gateway import SalesforceGateway
+from optsync.salesforce.config import ConnectionConfig
+from optsync.salesforce.gateway import (
+    Profile,
+    SalesforceGateway,
+    build_gateway,
+    connection_in_force,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,7 @@ class GatewayProvider:
             if time.monotonic() - self._checked_at >= self.refresh_s:
                 self._checked_at = time.monotonic()
                 try:
-                    with self.ctx.db.transaction() as session:
-                        config = resolve_connection(self.ctx.settings, session)
+                    config = connection_in_force(self.ctx)
                 except UsageError as exc:  # incomplete or invalid: wait for a fix
                     if str(exc) != self._last_problem:
                         log.warning("Salesforce connection unusable; pushes wait: %s", exc)
@@ -47,7 +53,7 @@ class GatewayProvider:
                     if self._gateway is not None:
                         self._gateway.close()
                     self._config = config
-                    self._gateway = SalesforceGateway(config) if config else None
+                    self._gateway = build_gateway(config, Profile.PUSH) if config else None
             return self._gateway
 
     @property

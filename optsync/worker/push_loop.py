@@ -19,15 +19,15 @@ def run_push_loop(pusher: Pusher, stop: threading.Event, *, poll_s: float = 1.0)
         try:
             report = pusher.run_once()
         except Exception:  # a database blip must not kill the worker; log and back off
-            log.exception("push cycle failed; retrying shortly")
+            log.exception("push cycle failed; retrying shortly", extra={"worker": pusher.worker})
             stop.wait(min(poll_s * 5, 10.0))
             continue
-        _log_cycle(report)
+        _log_cycle(report, pusher.worker)
         if report.paused_until is not None:
             wait = max((report.paused_until - pusher.clock()).total_seconds(), 0.0)
             log.warning(
                 "Salesforce daily API limit reached; pushes paused",
-                extra={"paused_until": report.paused_until.isoformat()},
+                extra={"paused_until": report.paused_until.isoformat(), "worker": pusher.worker},
             )
             stop.wait(wait)
             continue
@@ -45,6 +45,12 @@ def _until_next_due(pusher: Pusher, poll_s: float) -> float:
     return min(max((due - pusher.clock()).total_seconds(), 0.0), poll_s)
 
 
-def _log_cycle(report: PushReport) -> None:
+def _log_cycle(report: PushReport, worker: str) -> None:
     if report.claimed:
-        log.info("pushed a batch to Salesforce", extra=report.as_dict())
+        fields = {
+            **report.as_dict(),
+            "worker": worker,
+            "failed": sum(report.failed.values()),
+            "failed_codes": ",".join(sorted(report.failed)) or None,
+        }
+        log.info("pushed a batch to Salesforce", extra=fields)

@@ -15,6 +15,7 @@ from optsync.domain.retry import RetryPolicy
 from optsync.services.push import DEFAULT_LEASE, Pusher
 from optsync.worker.gateways import GatewayProvider
 from optsync.worker.push_loop import run_push_loop
+from optsync.worker.scheduler import run_scheduler_loop
 from optsync.worker.wakeup import PostgresListener
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,7 @@ class Worker:
             listener.start()
             self.threads.append(listener)
         if self.schedule:
-            scheduler = _scheduler_loop()
-            if scheduler is not None:
-                self._spawn("optsync-schedule", lambda: scheduler(self.ctx, self.stop_event))
+            self._spawn("optsync-schedule", lambda: run_scheduler_loop(self.ctx, self.stop_event))
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -73,12 +72,3 @@ class Worker:
         for thread in self.threads:
             thread.join(timeout)
         self.gateways.close()
-
-
-def _scheduler_loop() -> Callable[[Context, threading.Event], None] | None:
-    """The nightly-sync scheduler, when this build has it."""
-    try:
-        from optsync.worker.scheduler import run_scheduler_loop
-    except ImportError:
-        return None
-    return run_scheduler_loop

@@ -8,10 +8,15 @@ database: when several workers see the same due instant, exactly one INSERT wins
 the others get an integrity error and do nothing. No clock comparison or lock in this
 process is needed for that, so it holds across machines.
 
-``installed_at`` is when the settings were last changed: turning the sync on at 21:00
-does not immediately run the 20:00 slot that was never promised, and a worker that
-was down for three nights runs once when it comes back (``due_run`` returns only the
-latest missed instant).
+The schedule starts at ``sync_settings.enabled_at``, when the sync was switched on:
+turning it on at 21:00 does not immediately run the 20:00 slot that was never promised,
+while editing the schedule, the zone or the field later does not move the start, so a
+night missed or edited around still runs (once). A worker that was down for three
+nights runs once when it comes back (``due_run`` returns only the latest missed instant).
+
+Each scheduled run gets its own owner token (:func:`optsync.store.runs.new_owner`), given
+to both :func:`start_run` and the :class:`SyncRunner`, so the runner writes to its run
+only while it still owns it.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from optsync.services.sync_run import (
     start_run,
 )
 from optsync.services.sync_settings import get_settings
-from optsync.store import sync_runs
+from optsync.store import runs
 from optsync.store.models import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -50,10 +55,10 @@ def due_instant(ctx: Context, now: datetime) -> datetime | None:
         row = session.get(SyncSettings, 1)
         if row is None:  # pragma: no cover - sync_enabled implies a stored row
             return None
-        last = sync_runs.last_scheduled_for(session)
-        installed_at = row.updated_at
+        last = runs.last_scheduled_for(session)
+        enabled_at = row.enabled_at or row.updated_at  # rows switched on before 0004
     try:
-        return due_run(settings.schedule, settings.timezone, last, now, installed_at)
+        return due_run(settings.schedule, settings.timezone, last, now, enabled_at)
     except ScheduleError as exc:  # stored by an older version; never crash the worker
         log.error("the stored sync schedule is unusable", extra={"error": str(exc)})
         return None
@@ -76,6 +81,7 @@ def maybe_run_scheduled(
     if instant is None:
         return None
     options = options or SyncOptions()
+    owner = runs.new_owner()
     try:
         run_id = start_run(
             ctx.db,
@@ -84,6 +90,7 @@ def maybe_run_scheduled(
             now=now,
             scheduled_for=instant,
             stale_after=options.stale_after,
+            worker=owner,
             clock=ctx.clock,
         )
     except SlotTaken:
@@ -103,7 +110,8 @@ def maybe_run_scheduled(
         extra={"run_id": run_id, "scheduled_for": instant.isoformat()},
     )
     factory = gateway or (lambda: open_gateway(ctx, retries=LONG_JOB_RETRIES))
-    report = SyncRunner(ctx.db, run_id, factory, clock=ctx.clock, options=options).run()
+    runner = SyncRunner(ctx.db, run_id, factory, clock=ctx.clock, options=options, worker=owner)
+    report = runner.run()
     log.info(
         "scheduled sync finished",
         extra={

@@ -70,6 +70,7 @@ from optsync.services.sync_settings import update_settings
 from optsync.settings import load_settings
 from optsync.store.db import Database
 from optsync.store.models import Person
+from tests.fixtures_emulator import settings_env
 from tests.integration.salesforce.conftest import config_for
 from tests.soak import checks
 from tests.soak.checks import (
@@ -391,7 +392,7 @@ def test_soak(emu, soak_db, tmp_path):
         {
             "OPTSYNC_DATA_DIR": str(data_dir),
             "OPTSYNC_DATABASE_URL": url,
-            **emu.settings_env(),
+            **settings_env(emu),
         }
     )
     marker = tmp_path / "fault-fired.json"

@@ -31,8 +31,8 @@ from optsync.salesforce.connection import (
     env_overrides,
     load_connection,
     read_private_key,
-    save_connection,
 )
+from optsync.services.salesforce_connection import save_tested, try_in_force
 from optsync.services.sync_run import history
 from optsync.services.sync_settings import (
     SyncSettingsView,
@@ -44,7 +44,7 @@ from optsync.store.models import SalesforceConnection
 from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.chart import activity_svg, legend, sources_in
-from optsync.web.admin.remote import connection_config, setup_checks, try_connection
+from optsync.web.admin.remote import setup_checks, try_connection
 from optsync.web.admin.templating import Crumb, flash, redirect, render
 from optsync.web.deps import get_context
 
@@ -308,6 +308,12 @@ async def save_salesforce_connection(
     action = str(form.get("action") or "save")
     try:
         config = await _config_from(form, ctx)
+        if action == "test":
+            ok, message = await run_in_threadpool(try_connection, config)
+            flash(request, "Tested only, not saved. " + message, "ok" if ok else "error")
+            return redirect(TAB + "#connection")
+        # the same save as `optsync salesforce connect`: tested first, stored only if it works
+        saved = await run_in_threadpool(lambda: save_tested(ctx, config))
     except UsageError as exc:
         errors = {exc.field or "auth": str(exc)}
         return await run_in_threadpool(
@@ -315,18 +321,8 @@ async def save_salesforce_connection(
                 request, ctx, conn_values=_connection_values(form), conn_errors=errors, status=422
             )
         )
-    if action == "test":
-        ok, message = await run_in_threadpool(try_connection, config)
-        flash(request, "Tested only, not saved. " + message, "ok" if ok else "error")
-        return redirect(TAB + "#connection")
-
-    def store() -> None:
-        with ctx.db.transaction() as session:
-            save_connection(session, config, ctx.settings.resolved_secret_key, now=ctx.clock())
-
-    await run_in_threadpool(store)
-    ok, message = await run_in_threadpool(try_connection, config)
-    flash(request, "Connection saved. " + message, "ok" if ok else "error")
+    assert saved.test is not None
+    flash(request, "Connection saved. " + saved.test.message)
     return redirect(TAB + "#connection")
 
 
@@ -336,12 +332,8 @@ async def test_stored_connection(
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_admin),
 ) -> Response:
-    config, problem = await run_in_threadpool(connection_config, ctx)
-    if config is None:
-        flash(request, problem or "No Salesforce connection is configured.", "error")
-    else:
-        ok, message = await run_in_threadpool(try_connection, config)
-        flash(request, message, "ok" if ok else "error")
+    result = await run_in_threadpool(try_in_force, ctx)
+    flash(request, result.message, "ok" if result.ok else "error")
     return redirect(TAB + "#connection")
 
 

@@ -12,11 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from optsync.bootstrap import Context
-from optsync.errors import NotFoundError, UsageError
-from optsync.salesforce.connection import resolve_connection
-from optsync.salesforce.gateway import SalesforceGateway
+from optsync.errors import NotFoundError
 from optsync.services import sync_run
-from optsync.services.salesforce_setup import run_checks
+from optsync.services.salesforce_setup import setup_checks
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.web.api.auth import Caller, require_admin, require_token
 from optsync.web.api.types import MAX_ID
@@ -158,17 +156,7 @@ def read_sync_run(
 def salesforce_check(
     ctx: Context = Depends(get_context), _caller: Caller = Depends(require_token)
 ) -> ChecksOut:
-    with ctx.db.transaction() as session:
-        try:
-            config = resolve_connection(ctx.settings, session)
-        except UsageError:
-            config = None  # an unusable stored connection reads as "not connected"
-        gateway = SalesforceGateway(config) if config else None
-        try:
-            checks = run_checks(gateway, session)
-        finally:
-            if gateway is not None:
-                gateway.close()
+    checks = setup_checks(ctx)  # page profile; no transaction open during the calls
     return ChecksOut(
         ok=all(c.ok for c in checks),
         checks=[CheckOut(name=c.name, ok=c.ok, detail=c.detail, fix=c.fix) for c in checks],

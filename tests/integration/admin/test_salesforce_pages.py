@@ -135,3 +135,53 @@ def test_jwt_with_an_uploaded_key_and_the_password_flow(admin_client, emu, ctx):
         files={"private_key_file": ("server.key", b"not a key", "text/plain")},
     )
     assert bad.status_code == 422 and "Not saved" in bad.text
+
+
+def test_no_transaction_is_open_during_salesforce_calls(admin_client, emu, ctx, monkeypatch):
+    """Defect 7: the Integrations tab's checks, the connection test and the remove page's
+    record check call Salesforce with no database transaction open."""
+    from tests.integration.salesforce.txguard import watch
+
+    [contact] = emu.seed(contacts=1)["contact_ids"]
+    with ctx.db.transaction() as s:
+        person, _ = upsert_person(
+            s, PersonInput(1, "tx@example.com", contact, "Contact"), ctx.clock()
+        )
+        unsubscribe_email(s, person.email, source=Source.API, actor="t", now=ctx.clock())
+    with watch(monkeypatch) as w:
+        assert _connect(admin_client, emu).status_code == 303
+        assert "Pass" in admin_client.get(f"{TAB}?tab=integrations").text
+        post_form(admin_client, f"{TAB}/integrations/connection/test", {})
+        assert "cleared" in admin_client.get(f"{TAB}/persons/{person.id}/remove").text
+    w.assert_none_held()
+
+
+def test_remove_page_says_hidden_by_field_level_security_not_cleared(admin_client, emu, ctx):
+    """One field-state check: a field the integration user cannot see is reported as
+    hidden by field-level security, never as "cleared" or a bare call failure."""
+    [contact] = emu.seed(contacts=1, opted_out_fraction=1.0)["contact_ids"]
+    _connect(admin_client, emu)
+    with ctx.db.transaction() as s:
+        person, _ = upsert_person(
+            s, PersonInput(1, "fls@example.com", contact, "Contact"), ctx.clock()
+        )
+        unsubscribe_email(s, person.email, source=Source.API, actor="t", now=ctx.clock())
+    emu.control("PUT", "fields/Contact/HasOptedOutOfEmail", {"visible": False, "updateable": False})
+    page = admin_client.get(f"{TAB}/persons/{person.id}/remove").text
+    assert "hidden by field-level security" in page
+    assert "cleared on this record" not in page and "still shows" not in page
+
+
+def test_save_tests_first_and_keeps_the_stored_connection_when_the_test_fails(
+    admin_client, emu, ctx
+):
+    """The form saves like `optsync salesforce connect`: a connection that does not work
+    is not stored, and the one stored before stays."""
+    assert _connect(admin_client, emu).status_code == 303
+    r = _connect(admin_client, emu, client_secret="definitely-wrong-secret")
+    assert r.status_code == 422
+    assert "Not saved" in r.text and "nothing was stored" in r.text
+    assert "definitely-wrong-secret" not in r.text
+    with ctx.db.transaction() as s:
+        stored = load_connection(s, ctx.settings.resolved_secret_key)
+    assert stored is not None and stored.client_secret == emu.client_secret

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from optsync.cli import main as cli_main
-from optsync.services.sync_run import BULK_THRESHOLD
+from optsync.salesforce.volume import BULK_THRESHOLD
 
 pytestmark = pytest.mark.emulator
 

@@ -39,7 +39,7 @@ def fail_on_read_only_field(emu, db, clock, pusher, n=2):
 
 
 def test_failed_pushes_are_sent_after_a_retry_by_code(emu, db, clock, pusher):
-    _ids, pids = fail_on_read_only_field(emu, db, clock, pusher)
+    ids, pids = fail_on_read_only_field(emu, db, clock, pusher)
     with db.transaction() as s:
         [(code, fix, count)] = failures_by_code(s)
     assert count == 2 and fix

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from optsync.store.db import Database
 from optsync.store.models import OutboxPush
+from tests.fixtures_emulator import settings_env
 from tests.integration.push.conftest import link_and_unsubscribe, record
 
 
@@ -23,7 +24,7 @@ def worker_env(emu, database_url: str, data_dir: Path) -> dict[str, str]:
         {
             "OPTSYNC_DATABASE_URL": database_url,
             "OPTSYNC_DATA_DIR": str(data_dir),
-            **emu.settings_env(),
+            **settings_env(emu),
         }
     )
     return env

@@ -121,3 +121,18 @@ def test_bad_input_is_one_clear_line(cli_env: str, capsys: pytest.CaptureFixture
                            "http://login.salesforce.com", "--client-id", "x", "--username",
                            "u"], capsys, monkeypatch)
     assert code == 1 and "OPTSYNC_SF_LOGIN_URL" in err and "https" in err
+
+
+def test_check_holds_no_transaction_during_salesforce_calls(
+    cli_env: str, emu: Emulator, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 7: ``salesforce check`` calls Salesforce with no transaction open."""
+    from tests.integration.salesforce.txguard import watch
+
+    code, _out, err = _run(_connect_args(emu), capsys, monkeypatch, emu.client_secret + "\n")
+    assert code == 0, err
+    with watch(monkeypatch) as w:
+        code, out, err = _run(["salesforce", "check", "--json"], capsys, monkeypatch)
+    assert code == 0, out + err
+    w.assert_none_held()

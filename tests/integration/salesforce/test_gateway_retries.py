@@ -2,6 +2,7 @@
 
 import pytest
 
+from optsync.domain.retry import Jitter, RetryPolicy
 from optsync.salesforce.errors import SalesforceCallError
 from optsync.salesforce.gateway import SalesforceGateway
 from tests.integration.salesforce.conftest import config_for
@@ -32,3 +33,22 @@ def test_without_retries_a_transient_failure_is_raised(emu):
         finally:
             emu.settings(fault_rate=0.0)
     assert exc.value.outcome.value == "retry"
+
+
+def test_a_retry_waits_at_least_the_answers_retry_after(emu):
+    """The emulator answers its 503s with ``Retry-After: 1`` and its lock errors with no
+    header: with a backoff of at most 0.02 s, a wait after a 503 is the server's 1 s and
+    one after a lock error stays the backoff."""
+    slept: list[float] = []
+    with SalesforceGateway(config_for(emu), retries=30, sleep=slept.append) as gw:
+        gw.retry_policy = RetryPolicy(base_s=0.01, cap_s=0.02, jitter=Jitter.EQUAL)
+        gw.connect()
+        emu.settings(fault_rate=1.0)
+        try:
+            with pytest.raises(SalesforceCallError):
+                gw.limits()
+        finally:
+            emu.settings(fault_rate=0.0)
+    assert len(slept) == 30
+    assert all(s == 1.0 or s <= 0.02 for s in slept), slept
+    assert 1.0 in slept and any(s <= 0.02 for s in slept), slept

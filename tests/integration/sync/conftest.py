@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services.sync_run import SyncOptions
 from optsync.services.sync_settings import update_settings
 from optsync.store.db import Database
-from optsync.store.models import LedgerEntry, Person
+from optsync.store.models import LedgerEntry, Person, SyncRun
 
 FAST = SyncOptions(bulk_poll_initial=0.02, bulk_poll_max=0.2, heartbeat_every=3600)
 BULK = SyncOptions(
@@ -96,3 +97,13 @@ def ledger_count(db: Database, pid: int | None = None) -> int:
 
 def remote(emu: Emulator, record_id: str) -> dict[str, Any]:
     return dict(emu.control("GET", f"records/{record_id}"))
+
+
+def age_run(db: Database, run_id: int, delta: timedelta) -> None:
+    """Make a run look ``delta`` older to the reaper (which reads the database's clock,
+    so moving a test's FakeClock does not age a heartbeat)."""
+    with db.transaction() as s:
+        row = s.get(SyncRun, run_id)
+        assert row is not None and row.heartbeat_at is not None
+        row.heartbeat_at = row.heartbeat_at - delta
+        row.started_at = row.started_at - delta

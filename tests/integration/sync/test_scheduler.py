@@ -87,7 +87,9 @@ def test_settings_changes_apply_without_restart(db, clock):
     assert fired == ["2026-06-02T03:00:00+00:00"]
     set_field(db, clock, sync_enabled=True, schedule="0 6 * * *", timezone="UTC")
     fired = _tick_until(ctx, clock, datetime(2026, 6, 3, 12, 0, tzinfo=UTC))
-    assert fired == ["2026-06-03T06:00:00+00:00"]
+    # the edit does not move the schedule's start (enabled_at): today's 06:00 UTC slot of
+    # the new schedule has not run, so it catches up once at once, then runs nightly
+    assert fired == ["2026-06-02T06:00:00+00:00", "2026-06-03T06:00:00+00:00"]
     set_field(db, clock, sync_enabled=False)
     assert _tick_until(ctx, clock, datetime(2026, 6, 5, 12, 0, tzinfo=UTC)) == []
 
@@ -170,3 +172,67 @@ def test_scheduler_loop_runs_until_stopped(db, clock):
         thread.join(5)
     with db.transaction() as s:
         assert len(list(s.scalars(select(SyncRun.id)))) == 1
+
+
+def test_a_settings_edit_after_a_missed_night_does_not_skip_it(db, clock):
+    """Issue #12, defect 5: the schedule starts when the sync was switched on, not at the
+    last edit. The worker was down at 20:00; an admin changed the field at 20:30; the
+    night must still run (once) when the worker comes back."""
+    clock.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    set_field(db, clock, sync_enabled=True)
+    clock.now = datetime(2026, 6, 2, 3, 30, tzinfo=UTC)  # 20:30 PDT, the 20:00 run missed
+    set_field(db, clock, "sales_opt_out", sync_enabled=True)
+    clock.now = datetime(2026, 6, 2, 4, 0, tzinfo=UTC)
+    ctx = _ctx(db, clock)
+    report = maybe_run_scheduled(ctx, clock(), gateway=no_gateway, options=FAST)
+    assert report is not None and report["scheduled_for"] == "2026-06-02T03:00:00+00:00"
+    clock.advance(minutes=30)
+    assert maybe_run_scheduled(ctx, clock(), gateway=no_gateway, options=FAST) is None
+
+
+def test_an_edit_around_the_slot_still_runs_that_night(db, clock):
+    """Edited just before 20:00 (schedule unchanged, zone re-saved): 20:00 still runs."""
+    clock.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    set_field(db, clock, sync_enabled=True)
+    ctx = _ctx(db, clock)
+    clock.now = datetime(2026, 6, 2, 2, 59, tzinfo=UTC)
+    assert maybe_run_scheduled(ctx, clock(), gateway=no_gateway, options=FAST) is None
+    clock.now = datetime(2026, 6, 2, 3, 0, 10, tzinfo=UTC)  # the worker is 20 s late ...
+    set_field(db, clock, sync_enabled=True, timezone="America/Los_Angeles")  # ... an edit
+    clock.advance(seconds=20)
+    fired = _tick_until(ctx, clock, datetime(2026, 6, 3, 12, 0, tzinfo=UTC))
+    assert fired == ["2026-06-02T03:00:00+00:00", "2026-06-03T03:00:00+00:00"]
+
+
+def test_switching_the_sync_on_starts_the_schedule_and_only_that_moves_it(db, clock):
+    from optsync.store.models import SyncSettings
+
+    clock.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    set_field(db, clock, sync_enabled=False)
+    clock.advance(hours=1)
+    set_field(db, clock, sync_enabled=True)
+    on_at = clock()
+    clock.advance(hours=1)
+    set_field(db, clock, "sales_opt_out", sync_enabled=True, schedule="0 6 * * *")
+    with db.transaction() as s:
+        assert s.get(SyncSettings, 1).enabled_at == on_at
+    clock.advance(hours=1)
+    set_field(db, clock, sync_enabled=False)
+    clock.advance(hours=1)
+    set_field(db, clock, sync_enabled=True)
+    with db.transaction() as s:
+        assert s.get(SyncSettings, 1).enabled_at == clock()
+    # switched on at 16:00 UTC after the 06:00 UTC slot: that slot was never promised
+    assert maybe_run_scheduled(_ctx(db, clock), clock(), gateway=no_gateway) is None
+
+
+def test_the_worker_imports_the_scheduler_without_swallowing_errors(monkeypatch):
+    """Issue #12, defect 6: a broken scheduler module must fail loudly, not switch the
+    nightly sync off in silence."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optsync.worker.scheduler", None)  # import fails
+    monkeypatch.delitem(sys.modules, "optsync.worker.runner", raising=False)
+    with pytest.raises(ImportError):
+        importlib.import_module("optsync.worker.runner")

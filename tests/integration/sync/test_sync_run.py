@@ -29,6 +29,7 @@ from tests.integration.sync.conftest import (
     BULK,
     FAST,
     add_persons,
+    age_run,
     ledger_count,
     person,
     remote,
@@ -271,10 +272,11 @@ def test_one_run_at_a_time(db, clock):
 def test_a_dead_workers_run_is_reaped_and_the_next_run_completes(db, clock, emu, gateway):
     _c, _le, _ids = _world(emu, db, clock, "HasOptedOutOfEmail")
     dead = start_run(db, trigger="manual", dry_run=False, now=clock())
-    clock.advance(minutes=2)
+    # the reaper reads the database's clock: age the heartbeat there, not the FakeClock
+    age_run(db, dead, timedelta(minutes=2))
     with pytest.raises(RunInProgress):
         start_run(db, trigger="manual", dry_run=False, now=clock())
-    clock.advance(minutes=10)
+    age_run(db, dead, timedelta(minutes=10))
     report = run_sync(db, gateway, clock=clock, options=FAST)
     assert report["status"] == "succeeded" and report["pulled"] == 2
     old = get_report(db, dead)
@@ -340,7 +342,7 @@ def test_killed_mid_pull_commits_whole_chunks_only(db, clock, emu, gateway, monk
 
 def test_stale_threshold_is_a_parameter(db, clock):
     first = start_run(db, trigger="manual", dry_run=False, now=clock())
-    clock.advance(seconds=90)
+    age_run(db, first, timedelta(seconds=90))
     second = start_run(
         db, trigger="manual", dry_run=False, now=clock(), stale_after=timedelta(minutes=1)
     )
@@ -444,7 +446,7 @@ def test_a_killed_worker_process_leaves_both_sides_consistent(
     assert person(db, ids[0]).unsubscribed and ledger_count(db) == before + 2
     assert remote(emu, c[1])["HasOptedOutOfEmail"] is False
 
-    clock.now = killed.heartbeat_at + timedelta(minutes=6)
+    age_run(db, killed.id, timedelta(minutes=6))
     resumed = run_sync(db, gateway, clock=clock, options=FAST)
     assert resumed["status"] == "succeeded"
     assert (resumed["pulled"], resumed["pushed"]) == (0, 2)

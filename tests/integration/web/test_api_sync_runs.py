@@ -67,3 +67,18 @@ def test_setup_checks(client, ctx, emu, admin_headers):
     body = client.get("/api/v1/salesforce/check", headers=admin_headers).json()
     failed = [c for c in body["checks"] if not c["ok"]]
     assert body["ok"] is False and failed and "Field-Level Security" in failed[0]["fix"]
+
+
+def test_no_transaction_is_open_during_salesforce_calls(client, ctx, emu, admin_headers,
+                                                         monkeypatch):
+    """Defect 7: the checks and a run started through the API call Salesforce with no
+    database transaction open in the calling thread."""
+    from tests.integration.salesforce.txguard import watch
+
+    connect(ctx, emu)
+    emu.seed(contacts=2, opted_out_fraction=1.0)
+    with watch(monkeypatch) as w:
+        assert client.get("/api/v1/salesforce/check", headers=admin_headers).json()["ok"]
+        run = client.post("/api/v1/sync/runs", json={}, headers=admin_headers).json()
+        assert wait_done(client, admin_headers, run["id"])["status"] == "succeeded"
+    w.assert_none_held()

@@ -222,7 +222,7 @@ def test_previous_run(cron: str, tz: str, at: str, expected: str | None) -> None
 
 
 DUE: list[tuple[str, str, str, str | None, str, str, str | None]] = [
-    # name, cron, tz, last_scheduled_for, now, installed_at, expected
+    # name, cron, tz, last_scheduled_for, now, enabled_at, expected
     ("first slot after install is due at its time", "0 20 * * *", LA, None,
      "2026-11-02T04:00", "2026-11-01T12:00", "2026-11-02T04:00"),
     ("not yet", "0 20 * * *", LA, None, "2026-11-02T03:59:59", "2026-11-01T12:00", None),

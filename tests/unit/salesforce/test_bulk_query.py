@@ -87,7 +87,7 @@ class ScriptedOrg:
         self.sets, self.state, self.fail_after = sets, state, fail_after
         self.calls: list[tuple[str, str, dict[str, Any] | None]] = []
 
-    def _call(self, endpoint: str, fn: Any) -> Any:
+    def call(self, endpoint: str, fn: Any) -> Any:
         return fn(self)
 
     def _call_salesforce(self, method: str, url: str, name: str = "", **kwargs: Any) -> Any:

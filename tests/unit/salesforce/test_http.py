@@ -79,3 +79,24 @@ def test_timeout_is_overridable_per_session() -> None:
     session.mount("https://", adapter)
     session.get("https://x.example/a")
     assert adapter.kwargs[0]["timeout"] == (1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),  # 30 s after `now`
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # already past
+        ("soon", None),
+    ],
+)
+def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
+    from datetime import UTC, datetime
+
+    from optsync.salesforce.http import parse_retry_after
+
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
+    assert parse_retry_after(value, now=now) == expected

@@ -18,7 +18,8 @@ from optsync.domain.ids import make_id
 from optsync.errors import UsageError
 from optsync.salesforce import soql
 from optsync.salesforce.fields import check_describe
-from optsync.salesforce.gateway import _record_result, call_error
+from optsync.salesforce.translate import call_error
+from optsync.salesforce.translate import record_result as _record_result
 
 
 def test_rest_error_bodies_are_classified() -> None:

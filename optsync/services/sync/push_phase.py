@@ -1,0 +1,213 @@
+"""A run's push phase: set the field on every record the diff says lacks it.
+
+The first round streams the push set from the database page by page (keyset on
+``persons.id``), by sObject Collections or one Bulk ingest job per object depending on
+the one volume rule (:mod:`optsync.salesforce.volume`). Failed records then go through
+later rounds until none is left: conversions and merges are followed by the shared
+engine (:mod:`optsync.services.follow`), transient failures resent up to
+:data:`~optsync.services.sync.options.RETRIES` times, everything else listed with its fix.
+
+Before each page and each later round, ``hold()`` checks (and refreshes) the run's
+ownership; a run reaped meanwhile raises :class:`~optsync.services.sync.options.RunLost`
+there, so a lost runner sends nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from optsync.domain.failures import Outcome
+from optsync.salesforce import soql, volume
+from optsync.salesforce.bulk import BulkApi
+from optsync.salesforce.gateway import RecordResult, SalesforceGateway, Target
+from optsync.services.follow import Attempt, Failed, follow, needs_following
+from optsync.services.sync.options import RETRIES, SyncOptions
+from optsync.store import sync_runs
+from optsync.store.db import Database
+
+SyncAttempt = Attempt[int | None]
+"""A record to set on behalf of a person (``owner``: the person id, if known)."""
+SyncFailed = Failed[SyncAttempt]
+
+
+@dataclass
+class Failure:
+    person_id: int | None
+    salesforce_id: str
+    code: str
+    message: str
+    fix: str | None
+
+    @classmethod
+    def of(cls, f: SyncFailed) -> Failure:
+        c = f.classification
+        return cls(f.attempt.owner, f.attempt.target.salesforce_id, c.code, f.message[:2000], c.fix)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "salesforce_id": self.salesforce_id,
+            "code": self.code,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class PushState:
+    pushed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    relinks: dict[int, str] = field(default_factory=dict)
+    followed: int = 0
+    via: set[str] = field(default_factory=set)
+
+
+class PushPhase:
+    """Carries out one run's push; ``state`` says what it did so far."""
+
+    def __init__(
+        self,
+        db: Database,
+        run_id: int,
+        gateway: SalesforceGateway,
+        *,
+        field_name: str,
+        options: SyncOptions,
+        bulk: Callable[[], BulkApi],
+        hold: Callable[[Session], None],
+        pushed: Callable[[int], None],
+    ) -> None:
+        self.db, self.run_id, self.gateway = db, run_id, gateway
+        self.field, self.options, self._bulk = field_name, options, bulk
+        self._hold, self._pushed = hold, pushed
+        self.state = PushState()
+
+    def run(self, to_push: int) -> PushState:
+        if to_push:
+            use_bulk = volume.use_bulk(to_push, self.options.bulk_threshold)
+            failed: list[SyncFailed] = []
+            for obj in soql.OBJECTS:
+                failed += self._push_object(obj, use_bulk)
+            self._settle(failed)
+        return self.state
+
+    def _progress(self) -> None:
+        self._pushed(self.state.pushed)
+
+    def _hold_now(self) -> None:
+        with self.db.transaction() as session:
+            self._hold(session)
+
+    def _push_object(self, obj: str, use_bulk: bool) -> list[SyncFailed]:
+        """First round for one object, streamed from the database; returns the failures."""
+        state = self.state
+        if use_bulk:
+            state.via.add("bulk")
+            outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(obj))
+            state.pushed += outcome.succeeded
+            self._progress()
+            if not outcome.failures:
+                return []
+            with self.db.transaction() as session:
+                persons = sync_runs.persons_by_salesforce_id(
+                    session, [f.salesforce_id for f in outcome.failures]
+                )
+            return [
+                Failed(
+                    SyncAttempt(persons.get(f.salesforce_id), Target(f.salesforce_id, obj)),
+                    f.classification,
+                    f.message,
+                )
+                for f in outcome.failures
+            ]
+        state.via.add("composite")
+        failed: list[SyncFailed] = []
+        for page in self._push_pages(obj):
+            failed += self._composite([SyncAttempt(pid, Target(sf, obj)) for pid, sf in page])
+            self._progress()
+        return failed
+
+    def _push_pages(self, obj: str) -> Iterator[list[tuple[int, str]]]:
+        after = 0
+        while True:
+            with self.db.transaction() as session:
+                self._hold(session)  # never read (or send) a page of a run no longer ours
+                rows = sync_runs.push_rows(
+                    session, self.run_id, after=after, limit=self.options.push_page, object=obj
+                )
+            if not rows:
+                return
+            yield [(pid, sf) for pid, sf, _ in rows]
+            after = rows[-1][0]
+
+    def _push_ids(self, obj: str) -> Iterator[str]:
+        for page in self._push_pages(obj):
+            for _pid, sf in page:
+                yield sf
+
+    def _succeeded(self, a: SyncAttempt) -> None:
+        self.state.pushed += 1
+        if a.followed_from is not None and a.owner is not None:
+            self.state.relinks[a.owner] = a.target.salesforce_id
+
+    def _composite(self, attempts: Sequence[SyncAttempt]) -> list[SyncFailed]:
+        if not attempts:
+            return []
+        results: list[RecordResult] = self.gateway.set_opt_out(
+            [a.target for a in attempts], self.field
+        )
+        failed: list[SyncFailed] = []
+        for a, r in zip(attempts, results, strict=True):
+            if r.success:
+                self._succeeded(a)
+            else:
+                assert r.classification is not None
+                failed.append(Failed(a, r.classification, r.message or ""))
+        return failed
+
+    def _resend(self, attempts: list[SyncAttempt]) -> list[SyncFailed]:
+        """Later rounds: retargets and retries, by REST or Bulk depending on their number."""
+        self._hold_now()
+        if not volume.use_bulk(len(attempts), self.options.bulk_threshold):
+            return self._composite(attempts)
+        failed: list[SyncFailed] = []
+        for obj in soql.OBJECTS:
+            group = {a.target.salesforce_id: a for a in attempts if a.target.object == obj}
+            if not group:
+                continue
+            outcome = self._bulk().set_opt_out(obj, self.field, list(group))
+            bad = {f.salesforce_id: f for f in outcome.failures}
+            for sf_id, a in group.items():
+                f = bad.get(sf_id)
+                if f is None:
+                    self._succeeded(a)
+                else:
+                    failed.append(Failed(a, f.classification, f.message))
+        return failed
+
+    def _settle(self, failed: list[SyncFailed]) -> None:
+        """Follow conversions and merges, resend transient failures, list the rest."""
+        state = self.state
+        while failed:
+            again: list[SyncAttempt] = []
+            to_follow: list[SyncFailed] = []
+            for f in failed:
+                c = f.classification
+                if needs_following(c):
+                    to_follow.append(f)
+                elif c.outcome is Outcome.PERMANENT or f.attempt.retries >= RETRIES:
+                    state.failures.append(Failure.of(f))
+                else:
+                    again.append(f.attempt.retried())
+            if to_follow:
+                self._hold_now()
+                followed = follow(self.gateway, to_follow)
+                state.followed += len(followed.retargets)
+                state.failures += [Failure.of(f) for f in followed.failures]
+                again += followed.retargets
+            failed = self._resend(again) if again else []
+            self._progress()

@@ -1,0 +1,420 @@
+"""Carrying out a run: the phases, the heartbeat, and stopping when the run is lost.
+
+Every write the runner makes to its run row is conditional on owning it (see
+:mod:`optsync.store.runs`). Ownership is checked, and the heartbeat refreshed, in the
+same transaction as each staging chunk, each pull chunk and each push page, and before
+each later push round: if the reaper has marked the run failed (or it belongs to another
+runner), :class:`~optsync.services.sync.options.RunLost` stops the run there. A lost
+runner writes nothing more — no pull, no push, no report, no finish, no staging cleanup
+— and returns the run's stored report (``failed``, with the reaper's reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from optsync.clock import Clock
+from optsync.domain.ids import to_18
+from optsync.errors import OptsyncError, UsageError
+from optsync.salesforce import soql, volume
+from optsync.salesforce.bulk import BulkApi
+from optsync.salesforce.errors import SalesforceCallError
+from optsync.salesforce.gateway import SalesforceGateway
+from optsync.services.sync.options import (
+    CONNECT_FIX,
+    MAX_LISTED,
+    Progress,
+    RunFailed,
+    RunLost,
+    SyncOptions,
+)
+from optsync.services.sync.push_phase import PushPhase
+from optsync.services.sync.report import get_report, initial_report
+from optsync.services.sync.start import start_run
+from optsync.services.sync_settings import get_settings
+from optsync.store import persons as persons_store
+from optsync.store import runs, sync_runs
+from optsync.store.db import Database
+from optsync.store.models import SyncRun
+
+log = logging.getLogger(__name__)
+
+
+class _Heartbeat:
+    """Keeps ``heartbeat_at`` fresh from a thread, so a long Salesforce call or Bulk job
+    never makes a live run look dead to another worker; notes when the run is lost."""
+
+    def __init__(self, db: Database, run_id: int, worker: str, every: float):
+        self.db, self.run_id, self.worker, self.every = db, run_id, worker, every
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"sync-heartbeat-{run_id}", daemon=True
+        )
+
+    def beat(self) -> None:
+        with self.db.transaction() as session:
+            if runs.heartbeat(session, self.run_id, self.worker) == 0:
+                self.lost.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every) and not self.lost.is_set():
+            try:
+                self.beat()
+            except Exception:  # noqa: S112 - a missed beat is retried on the next tick
+                continue
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class SyncRunner:
+    """Carries out one run (created by :func:`start_run`) and writes its report.
+
+    ``worker``: the run's owner token given to :func:`start_run`; without it the runner
+    adopts the token on the row (the run was just created for it).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        run_id: int,
+        gateway: SalesforceGateway | Callable[[], SalesforceGateway],
+        *,
+        clock: Clock,
+        options: SyncOptions | None = None,
+        progress: Progress | None = None,
+        worker: str | None = None,
+    ) -> None:
+        self.db = db
+        self.run_id = run_id
+        self._gateway_source = gateway
+        self.gateway: SalesforceGateway | None = None
+        self.clock = clock
+        self.options = options or SyncOptions()
+        self.progress: Progress = progress or (lambda phase, done, total: None)
+        self.worker = worker
+        self.report: dict[str, Any] = {}
+        self._phase_started = 0.0
+        self._calls_at_start = 0
+        self._heartbeat: _Heartbeat | None = None
+
+    # -- driver -------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run every phase; ends the run row as succeeded or failed, unless the run was
+        lost (reaped): then it stops and returns the stored report."""
+        with self.db.transaction() as session:
+            row = session.get(SyncRun, self.run_id)
+            if row is None or row.status != "running":
+                raise UsageError(f"sync run #{self.run_id} is not running.")
+            if self.worker is None:
+                self.worker = row.worker or ""
+            if row.worker != self.worker:
+                log.warning("sync run %d belongs to another runner; not touching it", row.id)
+                return get_report(self.db, self.run_id)
+            self.report = initial_report(row)
+            self.field = row.field or get_settings(session).salesforce_field
+            self.dry_run = row.dry_run
+        log.info("sync run started", extra={"run_id": self.run_id, "dry_run": self.dry_run})
+        status, error = "succeeded", None
+        self._heartbeat = _Heartbeat(
+            self.db, self.run_id, self.worker, self.options.heartbeat_every
+        )
+        with self._heartbeat:
+            try:
+                self._check()
+                self._fetch()
+                self._diff()
+                if not self.dry_run:
+                    self._pull()
+                    self._push()
+            except RunLost:
+                return self._lost()
+            except RunFailed as exc:
+                status, error = "failed", str(exc)
+            except SalesforceCallError as exc:
+                status, error = "failed", f"{exc} {exc.classification.fix}"
+            except OptsyncError as exc:
+                status, error = "failed", str(exc)
+            except Exception as exc:
+                self._finish("failed", f"unexpected error: {type(exc).__name__}: {exc}")
+                raise
+            except BaseException:  # Ctrl-C, SystemExit: end the run now, not after 5 min
+                self._finish("failed", "interrupted; the next run redoes what is left")
+                raise
+        if not self._finish(status, error):
+            return self._lost()
+        return self.report
+
+    def _lost(self) -> dict[str, Any]:
+        log.warning(
+            "sync run %d was reaped while running; this runner stops and writes nothing more",
+            self.run_id,
+        )
+        self._close_gateway()
+        return get_report(self.db, self.run_id)
+
+    def _hold(self, session: Session) -> None:
+        """Refresh the heartbeat of the run if still ours (same transaction as the work
+        that follows), else raise :class:`RunLost`."""
+        assert self.worker is not None
+        lost = self._heartbeat is not None and self._heartbeat.lost.is_set()
+        if lost or runs.heartbeat(session, self.run_id, self.worker) == 0:
+            raise RunLost(f"sync run #{self.run_id} is no longer this runner's")
+
+    def _finish(self, status: str, error: str | None) -> bool:
+        """End the run if still ours; returns False when it was lost (nothing written)."""
+        assert self.worker is not None
+        now = self.clock()
+        self.report.update(
+            status=status,
+            error=error,
+            finished_at=now.isoformat(),
+            duration_s=round(
+                (now - datetime.fromisoformat(self.report["started_at"])).total_seconds(), 3
+            ),
+            api_calls=self._api_calls(),
+        )
+        with self.db.transaction() as session:
+            finished = runs.finish_run(
+                session,
+                self.run_id,
+                self.worker,
+                status=status,
+                error=error,
+                report=self.report,
+                now=now,
+            )
+            if finished:
+                sync_runs.clear_staging(session, self.run_id)
+        log.log(
+            logging.INFO if status == "succeeded" else logging.WARNING,
+            "sync run finished" if finished else "sync run lost to another runner; stopped",
+            extra={
+                "run_id": self.run_id,
+                "status": status,
+                "error": error,
+                **{k: self.report.get(k) for k in ("pulled", "pushed", "api_calls")},
+            },
+        )
+        self._close_gateway()
+        return bool(finished)
+
+    def _close_gateway(self) -> None:
+        if self.gateway is not None and not isinstance(self._gateway_source, SalesforceGateway):
+            self.gateway.close()
+            self.gateway = None
+
+    def _api_calls(self) -> int:
+        return (self.gateway.api_calls - self._calls_at_start) if self.gateway else 0
+
+    def _begin(self, phase: str) -> None:
+        self._phase_started = time.perf_counter()
+        self.progress(phase, 0, None)
+
+    def _end(self, phase: str) -> None:
+        assert self.worker is not None
+        self.report["phases"][phase] = round(time.perf_counter() - self._phase_started, 3)
+        self.report["api_calls"] = self._api_calls()
+        with self.db.transaction() as session:
+            self._hold(session)
+            if runs.save_report(session, self.run_id, self.worker, dict(self.report)) == 0:
+                raise RunLost(f"sync run #{self.run_id} is no longer this runner's")
+
+    # -- check --------------------------------------------------------------------------
+    def _check(self) -> None:
+        self._begin("check")
+        try:
+            source = self._gateway_source
+            self.gateway = source if isinstance(source, SalesforceGateway) else source()
+        except UsageError as exc:
+            raise RunFailed(f"Setup check failed: {exc.message} {exc.fix or CONNECT_FIX}") from None
+        self._calls_at_start = self.gateway.api_calls
+        try:
+            checks = self.gateway.check_field(soql.field_name(self.field))
+        except SalesforceCallError as exc:
+            raise RunFailed(
+                f"Setup check failed: cannot reach Salesforce ({exc.code}: {exc.message}). "
+                f"{exc.classification.fix}"
+            ) from None
+        except OptsyncError as exc:  # the token request was refused: a setting is wrong
+            raise RunFailed(f"Setup check failed: {exc}") from None
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            problems = " ".join(c.problem or "" for c in bad)
+            fixes = dict.fromkeys(c.fix for c in bad if c.fix)
+            raise RunFailed(f"Setup check failed: {problems} {' '.join(fixes)}".strip())
+        self.progress("check", 1, 1)
+        self._end("check")
+
+    # -- fetch --------------------------------------------------------------------------
+    def _bulk(self) -> BulkApi:
+        assert self.gateway is not None
+        return BulkApi(
+            self.gateway,
+            poll_initial=self.options.bulk_poll_initial,
+            poll_max=self.options.bulk_poll_max,
+        )
+
+    def _fetch(self) -> None:
+        assert self.gateway is not None
+        self._begin("fetch")
+        bulk = self._bulk()
+        counts = {
+            obj: bulk.count(obj, volume.opted_out_where(obj, self.field)) for obj in soql.OBJECTS
+        }
+        total = sum(counts.values())
+        self.progress("fetch", 0, total)
+        done = 0
+        fetch_via: dict[str, str] = {}
+        for obj in soql.OBJECTS:
+            ids: Iterator[str]
+            if volume.use_bulk(counts[obj], self.options.bulk_threshold):
+                fetch_via[obj] = "bulk"
+                ids = bulk.query_ids(volume.opted_out_query(obj, self.field))
+            else:
+                fetch_via[obj] = "rest"
+                ids = self.gateway.query_opted_out(obj, self.field)
+            for chunk in _chunked(ids, self.options.stage_chunk):
+                rows = [(to_18(i), obj) for i in chunk]
+                with self.db.transaction() as session:
+                    self._hold(session)
+                    sync_runs.stage_remote(session, self.run_id, rows)
+                done += len(rows)
+                self.progress("fetch", done, total)
+        with self.db.transaction() as session:
+            sync_runs.analyze_staging(session)
+        self.report["fetch_via"] = fetch_via
+        self._end("fetch")
+
+    # -- diff ---------------------------------------------------------------------------
+    def _diff(self) -> None:
+        self._begin("diff")
+        with self.db.transaction() as session:
+            counts = sync_runs.diff_counts(session, self.run_id)
+            since = runs.last_completed_start(session, before_run=self.run_id)
+            reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
+        self.report.update(
+            remote_opted_out=counts.remote_opted_out,
+            local_unsubscribed=counts.local_unsubscribed,
+            not_linked=counts.not_linked,
+            remote_unknown=counts.unknown_remote,
+            reopted_out=[{"person_id": pid, "email": email} for pid, email in reopted],
+        )
+        self.to_pull, self.to_push = counts.to_pull, counts.to_push
+        if self.dry_run:
+            self.report.update(pulled=counts.to_pull, pushed=counts.to_push)
+        self.progress("diff", 1, 1)
+        self._end("diff")
+
+    # -- pull ---------------------------------------------------------------------------
+    def _pull(self) -> None:
+        self._begin("pull")
+        self.progress("pull", 0, self.to_pull)
+        pulled = after = 0
+        while True:
+            with self.db.transaction() as session:
+                self._hold(session)  # a reaped run pulls nothing more
+                ids = sync_runs.pull_ids(
+                    session, self.run_id, after=after, limit=self.options.pull_chunk
+                )
+                if not ids:
+                    break
+                pulled += sync_runs.apply_pull_chunk(
+                    session, self.run_id, ids, field=self.field, now=self.clock()
+                )
+            after = ids[-1]
+            self.report["pulled"] = pulled  # a run that fails later still says what it did
+            self.progress("pull", pulled, self.to_pull)
+        self.report["pulled"] = pulled
+        self._end("pull")
+
+    # -- push ---------------------------------------------------------------------------
+    def _push(self) -> None:
+        assert self.gateway is not None
+        self._begin("push")
+        self.progress("push", 0, self.to_push)
+
+        def pushed(n: int) -> None:
+            self.report["pushed"] = n  # a run that fails later still says what it did
+            self.progress("push", n, self.to_push)
+
+        state = PushPhase(
+            self.db,
+            self.run_id,
+            self.gateway,
+            field_name=self.field,
+            options=self.options,
+            bulk=self._bulk,
+            hold=self._hold,
+            pushed=pushed,
+        ).run(self.to_push)
+        with self.db.transaction() as session:
+            self._hold(session)
+            relinked = persons_store.relink(session, state.relinks, self.clock())
+            runs.add_failures(session, self.run_id, [f.as_dict() for f in state.failures])
+        codes = Counter(f.code for f in state.failures)
+        self.report.update(
+            pushed=state.pushed,
+            failed=dict(sorted(codes.items())),
+            failures=[f.as_dict() for f in state.failures[:MAX_LISTED]],
+            failures_total=len(state.failures),
+            followed=state.followed,
+            relinked=relinked,
+            push_via=sorted(state.via),
+        )
+        self._end("push")
+
+
+def _chunked(values: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run_sync(
+    db: Database,
+    gateway: SalesforceGateway | Callable[[], SalesforceGateway],
+    *,
+    clock: Clock,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    scheduled_for: datetime | None = None,
+    options: SyncOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Start a run and carry it out; returns the report (raises :class:`RunInProgress`)."""
+    options = options or SyncOptions()
+    owner = runs.new_owner()
+    run_id = start_run(
+        db,
+        trigger=trigger,
+        dry_run=dry_run,
+        now=clock(),
+        scheduled_for=scheduled_for,
+        stale_after=options.stale_after,
+        worker=owner,
+        clock=clock,
+    )
+    runner = SyncRunner(
+        db, run_id, gateway, clock=clock, options=options, progress=progress, worker=owner
+    )
+    return runner.run()
