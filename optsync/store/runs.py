@@ -168,14 +168,18 @@ def finish_run(
     )
 
 
-def last_completed_start(session: Session, *, before_run: int) -> datetime | None:
-    """When the last succeeded, real (not dry) run started: re-subscribes after it are
-    "since the last sync" (its snapshot of Salesforce may predate them)."""
-    return session.scalar(
-        select(func.max(SyncRun.started_at)).where(
-            SyncRun.status == "succeeded", SyncRun.dry_run.is_(False), SyncRun.id != before_run
-        )
+def last_completed_start(
+    session: Session, *, before_run: int, field: str | None = None
+) -> datetime | None:
+    """When the last succeeded, real (not dry) run of ``field`` started: re-subscribes
+    after it are "since the last sync" (its snapshot of Salesforce may predate them). A run
+    of the other field says nothing about this one, so it does not count."""
+    query = select(func.max(SyncRun.started_at)).where(
+        SyncRun.status == "succeeded", SyncRun.dry_run.is_(False), SyncRun.id != before_run
     )
+    if field is not None:
+        query = query.where(SyncRun.field == field)
+    return session.scalar(query)
 
 
 def last_scheduled_for(session: Session) -> datetime | None:

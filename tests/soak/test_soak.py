@@ -221,17 +221,6 @@ def _runs_near(snap: Snapshot, when: datetime) -> list[tuple[int, str, str, str,
     ]
 
 
-def _other_field_between(snap: Snapshot, since: datetime, until: datetime) -> bool:
-    """Whether a run of another field than the one that opted the person out again
-    succeeded between the re-subscribe and that opt-out."""
-    reopting = [r for r in snap.runs if r.started_at <= until <= (r.finished_at or until)]
-    fields = {r.field for r in reopting}
-    return any(
-        r.status == "succeeded" and since <= r.started_at <= until and r.field not in fields
-        for r in snap.runs
-    )
-
-
 class Scenarios:
     """Persons set aside for re-subscribes and relinks, and what each must end as."""
 
@@ -245,7 +234,6 @@ class Scenarios:
         self.unlinked: set[int] = set()  # not-linked address unsubscribed and re-subscribed
         self.relinked: dict[int, str] = {}  # person -> the record it was relinked to
         self.retried: set[int] = set()  # persons whose read-only failure was retried
-        self.unlisted_after_switch: set[int] = set()
         self.kinds = ["resub_cleared", "resub_kept", "relink", "resub_racing", "unlinked_cancel"]
         self.turn = 0
 
@@ -289,17 +277,6 @@ class Scenarios:
             for e in later:  # only a sync may opt them out again, and it must say so
                 if e.kind != "unsubscribe":
                     continue
-                if (
-                    e.source == "salesforce"
-                    and pid not in listed
-                    and _other_field_between(snap, entries[last_resub].created_at, e.created_at)
-                ):
-                    # Not listed because a run of the other field succeeded in between
-                    # (reopted_out counts from the last succeeded run, whatever its
-                    # field): counted, not failed; see docs/push.md, "Long soak".
-                    self.unlisted_after_switch.add(pid)
-                    checked["inv2_reopted_unlisted_after_a_field_switch"] += 1
-                    continue
                 if e.source != "salesforce" or pid not in listed:
                     broken.append(
                         f"person {pid} ({self.kind_of(pid)}): unsubscribed again after the "
@@ -330,9 +307,7 @@ class Scenarios:
             checked["inv2_not_linked_push_cancelled"] += 1
         if after_final_sync:
             for pid in self.kept:
-                if not snap.persons[pid].unsubscribed or (
-                    pid not in listed and pid not in self.unlisted_after_switch
-                ):
+                if not snap.persons[pid].unsubscribed or pid not in listed:
                     broken.append(
                         f"person {pid}: re-subscribed with Salesforce still set, "
                         f"but not opted out again by a sync (listed: {pid in listed}, "

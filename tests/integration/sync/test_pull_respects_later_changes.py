@@ -70,3 +70,32 @@ def test_a_person_changed_before_the_run_is_still_pulled(db, clock, emu, gateway
     assert [r["person_id"] for r in report["reopted_out"]] == [pid]
     with db.transaction() as s:
         assert s.get(Person, pid).unsubscribed is True
+
+
+def test_a_run_of_the_other_field_does_not_hide_a_reopted_out_person(db, clock, emu, gateway):
+    """Re-subscribed, then a run of the other field, then a run of this field pulls the
+    person again: the report must still list them (it counted from the wrong run)."""
+    from optsync.services.sync_settings import update_settings
+
+    sf_id = emu.seed(contacts=1)["contact_ids"][0]
+    emu.control("PATCH", f"records/{sf_id}", {"HasOptedOutOfEmail": True})
+    [pid] = add_persons(db, clock, [{"salesforce_id": sf_id, "unsubscribed": True}])
+    with db.transaction() as s:
+        update_settings(s, {"sync_enabled": True}, actor="t", now=clock())
+    assert run_sync(db, gateway, clock=clock, options=FAST)["status"] == "succeeded"
+    clock.advance(seconds=60)
+    with db.transaction() as s:
+        email = s.get(Person, pid).email
+        optouts.resubscribe_email(
+            s, email, source=Source.ADMIN, actor="admin", now=clock(), reason="asked"
+        )
+        update_settings(s, {"field": "sales_opt_out"}, actor="t", now=clock())
+    clock.advance(seconds=60)
+    other = run_sync(db, gateway, clock=clock, options=FAST)
+    assert (other["status"], other["pulled"]) == ("succeeded", 0)
+    with db.transaction() as s:
+        update_settings(s, {"field": "email_opt_out"}, actor="t", now=clock())
+    clock.advance(seconds=60)
+    again = run_sync(db, gateway, clock=clock, options=FAST)
+    assert again["pulled"] == 1
+    assert [r["person_id"] for r in again["reopted_out"]] == [pid]
