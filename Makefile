@@ -27,8 +27,9 @@ test: $(STAMP) ## run the whole test suite (PostgreSQL too when OPTSYNC_TEST_POS
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check optsync tests bench
+	$(BIN)/ruff format --check optsync tests bench
 	$(BIN)/mypy
 
 .PHONY: format

@@ -56,17 +56,19 @@ class Child:
 
     def salesforce(self) -> Salesforce:
         with self.session() as s:
-            tok = s.post(f"{self.info['login_url']}/services/oauth2/token",
-                         data={"grant_type": "client_credentials"},
-                         auth=(self.info["client_id"], self.info["client_secret"]),
-                         timeout=30).json()
-        return Salesforce(instance_url=tok["instance_url"], session_id=tok["access_token"],
-                          session=self.session())
+            tok = s.post(
+                f"{self.info['login_url']}/services/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(self.info["client_id"], self.info["client_secret"]),
+                timeout=30,
+            ).json()
+        return Salesforce(
+            instance_url=tok["instance_url"], session_id=tok["access_token"], session=self.session()
+        )
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
         with self.session() as s:
-            resp = s.request(method, f"{self.info['control_url']}/{path}", json=body,
-                             timeout=600)
+            resp = s.request(method, f"{self.info['control_url']}/{path}", json=body, timeout=600)
         resp.raise_for_status()
         return resp.json()
 
@@ -86,55 +88,76 @@ class Child:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--query-rows", type=int, default=250_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--file", action="store_true",
-                        help="keep the org in its SQLite file instead of in memory")
+    parser.add_argument(
+        "--file", action="store_true", help="keep the org in its SQLite file instead of in memory"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         child = Child(Path(tmp), memory=not args.file)
         try:
-            print(f"emulator pid {child.proc.pid} at {child.info['instance_url']} "
-                  f"({'SQLite file' if args.file else 'in memory'})")
+            print(
+                f"emulator pid {child.proc.pid} at {child.info['instance_url']} "
+                f"({'SQLite file' if args.file else 'in memory'})"
+            )
             contacts = args.records // 2
             t0 = time.perf_counter()
-            child.control("POST", "seed", {"contacts": contacts,
-                                           "leads": args.records - contacts,
-                                           "opted_out_fraction": 0.1,
-                                           "sales_opted_out_fraction": 0.05})
+            child.control(
+                "POST",
+                "seed",
+                {
+                    "contacts": contacts,
+                    "leads": args.records - contacts,
+                    "opted_out_fraction": 0.1,
+                    "sales_opted_out_fraction": 0.05,
+                },
+            )
             seed_s = time.perf_counter() - t0
-            print(f"seed        {args.records:>9,} records in {seed_s:6.2f} s = "
-                  f"{args.records / seed_s:>9,.0f} records/s")
+            print(
+                f"seed        {args.records:>9,} records in {seed_s:6.2f} s = "
+                f"{args.records / seed_s:>9,.0f} records/s"
+            )
 
             sf = child.salesforce()
             t0 = time.perf_counter()
             rows = sets = 0
             for chunk in sf.bulk2.Contact.query(
-                    "SELECT Id, Email, HasOptedOutOfEmail, SystemModstamp FROM Contact "
-                    f"ORDER BY Email LIMIT {args.query_rows}", max_records=50_000, wait=0):
+                "SELECT Id, Email, HasOptedOutOfEmail, SystemModstamp FROM Contact "
+                f"ORDER BY Email LIMIT {args.query_rows}",
+                max_records=50_000,
+                wait=0,
+            ):
                 rows += chunk.count("\n") - 1
                 sets += 1
             query_s = time.perf_counter() - t0
-            print(f"bulk query  {rows:>9,} rows    in {query_s:6.2f} s = "
-                  f"{rows / query_s:>9,.0f} rows/s    ({sets} result sets of <= 50,000)")
+            print(
+                f"bulk query  {rows:>9,} rows    in {query_s:6.2f} s = "
+                f"{rows / query_s:>9,.0f} rows/s    ({sets} result sets of <= 50,000)"
+            )
 
             child.control("PUT", "settings", {"latency_ms": 100})
-            ids = [r["Id"] for r in sf.query(
-                "SELECT Id FROM Contact ORDER BY Id LIMIT 200")["records"]]
-            payload = {"allOrNone": False, "records": [
-                {"attributes": {"type": "Contact"}, "id": i, "HasOptedOutOfEmail": True}
-                for i in ids]}
+            ids = [
+                r["Id"] for r in sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 200")["records"]
+            ]
+            payload = {
+                "allOrNone": False,
+                "records": [
+                    {"attributes": {"type": "Contact"}, "id": i, "HasOptedOutOfEmail": True}
+                    for i in ids
+                ],
+            }
             clients = [child.salesforce() for _ in range(args.clients)]
 
             def push(client: Salesforce) -> None:
                 for _ in range(args.calls):
-                    client.restful("composite/sobjects", method="PATCH", json=payload,
-                                   timeout=60)
+                    client.restful("composite/sobjects", method="PATCH", json=payload, timeout=60)
 
             threads = [threading.Thread(target=push, args=(c,)) for c in clients]
             cpu0 = child.cpu_s()
@@ -146,10 +169,12 @@ def main() -> None:
             push_s = time.perf_counter() - t0
             cpu = child.cpu_s() - cpu0
             calls = args.clients * args.calls
-            print(f"composite   {calls:>9,} calls   in {push_s:6.2f} s = "
-                  f"{calls / push_s:>9,.1f} calls/s   ({args.clients} clients x 200 records, "
-                  f"100 ms latency, floor {args.calls * 0.1:.1f} s; emulator CPU "
-                  f"{cpu / calls * 1000:.1f} ms/call)")
+            print(
+                f"composite   {calls:>9,} calls   in {push_s:6.2f} s = "
+                f"{calls / push_s:>9,.1f} calls/s   ({args.clients} clients x 200 records, "
+                f"100 ms latency, floor {args.calls * 0.1:.1f} s; emulator CPU "
+                f"{cpu / calls * 1000:.1f} ms/call)"
+            )
             print(f"peak RSS    {child.peak_rss_mb():>9,.0f} MB (emulator process)")
         finally:
             child.stop()

@@ -36,9 +36,22 @@ from optsync.store.scratch import scratch_database
 def start_emulator(data_dir: Path, latency_ms: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
     env = {**os.environ, "OPTSYNC_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "optsync.cli.main", "emulator", "--memory", "--json", "--port",
-         "0", "--latency-ms", str(latency_ms)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "optsync.cli.main",
+            "emulator",
+            "--memory",
+            "--json",
+            "--port",
+            "0",
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     info = json.loads(proc.stdout.readline())
@@ -63,14 +76,19 @@ def control(info: dict[str, str], method: str, path: str, body: object = None) -
 def stamps(info: dict[str, str]) -> dict[str, float]:
     """SystemModstamp (epoch seconds) of every opted-out record, read after the run."""
     with http(info) as s:
-        tok = s.post(info["login_url"] + "/services/oauth2/token",
-                     data={"grant_type": "client_credentials"},
-                     auth=(info["client_id"], info["client_secret"]), timeout=60).json()
+        tok = s.post(
+            info["login_url"] + "/services/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(info["client_id"], info["client_secret"]),
+            timeout=60,
+        ).json()
         headers = {"Authorization": f"Bearer {tok['access_token']}"}
         out: dict[str, float] = {}
         for obj in ("Contact", "Lead"):
-            url = (f"{tok['instance_url']}/services/data/v62.0/query?q=SELECT+Id,SystemModstamp"
-                   f"+FROM+{obj}+WHERE+HasOptedOutOfEmail+=+true")
+            url = (
+                f"{tok['instance_url']}/services/data/v62.0/query?q=SELECT+Id,SystemModstamp"
+                f"+FROM+{obj}+WHERE+HasOptedOutOfEmail+=+true"
+            )
             while url:
                 page = s.get(url, headers=headers, timeout=120).json()
                 for rec in page["records"]:
@@ -89,15 +107,17 @@ def pct(values: list[float], p: float) -> float:
 def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> None:
     emulator, info = start_emulator(tmp / f"emu-{label}", args.latency_ms)
     try:
-        os.environ.update({
-            "OPTSYNC_DATA_DIR": str(tmp / f"data-{label}"),
-            "OPTSYNC_DATABASE_URL": database_url,
-            "OPTSYNC_SF_AUTH": "client_credentials",
-            "OPTSYNC_SF_LOGIN_URL": info["login_url"],
-            "OPTSYNC_SF_CLIENT_ID": info["client_id"],
-            "OPTSYNC_SF_CLIENT_SECRET": info["client_secret"],
-            "OPTSYNC_SF_CA_BUNDLE": info["ca_bundle"],
-        })
+        os.environ.update(
+            {
+                "OPTSYNC_DATA_DIR": str(tmp / f"data-{label}"),
+                "OPTSYNC_DATABASE_URL": database_url,
+                "OPTSYNC_SF_AUTH": "client_credentials",
+                "OPTSYNC_SF_LOGIN_URL": info["login_url"],
+                "OPTSYNC_SF_CLIENT_ID": info["client_id"],
+                "OPTSYNC_SF_CLIENT_SECRET": info["client_secret"],
+                "OPTSYNC_SF_CA_BUNDLE": info["ca_bundle"],
+            }
+        )
         from optsync.bootstrap import open_context
         from optsync.domain.optout import Source
         from optsync.services import optouts
@@ -112,13 +132,16 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         ids: list[str] = []
         while len(ids) < need:
             chunk = min(need - len(ids), 10_000)
-            seeded = control(info, "POST", "seed", {"contacts": chunk // 2,
-                                                    "leads": chunk - chunk // 2})
+            seeded = control(
+                info, "POST", "seed", {"contacts": chunk // 2, "leads": chunk - chunk // 2}
+            )
             ids += seeded["contact_ids"] + seeded["lead_ids"]
         ctx = open_context()
         now = ctx.clock()
-        rows = [PersonInput(i, f"b{i}@example.com", sid, "Contact" if sid.startswith("003")
-                            else "Lead") for i, sid in enumerate(ids)]
+        rows = [
+            PersonInput(i, f"b{i}@example.com", sid, "Contact" if sid.startswith("003") else "Lead")
+            for i, sid in enumerate(ids)
+        ]
         for i in range(0, len(rows), 1000):
             upsert_chunk(ctx.db, rows[i : i + 1000], now=now)
         worker = Worker(ctx, schedule=False)
@@ -127,16 +150,18 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
 
         def unsubscribe(i: int) -> float:
             with ctx.db.transaction() as s:
-                optouts.unsubscribe_email(s, f"b{i}@example.com", source=Source.API,
-                                          actor="bench", now=ctx.clock())
+                optouts.unsubscribe_email(
+                    s, f"b{i}@example.com", source=Source.API, actor="bench", now=ctx.clock()
+                )
             return time.time()
 
         def wait_drained(timeout: float = 300) -> None:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 with ctx.db.engine.connect() as c:
-                    open_ = c.execute(text("SELECT count(*) FROM outbox WHERE state IN "
-                                           "('pending','in_flight')")).scalar_one()
+                    open_ = c.execute(
+                        text("SELECT count(*) FROM outbox WHERE state IN ('pending','in_flight')")
+                    ).scalar_one()
                 if open_ == 0:
                     return
                 time.sleep(0.2)
@@ -158,8 +183,13 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         burst_returned: dict[str, float] = {}
         t0 = time.monotonic()
         burst = range(steady_n, steady_n + args.burst)
-        unsubscribe_many(ctx.db, [f"b{k}@example.com" for k in burst], source=Source.CSV,
-                         actor="bench", now=ctx.clock())
+        unsubscribe_many(
+            ctx.db,
+            [f"b{k}@example.com" for k in burst],
+            source=Source.CSV,
+            actor="bench",
+            now=ctx.clock(),
+        )
         committed = time.time()
         for k in burst:
             burst_returned[ids[k]] = committed
@@ -172,18 +202,26 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         missing = [i for i in list(returned) + list(burst_returned) if i not in set_at]
         steady = [set_at[i] - t for i, t in returned.items() if i in set_at]
         burst = [set_at[i] - t for i, t in burst_returned.items() if i in set_at]
-        print(f"{label}: emulator latency {args.latency_ms} ms per API call; "
-              f"{len(missing)} unsubscribes not set in Salesforce")
-        print(f"  steady {args.rate}/s for {args.seconds} s ({steady_n} unsubscribes): "
-              f"p50 {statistics.median(steady):.3f} s, p99 {pct(steady, 99):.3f} s, "
-              f"max {max(steady):.3f} s")
-        print(f"  burst of {args.burst:,} (CLI file path; recorded in "
-              f"{enqueue_s:.1f} s, "
-              f"{args.burst / enqueue_s:,.0f}/s): p50 {statistics.median(burst):.3f} s, "
-              f"p99 {pct(burst, 99):.3f} s, max {max(burst):.3f} s")
-        print(f"  burst API calls: {burst_calls} = {burst_calls * 1000 / args.burst:.1f} per 1,000"
-              f" pushes (naive per-record REST update: 1,000 per 1,000; nightly-only sync: "
-              f"latency up to 24 h)")
+        print(
+            f"{label}: emulator latency {args.latency_ms} ms per API call; "
+            f"{len(missing)} unsubscribes not set in Salesforce"
+        )
+        print(
+            f"  steady {args.rate}/s for {args.seconds} s ({steady_n} unsubscribes): "
+            f"p50 {statistics.median(steady):.3f} s, p99 {pct(steady, 99):.3f} s, "
+            f"max {max(steady):.3f} s"
+        )
+        print(
+            f"  burst of {args.burst:,} (CLI file path; recorded in "
+            f"{enqueue_s:.1f} s, "
+            f"{args.burst / enqueue_s:,.0f}/s): p50 {statistics.median(burst):.3f} s, "
+            f"p99 {pct(burst, 99):.3f} s, max {max(burst):.3f} s"
+        )
+        print(
+            f"  burst API calls: {burst_calls} = {burst_calls * 1000 / args.burst:.1f} per 1,000"
+            f" pushes (naive per-record REST update: 1,000 per 1,000; nightly-only sync: "
+            f"latency up to 24 h)"
+        )
     finally:
         emulator.terminate()
         emulator.wait(10)

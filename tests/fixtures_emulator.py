@@ -31,10 +31,19 @@ def settings_env(emu: Emulator) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    options = EmulatorOptions(data_dir=tmp_path_factory.mktemp("emulator-data"),
-                              host="127.0.0.1", port=0, memory=True, seed=0, latency_ms=0,
-                              jitter_ms=0, fault_rate=0.0, daily_api_limit=1_000_000,
-                              sales_opt_out=True, token_lifetime_s=7200)
+    options = EmulatorOptions(
+        data_dir=tmp_path_factory.mktemp("emulator-data"),
+        host="127.0.0.1",
+        port=0,
+        memory=True,
+        seed=0,
+        latency_ms=0,
+        jitter_ms=0,
+        fault_rate=0.0,
+        daily_api_limit=1_000_000,
+        sales_opt_out=True,
+        token_lifetime_s=7200,
+    )
     with run_emulator(options) as emu:
         yield emu
 

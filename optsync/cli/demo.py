@@ -181,8 +181,14 @@ def _serve(ctx: Context, emu, port: int, state: dict[str, str]) -> None:  # type
     )
     console.print("\nCtrl-C stops everything; running `optsync demo` again reuses the data.")
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", server_header=False,
-                    log_config=logs.dict_config(ctx.settings.log_format))
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            server_header=False,
+            log_config=logs.dict_config(ctx.settings.log_format),
+        )
     finally:
         worker.stop()
         ctx.close()

@@ -47,8 +47,12 @@ async def token(request: Request) -> Response:
     for key, value in request.query_params.items():
         form.setdefault(key, value)
     try:
-        body = org.authority.token(form, request.headers.get("authorization"),
-                                   instance_url=org.instance_url, login_url=org.login_url)
+        body = org.authority.token(
+            form,
+            request.headers.get("authorization"),
+            instance_url=org.instance_url,
+            login_url=org.login_url,
+        )
     except TokenError as exc:
         return sf_json(exc.body(), exc.status)
     return sf_json(body)
@@ -57,8 +61,12 @@ async def token(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        body: Any = [{"errorCode": "METHOD_NOT_ALLOWED",
-                      "message": f"HTTP Method '{request.method}' not allowed."}]
+        body: Any = [
+            {
+                "errorCode": "METHOD_NOT_ALLOWED",
+                "message": f"HTTP Method '{request.method}' not allowed.",
+            }
+        ]
     elif exc.status_code == 404:
         body = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
     else:
@@ -73,8 +81,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(org: Org) -> ASGIApp:
     """Build the ASGI app serving ``org``."""
     app = Starlette(
-        routes=[Route("/services/oauth2/token", token, methods=["POST"]),
-                *rest.routes(), *bulk.routes(), *control.routes()],
+        routes=[
+            Route("/services/oauth2/token", token, methods=["POST"]),
+            *rest.routes(),
+            *bulk.routes(),
+            *control.routes(),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.org = org

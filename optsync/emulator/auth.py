@@ -78,15 +78,26 @@ class Credentials:
 def _make_jwt_keys(key_file: Path, cert_file: Path) -> None:
     """An RSA key for the JWT flow and the self-signed certificate 'uploaded' to the app."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    write_private(key_file, key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
+    write_private(
+        key_file,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "optsync connected app")])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=3650)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -132,8 +143,13 @@ class Authority:
             self._sessions.clear()
             return n
 
-    def _issue(self, instance_url: str, login_url: str, *, refresh: bool = False,
-               ) -> dict[str, Any]:
+    def _issue(
+        self,
+        instance_url: str,
+        login_url: str,
+        *,
+        refresh: bool = False,
+    ) -> dict[str, Any]:
         token = f"{ORG_ID[:15]}!AQ{secrets.token_urlsafe(72)}"
         now = time.time()
         with self._lock:
@@ -142,20 +158,28 @@ class Authority:
             self._sessions[token] = now + self.token_lifetime_s
         issued_at = str(int(now * 1000))
         identity = f"{login_url}/id/{ORG_ID}/{USER_ID}"
-        signature = base64.b64encode(hmac.new(self.creds.client_secret.encode(),
-                                              (identity + issued_at).encode(),
-                                              hashlib.sha256).digest()).decode()
-        body: dict[str, Any] = {"access_token": token, "instance_url": instance_url,
-                                "id": identity, "token_type": "Bearer",
-                                "issued_at": issued_at, "signature": signature,
-                                "scope": "api"}
+        signature = base64.b64encode(
+            hmac.new(
+                self.creds.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256
+            ).digest()
+        ).decode()
+        body: dict[str, Any] = {
+            "access_token": token,
+            "instance_url": instance_url,
+            "id": identity,
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+            "signature": signature,
+            "scope": "api",
+        }
         if refresh:
             body["refresh_token"] = self.creds.refresh_token
         return body
 
     # ------------------------------------------------------------- token endpoint
-    def token(self, form: dict[str, str], authorization: str | None, *, instance_url: str,
-              login_url: str) -> dict[str, Any]:
+    def token(
+        self, form: dict[str, str], authorization: str | None, *, instance_url: str, login_url: str
+    ) -> dict[str, Any]:
         """Answer ``POST /services/oauth2/token``; raises ``TokenError`` on any failure."""
         grant = form.get("grant_type")
         if not grant:
@@ -163,8 +187,9 @@ class Authority:
         basic_id, basic_secret = _basic(authorization)
         if grant == "password":
             self._check_client(form.get("client_id"), form.get("client_secret"))
-            if (form.get("username") != self.creds.username
-                    or not hmac.compare_digest(form.get("password", ""), self.creds.password)):
+            if form.get("username") != self.creds.username or not hmac.compare_digest(
+                form.get("password", ""), self.creds.password
+            ):
                 raise TokenError("invalid_grant", "authentication failure")
             return self._issue(instance_url, login_url)
         if grant == "client_credentials":
@@ -201,9 +226,17 @@ class Authority:
         if header.get("alg") != "RS256":
             raise TokenError("invalid_grant", "invalid assertion")
         try:
-            claims = jwt.decode(assertion, self._public_key, algorithms=["RS256"],
-                                options={"verify_exp": False, "verify_aud": False,
-                                         "verify_iat": False, "verify_nbf": False})
+            claims = jwt.decode(
+                assertion,
+                self._public_key,
+                algorithms=["RS256"],
+                options={
+                    "verify_exp": False,
+                    "verify_aud": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
         except jwt.PyJWTError:
             raise TokenError("invalid_grant", "invalid assertion") from None
         if claims.get("iss") != self.creds.client_id:

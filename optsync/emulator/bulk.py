@@ -41,8 +41,14 @@ from optsync.emulator.schema import JOB_PREFIX, OBJECTS
 from optsync.emulator.soql import CompiledQuery, compile_query, format_datetime
 from optsync.emulator.store import OrgStore
 
-DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^",
-              "BACKQUOTE": "`"}
+DELIMITERS = {
+    "COMMA": ",",
+    "TAB": "\t",
+    "PIPE": "|",
+    "SEMICOLON": ";",
+    "CARET": "^",
+    "BACKQUOTE": "`",
+}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 QUERY_OPERATIONS = ("query", "queryAll")
@@ -96,31 +102,51 @@ class Job:
     def info(self) -> dict[str, Any]:
         """JobInfo as ``GET /jobs/{ingest|query}/{id}`` returns it."""
         body: dict[str, Any] = {
-            "id": self.id, "operation": self.operation, "object": self.object,
-            "createdById": USER_ID, "createdDate": self.created,
-            "systemModstamp": self.modstamp, "state": self.state,
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.object,
+            "createdById": USER_ID,
+            "createdDate": self.created,
+            "systemModstamp": self.modstamp,
+            "state": self.state,
         }
         if self.external_id_field:
             body["externalIdFieldName"] = self.external_id_field
-        body.update({"concurrencyMode": "Parallel", "contentType": "CSV",
-                     "apiVersion": float(self.api_version)})
+        body.update(
+            {
+                "concurrencyMode": "Parallel",
+                "contentType": "CSV",
+                "apiVersion": float(self.api_version),
+            }
+        )
         if self.kind == "ingest":
-            body.update({"jobType": "V2Ingest",
-                         "contentUrl": f"services/data/v{self.api_version}/jobs/ingest/"
-                                       f"{self.id}/batches",
-                         "lineEnding": self.line_ending,
-                         "columnDelimiter": self.column_delimiter,
-                         "numberRecordsProcessed": self.processed,
-                         "numberRecordsFailed": self.failed, "retries": 0,
-                         "totalProcessingTime": self.processing_ms,
-                         "apiActiveProcessingTime": self.processing_ms,
-                         "apexProcessingTime": 0})
+            body.update(
+                {
+                    "jobType": "V2Ingest",
+                    "contentUrl": f"services/data/v{self.api_version}/jobs/ingest/"
+                    f"{self.id}/batches",
+                    "lineEnding": self.line_ending,
+                    "columnDelimiter": self.column_delimiter,
+                    "numberRecordsProcessed": self.processed,
+                    "numberRecordsFailed": self.failed,
+                    "retries": 0,
+                    "totalProcessingTime": self.processing_ms,
+                    "apiActiveProcessingTime": self.processing_ms,
+                    "apexProcessingTime": 0,
+                }
+            )
         else:
-            body.update({"jobType": "V2Query", "lineEnding": self.line_ending,
-                         "columnDelimiter": self.column_delimiter,
-                         "numberRecordsProcessed": self.processed, "retries": 0,
-                         "totalProcessingTime": self.processing_ms,
-                         "isPkChunkingSupported": True})
+            body.update(
+                {
+                    "jobType": "V2Query",
+                    "lineEnding": self.line_ending,
+                    "columnDelimiter": self.column_delimiter,
+                    "numberRecordsProcessed": self.processed,
+                    "retries": 0,
+                    "totalProcessingTime": self.processing_ms,
+                    "isPkChunkingSupported": True,
+                }
+            )
         if self.error_message:
             body["errorMessage"] = self.error_message
         return body
@@ -187,9 +213,11 @@ class JobManager:
     def delete(self, job_id: str, kind: str) -> None:
         job = self.get(job_id, kind)
         if job.state not in TERMINAL:
-            raise SalesforceError(400, "INVALIDJOBSTATE",
-                                  f"Job {job.id} cannot be deleted in state {job.state}; "
-                                  "abort it first")
+            raise SalesforceError(
+                400,
+                "INVALIDJOBSTATE",
+                f"Job {job.id} cannot be deleted in state {job.state}; abort it first",
+            )
         with self._lock:
             self._jobs.pop(job.id, None)
         if job.directory is not None:
@@ -214,49 +242,72 @@ class JobManager:
             raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be an object")
         operation = body.get("operation")
         if operation not in INGEST_OPERATIONS:
-            raise SalesforceError(400, "INVALIDJOB",
-                                  f"InvalidJob : Invalid operation: {operation}")
+            raise SalesforceError(400, "INVALIDJOB", f"InvalidJob : Invalid operation: {operation}")
         obj = {o.lower(): o for o in OBJECTS}.get(str(body.get("object", "")).lower())
         if obj is None:
-            raise SalesforceError(400, "INVALIDJOB",
-                                  f"InvalidJob : Invalid object: {body.get('object')}")
+            raise SalesforceError(
+                400, "INVALIDJOB", f"InvalidJob : Invalid object: {body.get('object')}"
+            )
         if body.get("contentType", "CSV") != "CSV":
             raise SalesforceError(400, "INVALIDJOB", "InvalidJob : contentType must be CSV")
         delim, ending = self._formats(body)
         ext = body.get("externalIdFieldName")
         if operation == "upsert":
             if not ext:
-                raise SalesforceError(400, "INVALIDJOB", "InvalidJob : External ID was blank "
-                                      f"for {obj}. An External ID must be specified for upsert.")
+                raise SalesforceError(
+                    400,
+                    "INVALIDJOB",
+                    "InvalidJob : External ID was blank "
+                    f"for {obj}. An External ID must be specified for upsert.",
+                )
             if str(ext).lower() != "id":
-                raise SalesforceError(400, "INVALIDJOB",
-                                      f"InvalidJob : Field name provided, {ext} does not match "
-                                      f"an External ID, Salesforce Id, or indexed field for "
-                                      f"{obj}")
+                raise SalesforceError(
+                    400,
+                    "INVALIDJOB",
+                    f"InvalidJob : Field name provided, {ext} does not match "
+                    f"an External ID, Salesforce Id, or indexed field for "
+                    f"{obj}",
+                )
             ext = "Id"
-        return self._new_job(kind="ingest", operation=operation, object=obj,
-                             api_version=version, column_delimiter=delim, line_ending=ending,
-                             external_id_field=ext if operation == "upsert" else None)
+        return self._new_job(
+            kind="ingest",
+            operation=operation,
+            object=obj,
+            api_version=version,
+            column_delimiter=delim,
+            line_ending=ending,
+            external_id_field=ext if operation == "upsert" else None,
+        )
 
     def create_query(self, body: Any, version: str) -> Job:
         if not isinstance(body, dict):
             raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be an object")
         operation = body.get("operation", "query")
         if operation not in QUERY_OPERATIONS:
-            raise SalesforceError(400, "INVALIDJOB",
-                                  f"InvalidJob : Invalid operation: {operation}")
+            raise SalesforceError(400, "INVALIDJOB", f"InvalidJob : Invalid operation: {operation}")
         soql = body.get("query")
         if not isinstance(soql, str) or not soql.strip():
             raise SalesforceError(400, "INVALIDJOB", "InvalidJob : query is required")
         delim, ending = self._formats(body)
         compiled = compile_query(soql, {o: self.store.visible_fields(o) for o in OBJECTS})
         if compiled.count_only:
-            raise SalesforceError(400, "INVALIDJOB",
-                                  "InvalidJob : Aggregate queries (COUNT()) are not supported "
-                                  "by Bulk API 2.0 query jobs")
-        job = self._new_job(kind="query", operation=operation, object=compiled.obj,
-                            api_version=version, column_delimiter=delim, line_ending=ending,
-                            query=soql, compiled=compiled, state="UploadComplete")
+            raise SalesforceError(
+                400,
+                "INVALIDJOB",
+                "InvalidJob : Aggregate queries (COUNT()) are not supported "
+                "by Bulk API 2.0 query jobs",
+            )
+        job = self._new_job(
+            kind="query",
+            operation=operation,
+            object=compiled.obj,
+            api_version=version,
+            column_delimiter=delim,
+            line_ending=ending,
+            query=soql,
+            compiled=compiled,
+            state="UploadComplete",
+        )
         with self._lock:
             self._query_jobs.append(time.time())
         self._queue.put(job.id)
@@ -267,8 +318,9 @@ class JobManager:
         delim = body.get("columnDelimiter", "COMMA")
         ending = body.get("lineEnding", "LF")
         if delim not in DELIMITERS:
-            raise SalesforceError(400, "INVALIDJOB",
-                                  f"InvalidJob : Invalid column delimiter: {delim}")
+            raise SalesforceError(
+                400, "INVALIDJOB", f"InvalidJob : Invalid column delimiter: {delim}"
+            )
         if ending not in LINE_ENDINGS:
             raise SalesforceError(400, "INVALIDJOB", f"InvalidJob : Invalid line ending: {ending}")
         return delim, ending
@@ -277,8 +329,9 @@ class JobManager:
     async def upload(self, job: Job, request: Request) -> None:
         """Stream the CSV body to the job's file; only one upload per job counts."""
         if job.state != "Open":
-            raise SalesforceError(409, "INVALIDJOBSTATE",
-                                  f"Job {job.id} is not open for uploads (state {job.state})")
+            raise SalesforceError(
+                409, "INVALIDJOBSTATE", f"Job {job.id} is not open for uploads (state {job.state})"
+            )
         job.uploads += 1
         target = job.path("upload.csv" if job.uploads == 1 else f"upload-{job.uploads}.csv")
         size = 0
@@ -286,8 +339,9 @@ class JobManager:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_UPLOAD_BYTES:
-                    raise SalesforceError(400, "INVALIDBATCH",
-                                          "Exceeded max size limit of 150000000 bytes")
+                    raise SalesforceError(
+                        400, "INVALIDBATCH", "Exceeded max size limit of 150000000 bytes"
+                    )
                 fh.write(chunk)
         job.touch()
 
@@ -295,31 +349,41 @@ class JobManager:
         state = body.get("state") if isinstance(body, dict) else None
         if state == "Aborted":
             if job.state in TERMINAL:
-                raise SalesforceError(400, "INVALIDJOBSTATE",
-                                      f"Job {job.id} is already in state {job.state}")
+                raise SalesforceError(
+                    400, "INVALIDJOBSTATE", f"Job {job.id} is already in state {job.state}"
+                )
             job.abort.set()
             self._finish_aborted(job)
             return job
         if state == "UploadComplete" and job.kind == "ingest":
             if job.state != "Open":
-                raise SalesforceError(400, "INVALIDJOBSTATE",
-                                      f"Job {job.id} cannot be closed in state {job.state}")
+                raise SalesforceError(
+                    400, "INVALIDJOBSTATE", f"Job {job.id} cannot be closed in state {job.state}"
+                )
             if job.uploads > 1:
-                raise SalesforceError(400, "INVALIDJOB",
-                                      f"Found multiple contents for job: <{job.id}>, please "
-                                      "'Close' / 'Abort' / 'Delete' the current Job then create "
-                                      "a new Job and make sure the content is uploaded only "
-                                      "once for the job.")
+                raise SalesforceError(
+                    400,
+                    "INVALIDJOB",
+                    f"Found multiple contents for job: <{job.id}>, please "
+                    "'Close' / 'Abort' / 'Delete' the current Job then create "
+                    "a new Job and make sure the content is uploaded only "
+                    "once for the job.",
+                )
             job.touch("UploadComplete")
             self._queue.put(job.id)
             return job
-        raise SalesforceError(400, "INVALIDJOBSTATE",
-                              f"Invalid state transition to {state!r} for job {job.id}")
+        raise SalesforceError(
+            400, "INVALIDJOBSTATE", f"Invalid state transition to {state!r} for job {job.id}"
+        )
 
     def _finish_aborted(self, job: Job) -> None:
         """An aborted job's never-processed rows become its unprocessed records."""
-        if (job.kind == "ingest" and job.uploads and job.state in ("Open", "UploadComplete")
-                and not job.path("unprocessed.csv").exists()):
+        if (
+            job.kind == "ingest"
+            and job.uploads
+            and job.state in ("Open", "UploadComplete")
+            and not job.path("unprocessed.csv").exists()
+        ):
             src = job.path("upload.csv")
             if src.exists():
                 shutil.copyfile(src, job.path("unprocessed.csv"))
@@ -355,8 +419,9 @@ class JobManager:
         if fault is not None:
             raise fault
         if len(row) != len(header):
-            raise SalesforceError(400, "INVALID_FIELD",
-                                  f"Row has {len(row)} values but the header has {len(header)}")
+            raise SalesforceError(
+                400, "INVALID_FIELD", f"Row has {len(row)} values but the header has {len(header)}"
+            )
         values = dict(zip(header, row, strict=True))
         store = self.store
         if job.operation == "insert":
@@ -366,19 +431,25 @@ class JobManager:
             if job.operation == "upsert" and not record_id:
                 return store.create(job.object, values, csv=True), True
             if not record_id:
-                raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update "
-                                      "call", ["Id"])
+                raise SalesforceError(
+                    400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"]
+                )
             if job.operation in ("update", "upsert"):
                 return store.update(job.object, record_id, values, csv=True), False
             return store.delete(job.object, record_id), False
         except SalesforceError as exc:
             if exc.code == "NOT_FOUND":
-                raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
-                                      "invalid cross reference id") from None
+                raise SalesforceError(
+                    400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"
+                ) from None
             raise
 
-    def _apply_chunk(self, job: Job, header: list[str], chunk: list[list[str]],
-                     ) -> list[tuple[str, bool] | SalesforceError]:
+    def _apply_chunk(
+        self,
+        job: Job,
+        header: list[str],
+        chunk: list[list[str]],
+    ) -> list[tuple[str, bool] | SalesforceError]:
         """Outcomes of a chunk of rows, in order; updates go through one batched call."""
         if job.operation != "update":
             out: list[tuple[str, bool] | SalesforceError] = []
@@ -395,16 +466,22 @@ class JobManager:
             if fault is not None:
                 outcomes.append(fault)
             elif len(row) != len(header):
-                outcomes.append(SalesforceError(
-                    400, "INVALID_FIELD",
-                    f"Row has {len(row)} values but the header has {len(header)}"))
+                outcomes.append(
+                    SalesforceError(
+                        400,
+                        "INVALID_FIELD",
+                        f"Row has {len(row)} values but the header has {len(header)}",
+                    )
+                )
             else:
                 values = dict(zip(header, row, strict=True))
                 record_id = values.pop("Id", "")
                 if not record_id:
-                    outcomes.append(SalesforceError(400, "MISSING_ARGUMENT",
-                                                    "Id not specified in an update call",
-                                                    ["Id"]))
+                    outcomes.append(
+                        SalesforceError(
+                            400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"]
+                        )
+                    )
                 else:
                     outcomes.append(None)
                     items.append((record_id, values))
@@ -418,8 +495,11 @@ class JobManager:
             if isinstance(result, str):
                 final.append((result, False))
             elif result.code == "NOT_FOUND":
-                final.append(SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
-                                             "invalid cross reference id"))
+                final.append(
+                    SalesforceError(
+                        400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"
+                    )
+                )
             else:
                 final.append(result)
         return final
@@ -438,9 +518,9 @@ class JobManager:
                 ok = csv.writer(ok_fh, delimiter=delim, lineterminator="\n")
                 bad = csv.writer(bad_fh, delimiter=delim, lineterminator="\n")
                 q = '"'
-                ok_fh.write(f'{q}sf__Id{q}{delim}{q}sf__Created{q}{delim}')
+                ok_fh.write(f"{q}sf__Id{q}{delim}{q}sf__Created{q}{delim}")
                 ok.writerow(header)
-                bad_fh.write(f'{q}sf__Id{q}{delim}{q}sf__Error{q}{delim}')
+                bad_fh.write(f"{q}sf__Id{q}{delim}{q}sf__Error{q}{delim}")
                 bad.writerow(header)
                 rows = iter(reader)
                 in_batch = 0
@@ -456,16 +536,18 @@ class JobManager:
                         outcomes = self._apply_chunk(job, header, chunk)
                     for row, outcome in zip(chunk, outcomes, strict=True):
                         if isinstance(outcome, SalesforceError):
-                            rid = row[header.index("Id")] if "Id" in header and len(
-                                row) == len(header) else ""
+                            rid = (
+                                row[header.index("Id")]
+                                if "Id" in header and len(row) == len(header)
+                                else ""
+                            )
                             error = outcome.bulk_error().replace(q, q + q)
                             bad_fh.write(f"{q}{rid}{q}{delim}{q}{error}{q}{delim}")
                             bad.writerow(row)
                             job.failed += 1
                         else:
                             rid, created = outcome
-                            ok_fh.write(f'{q}{rid}{q}{delim}{q}{str(created).lower()}{q}'
-                                        f'{delim}')
+                            ok_fh.write(f"{q}{rid}{q}{delim}{q}{str(created).lower()}{q}{delim}")
                             ok.writerow(row)
                         job.processed += 1
                     in_batch += len(chunk)
@@ -483,18 +565,19 @@ class JobManager:
         for i, name in enumerate(header):
             canonical = by_lower.get(name.lower())
             if canonical is None:
-                raise SalesforceError(400, "InvalidBatch",
-                                      f"Field name not found : {name}")
+                raise SalesforceError(400, "InvalidBatch", f"Field name not found : {name}")
             header[i] = canonical
         if job.operation in ("update", "delete", "hardDelete") and "Id" not in header:
             raise SalesforceError(400, "InvalidBatch", "Field name not found : Id")
         if job.operation in ("delete", "hardDelete") and header != ["Id"]:
-            raise SalesforceError(400, "InvalidBatch",
-                                  "The 'delete' batch must contain only 'Id' field")
+            raise SalesforceError(
+                400, "InvalidBatch", "The 'delete' batch must contain only 'Id' field"
+            )
 
     @staticmethod
-    def _write_unprocessed(job: Job, header: list[str], rows: Iterator[list[str]],
-                           delim: str) -> None:
+    def _write_unprocessed(
+        job: Job, header: list[str], rows: Iterator[list[str]], delim: str
+    ) -> None:
         with open(job.path("unprocessed.csv"), "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, delimiter=delim, lineterminator="\n")
             w.writerow(header)
@@ -540,36 +623,51 @@ class JobManager:
 
     # ------------------------------------------------------------- results
     def ingest_results(self, job: Job, which: str) -> Iterator[bytes]:
-        names = {"successfulResults": "success.csv", "failedResults": "failed.csv",
-                 "unprocessedrecords": "unprocessed.csv"}
+        names = {
+            "successfulResults": "success.csv",
+            "failedResults": "failed.csv",
+            "unprocessedrecords": "unprocessed.csv",
+        }
         path = job.path(names[which])
         if which != "unprocessedrecords" and job.state not in TERMINAL:
-            raise SalesforceError(400, "INVALIDJOBSTATE",
-                                  f"Job {job.id} is not complete (state {job.state})")
+            raise SalesforceError(
+                400, "INVALIDJOBSTATE", f"Job {job.id} is not complete (state {job.state})"
+            )
         if not path.exists():
             return iter(())
         return _stream_file(path, 0, None)
 
-    def query_results(self, job: Job, locator: str | None, max_records: int | None,
-                      ) -> tuple[Iterator[bytes], int, str]:
+    def query_results(
+        self,
+        job: Job,
+        locator: str | None,
+        max_records: int | None,
+    ) -> tuple[Iterator[bytes], int, str]:
         if job.state != "JobComplete":
-            raise SalesforceError(400, "INVALIDJOBSTATE",
-                                  f"Job {job.id} is not complete (state {job.state})")
+            raise SalesforceError(
+                400, "INVALIDJOBSTATE", f"Job {job.id} is not complete (state {job.state})"
+            )
         total = len(job.offsets) - 1
         start = 0
         if locator:
             try:
                 start = int(base64.b64decode(locator + "=" * (-len(locator) % 4)).decode())
             except (ValueError, UnicodeDecodeError):
-                raise SalesforceError(400, "INVALID_QUERY_LOCATOR",
-                                      "invalid query locator") from None
+                raise SalesforceError(
+                    400, "INVALID_QUERY_LOCATOR", "invalid query locator"
+                ) from None
             if not 0 <= start <= total:
                 raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         end = total if max_records is None else min(total, start + max_records)
-        next_locator = "null" if end >= total else base64.b64encode(
-            str(end).encode()).decode().rstrip("=")
-        body = _chain(job.header, _stream_file(job.path("query.csv"), job.offsets[start],
-                                               job.offsets[end] - job.offsets[start]))
+        next_locator = (
+            "null" if end >= total else base64.b64encode(str(end).encode()).decode().rstrip("=")
+        )
+        body = _chain(
+            job.header,
+            _stream_file(
+                job.path("query.csv"), job.offsets[start], job.offsets[end] - job.offsets[start]
+            ),
+        )
         return body, end - start, next_locator
 
 
@@ -621,6 +719,7 @@ def _job_endpoint(suffix: str = "") -> Any:
     def name(request: Request) -> str:
         kind = "query" if "/jobs/query" in request.url.path else "ingest"
         return f"jobs/{kind}{suffix}"
+
     return name
 
 
@@ -629,12 +728,24 @@ async def ingest_collection(request: Request, org: Org, version: str) -> Respons
     if request.method == "POST":
         job = org.jobs.create_ingest(await json_body(request), version)
         info = job.info()
-        for key in ("jobType", "numberRecordsProcessed", "numberRecordsFailed", "retries",
-                    "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime"):
+        for key in (
+            "jobType",
+            "numberRecordsProcessed",
+            "numberRecordsFailed",
+            "retries",
+            "totalProcessingTime",
+            "apiActiveProcessingTime",
+            "apexProcessingTime",
+        ):
             info.pop(key, None)
         return sf_json(info)
-    return sf_json({"done": True, "records": [j.info() for j in org.jobs.jobs_of("ingest")],
-                    "nextRecordsUrl": None})
+    return sf_json(
+        {
+            "done": True,
+            "records": [j.info() for j in org.jobs.jobs_of("ingest")],
+            "nextRecordsUrl": None,
+        }
+    )
 
 
 @api(_job_endpoint())
@@ -642,12 +753,22 @@ async def query_collection(request: Request, org: Org, version: str) -> Response
     if request.method == "POST":
         job = org.jobs.create_query(await json_body(request), version)
         info = job.info()
-        for key in ("jobType", "numberRecordsProcessed", "retries", "totalProcessingTime",
-                    "isPkChunkingSupported"):
+        for key in (
+            "jobType",
+            "numberRecordsProcessed",
+            "retries",
+            "totalProcessingTime",
+            "isPkChunkingSupported",
+        ):
             info.pop(key, None)
         return sf_json(info)
-    return sf_json({"done": True, "records": [j.info() for j in org.jobs.jobs_of("query")],
-                    "nextRecordsUrl": None})
+    return sf_json(
+        {
+            "done": True,
+            "records": [j.info() for j in org.jobs.jobs_of("query")],
+            "nextRecordsUrl": None,
+        }
+    )
 
 
 @api(_job_endpoint("/{id}"))
@@ -691,13 +812,14 @@ async def query_results(request: Request, org: Org, version: str) -> Response:
     max_records: int | None = None
     if raw_max:
         if not raw_max.isdigit() or int(raw_max) < 1:
-            raise SalesforceError(400, "INVALIDPARAMETER",
-                                  f"Invalid value for maxRecords: {raw_max}")
+            raise SalesforceError(
+                400, "INVALIDPARAMETER", f"Invalid value for maxRecords: {raw_max}"
+            )
         max_records = int(raw_max)
-    body, count, locator = org.jobs.query_results(job, request.query_params.get("locator"),
-                                                  max_records)
-    return _csv_response(body, {"Sforce-Locator": locator,
-                                "Sforce-NumberOfRecords": str(count)})
+    body, count, locator = org.jobs.query_results(
+        job, request.query_params.get("locator"), max_records
+    )
+    return _csv_response(body, {"Sforce-Locator": locator, "Sforce-NumberOfRecords": str(count)})
 
 
 def routes() -> list[Route]:

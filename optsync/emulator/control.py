@@ -40,8 +40,9 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
-def control(handler: Callable[[Request, Org], Awaitable[Response]],
-            ) -> Callable[[Request], Awaitable[Response]]:
+def control(
+    handler: Callable[[Request, Org], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
     """Turn ``SalesforceError``/``ValueError``/``KeyError`` into the control error shape."""
 
     async def route(request: Request) -> Response:
@@ -84,10 +85,11 @@ async def seed(request: Request, org: Org) -> Response:
     """Insert generated Contacts and Leads; ids are listed only up to 10,000 records."""
     data = await _body(request)
     contacts, leads = _count(data, "contacts"), _count(data, "leads")
-    opted, sales = _fraction(data, "opted_out_fraction"), _fraction(data,
-                                                                    "sales_opted_out_fraction")
-    contact_ids, lead_ids = await run_in_threadpool(org.store.seed, contacts, leads, opted,
-                                                    sales)
+    opted, sales = (
+        _fraction(data, "opted_out_fraction"),
+        _fraction(data, "sales_opted_out_fraction"),
+    )
+    contact_ids, lead_ids = await run_in_threadpool(org.store.seed, contacts, leads, opted, sales)
     body: dict[str, Any] = {"contacts": contacts, "leads": leads}
     if contact_ids is not None and lead_ids is not None:
         body["contact_ids"] = contact_ids
@@ -131,8 +133,9 @@ async def convert(request: Request, org: Org) -> Response:
     contact_id = data.get("contact_id")
     if contact_id is not None and not isinstance(contact_id, str):
         raise ValueError("contact_id must be a Contact id")
-    return JSONResponse({"contact_id": org.store.convert(request.path_params["record_id"],
-                                                         contact_id)})
+    return JSONResponse(
+        {"contact_id": org.store.convert(request.path_params["record_id"], contact_id)}
+    )
 
 
 @control
@@ -155,8 +158,9 @@ async def field_security(request: Request, org: Org) -> Response:
         raise ValueError("visible and updateable must be true or false")
     obj, name = request.path_params["sobject"], request.path_params["field"]
     org.store.set_field_access(obj, name, visible=visible, updateable=updateable)
-    return JSONResponse({"object": obj, "field": name, "visible": visible,
-                         "updateable": updateable})
+    return JSONResponse(
+        {"object": obj, "field": name, "visible": visible, "updateable": updateable}
+    )
 
 
 @control

@@ -107,17 +107,22 @@ class Governor:
         if rate <= 0 or self._rng.random() >= rate:
             return
         if self._rng.random() < 0.5:
-            raise SalesforceError(503, "SERVER_UNAVAILABLE",
-                                  "Server temporarily unavailable. Please try again later.")
-        raise SalesforceError(400, "UNABLE_TO_LOCK_ROW",
-                              "unable to obtain exclusive access to this record")
+            raise SalesforceError(
+                503, "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please try again later."
+            )
+        raise SalesforceError(
+            400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
+        )
 
     def row_fault(self) -> SalesforceError | None:
         """A per-row lock failure for Bulk processing, at the same fault rate."""
         rate = self.settings.fault_rate
         if rate > 0 and self._rng.random() < rate / 2:
-            return SalesforceError(400, "UNABLE_TO_LOCK_ROW",
-                                   "unable to obtain exclusive access to this record or 1 records")
+            return SalesforceError(
+                400,
+                "UNABLE_TO_LOCK_ROW",
+                "unable to obtain exclusive access to this record or 1 records",
+            )
         return None
 
     def counters(self) -> dict[str, Any]:

@@ -35,8 +35,10 @@ def version_label(major: int) -> str:
 
 
 def versions() -> list[dict[str, str]]:
-    return [{"label": version_label(v), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
-            for v in range(FIRST_VERSION, LATEST_VERSION + 1)]
+    return [
+        {"label": version_label(v), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
+        for v in range(FIRST_VERSION, LATEST_VERSION + 1)
+    ]
 
 
 def check_version(raw: str) -> str:
@@ -57,8 +59,12 @@ def not_found() -> SalesforceError:
 
 def sf_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A compact JSON response (Salesforce never pretty-prints over the wire)."""
-    return Response(json.dumps(body, separators=(",", ":")), status_code=status,
-                    media_type="application/json;charset=UTF-8", headers=headers)
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json;charset=UTF-8",
+        headers=headers,
+    )
 
 
 def bearer(request: Request) -> str | None:
@@ -74,13 +80,16 @@ async def json_body(request: Request) -> Any:
     try:
         return json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SalesforceError(400, "JSON_PARSER_ERROR",
-                              f"Unexpected character: was expecting a JSON value: {exc}",
-                              ) from None
+        raise SalesforceError(
+            400,
+            "JSON_PARSER_ERROR",
+            f"Unexpected character: was expecting a JSON value: {exc}",
+        ) from None
 
 
-def api(endpoint: str | Callable[[Request], str]) -> Callable[[Handler], Callable[
-        [Request], Awaitable[Response]]]:
+def api(
+    endpoint: str | Callable[[Request], str],
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a route with version, session, allocation, latency and fault handling.
 
     ``endpoint`` names the call in the counters (e.g. ``"composite/sobjects"``), or is a
@@ -94,8 +103,7 @@ def api(endpoint: str | Callable[[Request], str]) -> Callable[[Handler], Callabl
                 version = check_version(request.path_params.get("version", "59.0"))
                 token = bearer(request)
                 if token is None or not org.authority.valid(token):
-                    raise SalesforceError(401, "INVALID_SESSION_ID",
-                                          "Session expired or invalid")
+                    raise SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid")
                 name = endpoint if isinstance(endpoint, str) else endpoint(request)
                 org.governor.admit(name)
                 await org.governor.delay()
@@ -110,9 +118,16 @@ def api(endpoint: str | Callable[[Request], str]) -> Callable[[Handler], Callabl
                 return Response(status_code=499)
             except Exception:  # an emulator bug must still answer like Salesforce does
                 log.exception("emulator route %s failed", request.url.path)
-                response = sf_json([{"message": "An unexpected error occurred. Please include "
-                                                "this ErrorId if you contact support",
-                                     "errorCode": "UNKNOWN_EXCEPTION"}], 500)
+                response = sf_json(
+                    [
+                        {
+                            "message": "An unexpected error occurred. Please include "
+                            "this ErrorId if you contact support",
+                            "errorCode": "UNKNOWN_EXCEPTION",
+                        }
+                    ],
+                    500,
+                )
             response.headers["Sforce-Limit-Info"] = org.governor.limit_info()
             return response
 

@@ -34,7 +34,7 @@ REPLICATION_MAX_IDS = 600_000
 ROLLED_BACK = {
     "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "message": "Record rolled back because not all records were valid and the request was "
-               "using AllOrNone header",
+    "using AllOrNone header",
     "fields": [],
 }
 
@@ -59,22 +59,46 @@ def _base(version: str) -> str:
 
 def _urls(obj: str, version: str) -> dict[str, str]:
     b = f"{_base(version)}/sobjects/{obj}"
-    return {"compactLayouts": f"{b}/describe/compactLayouts", "rowTemplate": f"{b}/{{ID}}",
-            "approvalLayouts": f"{b}/describe/approvalLayouts", "defaultValues": f"{b}/defaultValues?recordTypeId&fields",  # noqa: E501
-            "listviews": f"{b}/listviews", "describe": f"{b}/describe",
-            "quickActions": f"{b}/quickActions", "layouts": f"{b}/describe/layouts",
-            "sobject": b}
+    return {
+        "compactLayouts": f"{b}/describe/compactLayouts",
+        "rowTemplate": f"{b}/{{ID}}",
+        "approvalLayouts": f"{b}/describe/approvalLayouts",
+        "defaultValues": f"{b}/defaultValues?recordTypeId&fields",
+        "listviews": f"{b}/listviews",
+        "describe": f"{b}/describe",
+        "quickActions": f"{b}/quickActions",
+        "layouts": f"{b}/describe/layouts",
+        "sobject": b,
+    }
 
 
 def _object_summary(org: Org, obj: str, version: str) -> dict[str, Any]:
     return {
-        "activateable": False, "createable": True, "custom": False, "customSetting": False,
-        "deepCloneable": False, "deletable": True, "deprecatedAndHidden": False,
-        "feedEnabled": True, "hasSubtypes": False, "isInterface": False, "isSubtype": False,
-        "keyPrefix": KEY_PREFIX[obj], "label": obj, "labelPlural": LABEL_PLURAL[obj],
-        "layoutable": True, "mergeable": True, "mruEnabled": True, "name": obj,
-        "queryable": True, "replicateable": True, "retrieveable": True, "searchable": True,
-        "triggerable": True, "undeletable": True, "updateable": True,
+        "activateable": False,
+        "createable": True,
+        "custom": False,
+        "customSetting": False,
+        "deepCloneable": False,
+        "deletable": True,
+        "deprecatedAndHidden": False,
+        "feedEnabled": True,
+        "hasSubtypes": False,
+        "isInterface": False,
+        "isSubtype": False,
+        "keyPrefix": KEY_PREFIX[obj],
+        "label": obj,
+        "labelPlural": LABEL_PLURAL[obj],
+        "layoutable": True,
+        "mergeable": True,
+        "mruEnabled": True,
+        "name": obj,
+        "queryable": True,
+        "replicateable": True,
+        "retrieveable": True,
+        "searchable": True,
+        "triggerable": True,
+        "undeletable": True,
+        "updateable": True,
         "urls": _urls(obj, version),
     }
 
@@ -88,13 +112,47 @@ async def list_versions(request: Request) -> Response:
 @api("resources")
 async def resources(request: Request, org: Org, version: str) -> Response:
     b = _base(version)
-    names = ["tooling", "metadata", "eclair", "folders", "prechatForms", "contact-tracing",
-             "chatter", "tabs", "appMenu", "quickActions", "queryAll", "commerce", "wave",
-             "iot", "analytics", "search", "identity", "composite", "parameterizedSearch",
-             "fingerprint", "theme", "nouns", "event", "serviceTemplates", "recent",
-             "connect", "licensing", "limits", "process", "async-queries", "query",
-             "match", "emailConnect", "compactLayouts", "knowledgeManagement", "sobjects",
-             "actions", "support", "jobs"]
+    names = [
+        "tooling",
+        "metadata",
+        "eclair",
+        "folders",
+        "prechatForms",
+        "contact-tracing",
+        "chatter",
+        "tabs",
+        "appMenu",
+        "quickActions",
+        "queryAll",
+        "commerce",
+        "wave",
+        "iot",
+        "analytics",
+        "search",
+        "identity",
+        "composite",
+        "parameterizedSearch",
+        "fingerprint",
+        "theme",
+        "nouns",
+        "event",
+        "serviceTemplates",
+        "recent",
+        "connect",
+        "licensing",
+        "limits",
+        "process",
+        "async-queries",
+        "query",
+        "match",
+        "emailConnect",
+        "compactLayouts",
+        "knowledgeManagement",
+        "sobjects",
+        "actions",
+        "support",
+        "jobs",
+    ]
     body = {n: f"{b}/{n}" for n in names}
     body["identity"] = f"{org.login_url}/id/{ORG_ID}/{USER_ID}"
     return sf_json(body)
@@ -102,8 +160,13 @@ async def resources(request: Request, org: Org, version: str) -> Response:
 
 @api("sobjects")
 async def global_describe(request: Request, org: Org, version: str) -> Response:
-    return sf_json({"encoding": "UTF-8", "maxBatchSize": 200,
-                    "sobjects": [_object_summary(org, o, version) for o in OBJECTS]})
+    return sf_json(
+        {
+            "encoding": "UTF-8",
+            "maxBatchSize": 200,
+            "sobjects": [_object_summary(org, o, version) for o in OBJECTS],
+        }
+    )
 
 
 @api(_obj_name)
@@ -128,20 +191,43 @@ async def describe(request: Request, org: Org, version: str) -> Response:
                 since_dt = since_dt.replace(tzinfo=UTC)
             if changed <= since_dt:
                 return Response(status_code=304)
-    fields = [describe_field(f, updateable=org.store.updateable(obj, f))
-              for f in org.store.visible_fields(obj).values()]
+    fields = [
+        describe_field(f, updateable=org.store.updateable(obj, f))
+        for f in org.store.visible_fields(obj).values()
+    ]
     body = _object_summary(org, obj, version)
-    body.update({
-        "actionOverrides": [], "childRelationships": [], "compactLayoutable": True,
-        "defaultImplementation": None, "extendedBy": None, "extendsInterfaces": None,
-        "fields": fields, "implementedBy": None, "implementsInterfaces": None,
-        "listviewable": None, "lookupLayoutable": None, "namedLayoutInfos": [],
-        "networkScopeFieldName": None,
-        "recordTypeInfos": [{"active": True, "available": True, "defaultRecordTypeMapping": True,
-                             "developerName": "Master", "master": True, "name": "Master",
-                             "recordTypeId": "012000000000000AAA", "urls": {}}],
-        "searchLayoutable": True, "sobjectDescribeOption": "FULL", "supportedScopes": [],
-    })
+    body.update(
+        {
+            "actionOverrides": [],
+            "childRelationships": [],
+            "compactLayoutable": True,
+            "defaultImplementation": None,
+            "extendedBy": None,
+            "extendsInterfaces": None,
+            "fields": fields,
+            "implementedBy": None,
+            "implementsInterfaces": None,
+            "listviewable": None,
+            "lookupLayoutable": None,
+            "namedLayoutInfos": [],
+            "networkScopeFieldName": None,
+            "recordTypeInfos": [
+                {
+                    "active": True,
+                    "available": True,
+                    "defaultRecordTypeMapping": True,
+                    "developerName": "Master",
+                    "master": True,
+                    "name": "Master",
+                    "recordTypeId": "012000000000000AAA",
+                    "urls": {},
+                }
+            ],
+            "searchLayoutable": True,
+            "sobjectDescribeOption": "FULL",
+            "supportedScopes": [],
+        }
+    )
     return sf_json(body, headers={"Last-Modified": http_date(changed, usegmt=True)})
 
 
@@ -151,12 +237,18 @@ async def create_record(request: Request, org: Org, version: str) -> Response:
     obj = _obj(request)
     body = await json_body(request)
     if not isinstance(body, dict):
-        raise SalesforceError(400, "JSON_PARSER_ERROR",
-                              "Cannot deserialize instance of sObject from a non-object value")
+        raise SalesforceError(
+            400,
+            "JSON_PARSER_ERROR",
+            "Cannot deserialize instance of sObject from a non-object value",
+        )
     body.pop("attributes", None)
     new_id = org.store.create(obj, body)
-    return sf_json({"id": new_id, "success": True, "errors": []}, 201,
-                   headers={"Location": f"{_base(version)}/sobjects/{obj}/{new_id}"})
+    return sf_json(
+        {"id": new_id, "success": True, "errors": []},
+        201,
+        headers={"Location": f"{_base(version)}/sobjects/{obj}/{new_id}"},
+    )
 
 
 @api(lambda r: _obj_name(r) + "/{id}")
@@ -177,31 +269,41 @@ async def record(request: Request, org: Org, version: str) -> Response:
                 name = by_lower.get(raw.lower())
                 if name is None:
                     raise SalesforceError(
-                        400, "INVALID_FIELD",
+                        400,
+                        "INVALID_FIELD",
                         f"No such column '{raw}' on entity '{obj}'. If you are attempting to "
                         "use a custom field, be sure to append the '__c' after the custom "
                         "field name. Please reference your WSDL or the describe call for the "
-                        "appropriate names.")
+                        "appropriate names.",
+                    )
                 names.append(name)
         else:
             names = list(visible)
-        out: dict[str, Any] = {"attributes": {
-            "type": obj, "url": f"{_base(version)}/sobjects/{obj}/{row['Id']}"}}
+        out: dict[str, Any] = {
+            "attributes": {"type": obj, "url": f"{_base(version)}/sobjects/{obj}/{row['Id']}"}
+        }
         out.update({n: row[n] for n in names})
         return sf_json(out)
     if request.method == "PATCH":
         body = await json_body(request)
         if not isinstance(body, dict):
-            raise SalesforceError(400, "JSON_PARSER_ERROR",
-                                  "Cannot deserialize instance of sObject from a non-object value")
+            raise SalesforceError(
+                400,
+                "JSON_PARSER_ERROR",
+                "Cannot deserialize instance of sObject from a non-object value",
+            )
         body.pop("attributes", None)
         _, id18 = parse_record_id(record_id, obj)
         for key in [k for k in body if k.lower() == "id"]:
             if str(body[key]).upper()[:15] != id18.upper()[:15]:
-                raise SalesforceError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
-                                      "Unable to create/update fields: Id. Please check the "
-                                      "security settings of this field and verify that it is "
-                                      "read/write for your profile or permission set.", ["Id"])
+                raise SalesforceError(
+                    400,
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    "Unable to create/update fields: Id. Please check the "
+                    "security settings of this field and verify that it is "
+                    "read/write for your profile or permission set.",
+                    ["Id"],
+                )
             del body[key]
         org.store.update(obj, record_id, body)
         return Response(status_code=204)
@@ -214,12 +316,15 @@ def _replication_window(request: Request) -> tuple[datetime, datetime]:
         start = parse_datetime(request.query_params["start"]).replace(second=0, microsecond=0)
         end = parse_datetime(request.query_params["end"]).replace(second=0, microsecond=0)
     except (KeyError, ValueError):
-        raise SalesforceError(400, "MALFORMED_QUERY",
-                              "start and end must be ISO-8601 date-times") from None
+        raise SalesforceError(
+            400, "MALFORMED_QUERY", "start and end must be ISO-8601 date-times"
+        ) from None
     if start >= end:
-        raise SalesforceError(400, "INVALID_REPLICATION_DATE",
-                              "startDate must chronologically precede endDate by more than one "
-                              "minute")
+        raise SalesforceError(
+            400,
+            "INVALID_REPLICATION_DATE",
+            "startDate must chronologically precede endDate by more than one minute",
+        )
     return start, end
 
 
@@ -236,13 +341,16 @@ async def updated(request: Request, org: Org, version: str) -> Response:
     start, end = _replication_window(request)
     now = datetime.now(UTC)
     if start < now - timedelta(days=30):
-        raise SalesforceError(400, "INVALID_REPLICATION_DATE",
-                              "startDate cannot be more than 30 days ago")
-    ids = org.store.updated_ids(obj, format_datetime(start), format_datetime(end),
-                                REPLICATION_MAX_IDS + 1)
+        raise SalesforceError(
+            400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago"
+        )
+    ids = org.store.updated_ids(
+        obj, format_datetime(start), format_datetime(end), REPLICATION_MAX_IDS + 1
+    )
     if len(ids) > REPLICATION_MAX_IDS:
-        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
-                              "record limit reached. cannot submit more than 600000 records")
+        raise SalesforceError(
+            400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 600000 records"
+        )
     return sf_json({"ids": ids, "latestDateCovered": format_datetime(min(end, now))})
 
 
@@ -251,16 +359,22 @@ async def deleted(request: Request, org: Org, version: str) -> Response:
     """``getDeleted``: recycle-bin entries deleted in [start, end)."""
     obj = _obj(request)
     start, end = _replication_window(request)
-    rows, earliest = org.store.deleted_records(obj, format_datetime(start),
-                                               format_datetime(end), REPLICATION_MAX_IDS + 1)
+    rows, earliest = org.store.deleted_records(
+        obj, format_datetime(start), format_datetime(end), REPLICATION_MAX_IDS + 1
+    )
     end = min(end, datetime.now(UTC))
     if len(rows) > REPLICATION_MAX_IDS:
-        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
-                              "record limit reached. cannot submit more than 600000 records")
+        raise SalesforceError(
+            400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 600000 records"
+        )
     earliest_dt = parse_datetime(earliest).replace(second=0, microsecond=0) if earliest else end
-    return sf_json({"deletedRecords": [{"id": i, "deletedDate": d} for i, d in rows],
-                    "earliestDateAvailable": format_datetime(earliest_dt),
-                    "latestDateCovered": format_datetime(end)})
+    return sf_json(
+        {
+            "deletedRecords": [{"id": i, "deletedDate": d} for i, d in rows],
+            "earliestDateAvailable": format_datetime(earliest_dt),
+            "latestDateCovered": format_datetime(end),
+        }
+    )
 
 
 # ------------------------------------------------------------------ query
@@ -272,23 +386,32 @@ def _batch_size(request: Request) -> int:
     return max(MIN_BATCH, min(DEFAULT_BATCH, int(m.group(1))))
 
 
-def _page(org: Org, cursor: Cursor, offset: int, version: str,
-          ) -> tuple[list[dict[str, Any]], int]:
+def _page(
+    org: Org,
+    cursor: Cursor,
+    offset: int,
+    version: str,
+) -> tuple[list[dict[str, Any]], int]:
     end = min(offset + cursor.batch_size, len(cursor.rowids))
     names = ["Id", *[f for f in cursor.fields if f != "Id"]]
     records = []
     for row in org.store.fetch(cursor.obj, cursor.rowids[offset:end], names):
         values = dict(zip(names, row, strict=True))
-        rec: dict[str, Any] = {"attributes": {
-            "type": cursor.obj, "url": f"{_base(version)}/sobjects/{cursor.obj}/{values['Id']}"}}
+        rec: dict[str, Any] = {
+            "attributes": {
+                "type": cursor.obj,
+                "url": f"{_base(version)}/sobjects/{cursor.obj}/{values['Id']}",
+            }
+        }
         for f in cursor.fields:
             rec[f] = values[f]
         records.append(rec)
     return records, end
 
 
-def _query_body(org: Org, cursor_id: str | None, cursor: Cursor, offset: int,
-                version: str) -> dict[str, Any]:
+def _query_body(
+    org: Org, cursor_id: str | None, cursor: Cursor, offset: int, version: str
+) -> dict[str, Any]:
     records, end = _page(org, cursor, offset, version)
     body: dict[str, Any] = {"totalSize": len(cursor.rowids), "done": end >= len(cursor.rowids)}
     if not body["done"]:
@@ -301,16 +424,21 @@ def _query_body(org: Org, cursor_id: str | None, cursor: Cursor, offset: int,
     return body
 
 
-async def _run_query(request: Request, org: Org, version: str, include_deleted: bool,
-                     ) -> Response:
+async def _run_query(
+    request: Request,
+    org: Org,
+    version: str,
+    include_deleted: bool,
+) -> Response:
     soql = request.query_params.get("q")
     if soql is None:
         raise SalesforceError(400, "MALFORMED_QUERY", "A query string must be provided.")
     fields_for = {o: org.store.visible_fields(o) for o in OBJECTS}
     q = compile_query(soql, fields_for)
     if q.count_only:
-        return sf_json({"totalSize": org.store.count(q, include_deleted), "done": True,
-                        "records": []})
+        return sf_json(
+            {"totalSize": org.store.count(q, include_deleted), "done": True, "records": []}
+        )
     rowids = org.store.matching_rowids(q, include_deleted)
     cursor = Cursor(q.obj, q.fields, rowids, _batch_size(request), include_deleted)
     return sf_json(_query_body(org, None, cursor, 0, version))
@@ -344,20 +472,31 @@ async def query_more(request: Request, org: Org, version: str) -> Response:
 # ------------------------------------------------------------------ sObject Collections
 def _collection_records(body: Any) -> tuple[bool, list[Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-        raise SalesforceError(400, "JSON_PARSER_ERROR",
-                              "The request body must be an object with a records array")
+        raise SalesforceError(
+            400, "JSON_PARSER_ERROR", "The request body must be an object with a records array"
+        )
     records = body["records"]
     if len(records) > COLLECTION_MAX:
-        raise SalesforceError(400, "EXCEEDED_ID_LIMIT",
-                              f"record limit reached. cannot submit more than {COLLECTION_MAX} "
-                              "records into this call")
-    types = [r.get("attributes", {}).get("type") if isinstance(r, dict)
-             and isinstance(r.get("attributes"), dict) else None for r in records]
+        raise SalesforceError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {COLLECTION_MAX} "
+            "records into this call",
+        )
+    types = [
+        r.get("attributes", {}).get("type")
+        if isinstance(r, dict) and isinstance(r.get("attributes"), dict)
+        else None
+        for r in records
+    ]
     chunks = sum(1 for i, t in enumerate(types) if i == 0 or t != types[i - 1])
     if chunks > COLLECTION_MAX_CHUNKS:
-        raise SalesforceError(400, "INVALID_BATCH_REQUEST",
-                              "Cannot have more than 10 chunks in a single operation. Please "
-                              "rearrange the data to reduce chunking.")
+        raise SalesforceError(
+            400,
+            "INVALID_BATCH_REQUEST",
+            "Cannot have more than 10 chunks in a single operation. Please "
+            "rearrange the data to reduce chunking.",
+        )
     return bool(body.get("allOrNone", False)), records
 
 
@@ -377,12 +516,12 @@ def _target(rec: Any, creating: bool) -> tuple[str, str, dict[str, Any]]:
     id_keys = [k for k in values if k.lower() == "id"]
     if creating:
         if id_keys:
-            raise SalesforceError(400, "INVALID_FIELD",
-                                  "cannot specify Id in an insert call", ["Id"])
+            raise SalesforceError(
+                400, "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"]
+            )
         return obj, "", values
     if not id_keys or not values[id_keys[0]]:
-        raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call",
-                              ["Id"])
+        raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
     record_id = str(values[id_keys[0]])
     for k in id_keys:
         values.pop(k)
@@ -433,8 +572,11 @@ def _save_all(org: Org, records: list[Any], creating: bool) -> list[str | Salesf
 async def collections(request: Request, org: Org, version: str) -> Response:
     """``POST`` (create) / ``PATCH`` (update) up to 200 records; results in request order."""
     if request.method not in ("POST", "PATCH"):
-        raise SalesforceError(405, "METHOD_NOT_ALLOWED",
-                              f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH")
+        raise SalesforceError(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH",
+        )
     all_or_none, records = _collection_records(await json_body(request))
     creating = request.method == "POST"
     results: list[dict[str, Any]] = []
@@ -446,16 +588,16 @@ async def collections(request: Request, org: Org, version: str) -> Response:
                 if isinstance(outcome, str):
                     results.append({"id": outcome, "success": True, "errors": []})
                 elif creating:
-                    results.append({"id": None, "success": False,
-                                    "errors": [outcome.save_error()]})
+                    results.append({"id": None, "success": False, "errors": [outcome.save_error()]})
                 else:
                     results.append({"success": False, "errors": [outcome.save_error()]})
             if all_or_none and not all(r["success"] for r in results):
                 raise _Rollback
     except _Rollback:
-        results = [r if not r["success"] else {"id": None, "success": False,
-                                                "errors": [dict(ROLLED_BACK)]}
-                   for r in results]
+        results = [
+            r if not r["success"] else {"id": None, "success": False, "errors": [dict(ROLLED_BACK)]}
+            for r in results
+        ]
     return sf_json(results)
 
 
@@ -465,21 +607,27 @@ async def limits(request: Request, org: Org, version: str) -> Response:
     s = org.governor.settings
     used = org.governor.used_today()
     jobs_today = org.jobs.query_jobs_today()
-    return sf_json({
-        "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
-        "ConcurrentSyncReportRuns": {"Max": 20, "Remaining": 20},
-        "DailyApiRequests": {"Max": s.daily_api_limit,
-                             "Remaining": max(0, s.daily_api_limit - used)},
-        "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
-        "DailyBulkApiBatches": {"Max": 15000,
-                                "Remaining": max(0, 15000 - org.jobs.batches_today())},
-        "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
-        "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": max(0, 10000 - jobs_today)},
-        "DataStorageMB": {"Max": 1073, "Remaining": 1073},
-        "FileStorageMB": {"Max": 1073, "Remaining": 1073},
-        "HourlyODataCallout": {"Max": 10000, "Remaining": 10000},
-        "SingleEmail": {"Max": 5000, "Remaining": 5000},
-    })
+    return sf_json(
+        {
+            "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+            "ConcurrentSyncReportRuns": {"Max": 20, "Remaining": 20},
+            "DailyApiRequests": {
+                "Max": s.daily_api_limit,
+                "Remaining": max(0, s.daily_api_limit - used),
+            },
+            "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
+            "DailyBulkApiBatches": {
+                "Max": 15000,
+                "Remaining": max(0, 15000 - org.jobs.batches_today()),
+            },
+            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": max(0, 10000 - jobs_today)},
+            "DataStorageMB": {"Max": 1073, "Remaining": 1073},
+            "FileStorageMB": {"Max": 1073, "Remaining": 1073},
+            "HourlyODataCallout": {"Max": 10000, "Remaining": 10000},
+            "SingleEmail": {"Max": 5000, "Remaining": 5000},
+        }
+    )
 
 
 def routes() -> list[Route]:
@@ -493,8 +641,9 @@ def routes() -> list[Route]:
         Route(f"{v}/sobjects/{{sobject}}/deleted", deleted, methods=["GET"]),
         Route(f"{v}/sobjects/{{sobject}}", sobject_basic, methods=["GET"]),
         Route(f"{v}/sobjects/{{sobject}}", create_record, methods=["POST"]),
-        Route(f"{v}/sobjects/{{sobject}}/{{record_id}}", record,
-              methods=["GET", "PATCH", "DELETE"]),
+        Route(
+            f"{v}/sobjects/{{sobject}}/{{record_id}}", record, methods=["GET", "PATCH", "DELETE"]
+        ),
         Route(f"{v}/query", query, methods=["GET"]),
         Route(f"{v}/queryAll", query_all, methods=["GET"]),
         Route(f"{v}/query/{{locator}}", query_more, methods=["GET"]),

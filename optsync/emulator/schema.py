@@ -21,8 +21,12 @@ ORG_PREFIX = "00D"
 USER_PREFIX = "005"
 JOB_PREFIX = "750"
 LEAD_DEFAULT_STATUS = "Open - Not Contacted"
-LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                 "Closed - Not Converted")
+LEAD_STATUSES = (
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+)
 
 
 @dataclass(frozen=True)
@@ -59,38 +63,138 @@ class FieldDef:
 
 
 _FIELDS: tuple[FieldDef, ...] = (
-    FieldDef("Id", "Contact ID", "id", "tns:ID", 18, system_updateable=False, nillable=False,
-             defaulted_on_create=True),
-    FieldDef("IsDeleted", "Deleted", "boolean", "xsd:boolean", system_updateable=False,
-             nillable=False, defaulted_on_create=True, default_value=False),
-    FieldDef("MasterRecordId", "Master Record ID", "reference", "tns:ID", 18,
-             system_updateable=False, relationship_name="MasterRecord"),
-    FieldDef("LastName", "Last Name", "string", "xsd:string", 80, nillable=False,
-             required_on_create=True),
+    FieldDef(
+        "Id",
+        "Contact ID",
+        "id",
+        "tns:ID",
+        18,
+        system_updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+    ),
+    FieldDef(
+        "IsDeleted",
+        "Deleted",
+        "boolean",
+        "xsd:boolean",
+        system_updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+        default_value=False,
+    ),
+    FieldDef(
+        "MasterRecordId",
+        "Master Record ID",
+        "reference",
+        "tns:ID",
+        18,
+        system_updateable=False,
+        relationship_name="MasterRecord",
+    ),
+    FieldDef(
+        "LastName", "Last Name", "string", "xsd:string", 80, nillable=False, required_on_create=True
+    ),
     FieldDef("FirstName", "First Name", "string", "xsd:string", 40),
-    FieldDef("Company", "Company", "string", "xsd:string", 255, nillable=False,
-             required_on_create=True, objects=(LEAD,)),
+    FieldDef(
+        "Company",
+        "Company",
+        "string",
+        "xsd:string",
+        255,
+        nillable=False,
+        required_on_create=True,
+        objects=(LEAD,),
+    ),
     FieldDef("Email", "Email", "email", "xsd:string", 80),
-    FieldDef("Status", "Status", "picklist", "xsd:string", 255, nillable=False,
-             defaulted_on_create=True, default_value=LEAD_DEFAULT_STATUS, objects=(LEAD,),
-             picklist=LEAD_STATUSES),
-    FieldDef("HasOptedOutOfEmail", "Email Opt Out", "boolean", "xsd:boolean", nillable=False,
-             defaulted_on_create=True, default_value=False),
-    FieldDef("IsConverted", "Converted", "boolean", "xsd:boolean", system_updateable=False,
-             nillable=False, defaulted_on_create=True, default_value=False, objects=(LEAD,)),
-    FieldDef("ConvertedDate", "Converted Date", "date", "xsd:date", system_updateable=False,
-             objects=(LEAD,)),
-    FieldDef("ConvertedContactId", "Converted Contact ID", "reference", "tns:ID", 18,
-             system_updateable=False, reference_to=(CONTACT,),
-             relationship_name="ConvertedContact", objects=(LEAD,)),
-    FieldDef("CreatedDate", "Created Date", "datetime", "xsd:dateTime",
-             system_updateable=False, nillable=False, defaulted_on_create=True),
-    FieldDef("LastModifiedDate", "Last Modified Date", "datetime", "xsd:dateTime",
-             system_updateable=False, nillable=False, defaulted_on_create=True),
-    FieldDef("SystemModstamp", "System Modstamp", "datetime", "xsd:dateTime",
-             system_updateable=False, nillable=False, defaulted_on_create=True),
-    FieldDef(SALES_OPT_OUT, "Sales Opt Out", "boolean", "xsd:boolean", custom=True,
-             nillable=False, defaulted_on_create=True, default_value=False),
+    FieldDef(
+        "Status",
+        "Status",
+        "picklist",
+        "xsd:string",
+        255,
+        nillable=False,
+        defaulted_on_create=True,
+        default_value=LEAD_DEFAULT_STATUS,
+        objects=(LEAD,),
+        picklist=LEAD_STATUSES,
+    ),
+    FieldDef(
+        "HasOptedOutOfEmail",
+        "Email Opt Out",
+        "boolean",
+        "xsd:boolean",
+        nillable=False,
+        defaulted_on_create=True,
+        default_value=False,
+    ),
+    FieldDef(
+        "IsConverted",
+        "Converted",
+        "boolean",
+        "xsd:boolean",
+        system_updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+        default_value=False,
+        objects=(LEAD,),
+    ),
+    FieldDef(
+        "ConvertedDate",
+        "Converted Date",
+        "date",
+        "xsd:date",
+        system_updateable=False,
+        objects=(LEAD,),
+    ),
+    FieldDef(
+        "ConvertedContactId",
+        "Converted Contact ID",
+        "reference",
+        "tns:ID",
+        18,
+        system_updateable=False,
+        reference_to=(CONTACT,),
+        relationship_name="ConvertedContact",
+        objects=(LEAD,),
+    ),
+    FieldDef(
+        "CreatedDate",
+        "Created Date",
+        "datetime",
+        "xsd:dateTime",
+        system_updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+    ),
+    FieldDef(
+        "LastModifiedDate",
+        "Last Modified Date",
+        "datetime",
+        "xsd:dateTime",
+        system_updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+    ),
+    FieldDef(
+        "SystemModstamp",
+        "System Modstamp",
+        "datetime",
+        "xsd:dateTime",
+        system_updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+    ),
+    FieldDef(
+        SALES_OPT_OUT,
+        "Sales Opt Out",
+        "boolean",
+        "xsd:boolean",
+        custom=True,
+        nillable=False,
+        defaulted_on_create=True,
+        default_value=False,
+    ),
 )
 
 # Every column the storage keeps, in table order (a superset of any object's fields).
@@ -106,12 +210,28 @@ def fields_of(obj: str, *, sales_opt_out: bool) -> dict[str, FieldDef]:
         if f.name == SALES_OPT_OUT and not sales_opt_out:
             continue
         if f.name == "Id" and obj == LEAD:
-            f = FieldDef("Id", "Lead ID", "id", "tns:ID", 18, system_updateable=False,
-                         nillable=False, defaulted_on_create=True)
+            f = FieldDef(
+                "Id",
+                "Lead ID",
+                "id",
+                "tns:ID",
+                18,
+                system_updateable=False,
+                nillable=False,
+                defaulted_on_create=True,
+            )
         if f.name == "MasterRecordId":
-            f = FieldDef(f.name, f.label, f.type, f.soap_type, f.length,
-                         system_updateable=False, reference_to=(obj,),
-                         relationship_name="MasterRecord", objects=f.objects)
+            f = FieldDef(
+                f.name,
+                f.label,
+                f.type,
+                f.soap_type,
+                f.length,
+                system_updateable=False,
+                reference_to=(obj,),
+                relationship_name="MasterRecord",
+                objects=f.objects,
+            )
         out[f.name] = f
     return out
 
@@ -122,8 +242,9 @@ def describe_field(f: FieldDef, *, updateable: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "aggregatable": f.type != "boolean",
         "autoNumber": False,
-        "byteLength": f.length * 3 if f.type in ("string", "email", "picklist") else (
-            f.length if f.type in ("id", "reference") else 0),
+        "byteLength": f.length * 3
+        if f.type in ("string", "email", "picklist")
+        else (f.length if f.type in ("id", "reference") else 0),
         "calculated": False,
         "cascadeDelete": False,
         "caseSensitive": False,
@@ -149,8 +270,13 @@ def describe_field(f: FieldDef, *, updateable: bool) -> dict[str, Any]:
         "nillable": f.nillable,
         "permissionable": f.system_updateable and not f.required_on_create,
         "picklistValues": [
-            {"active": True, "defaultValue": v == f.default_value, "label": v,
-             "validFor": None, "value": v}
+            {
+                "active": True,
+                "defaultValue": v == f.default_value,
+                "label": v,
+                "validFor": None,
+                "value": v,
+            }
             for v in f.picklist
         ],
         "precision": 0,

@@ -96,8 +96,9 @@ class Emulator:
     def control(self, method: str, path: str, body: Any = None) -> Any:
         """Call ``/__emulator__/<path>`` and return the decoded JSON (raises on errors)."""
         with self.http() as s:
-            resp = s.request(method, f"{self.control_url}/{path.lstrip('/')}", json=body,
-                             timeout=300)
+            resp = s.request(
+                method, f"{self.control_url}/{path.lstrip('/')}", json=body, timeout=300
+            )
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
@@ -109,26 +110,42 @@ class Emulator:
             form = {"grant_type": "client_credentials"}
             auth = (self.client_id, self.client_secret)
         elif grant == "password":
-            form = {"grant_type": "password", "client_id": self.client_id,
-                    "client_secret": self.client_secret, "username": self.username,
-                    "password": self.password}
+            form = {
+                "grant_type": "password",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "username": self.username,
+                "password": self.password,
+            }
         elif grant == "refresh_token":
-            form = {"grant_type": "refresh_token", "client_id": self.client_id,
-                    "client_secret": self.client_secret, "refresh_token": self.refresh_token}
+            form = {
+                "grant_type": "refresh_token",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "refresh_token": self.refresh_token,
+            }
         elif grant == "jwt":
             import jwt as pyjwt
 
-            claims = {"iss": self.client_id, "sub": self.username, "aud": self.login_url,
-                      "exp": int(time.time()) + 180}
-            assertion = pyjwt.encode(claims, Path(self.private_key_file).read_text(),
-                                     algorithm="RS256")
-            form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-                    "assertion": assertion}
+            claims = {
+                "iss": self.client_id,
+                "sub": self.username,
+                "aud": self.login_url,
+                "exp": int(time.time()) + 180,
+            }
+            assertion = pyjwt.encode(
+                claims, Path(self.private_key_file).read_text(), algorithm="RS256"
+            )
+            form = {
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion,
+            }
         else:
             raise ValueError(f"unknown grant {grant!r}")
         with self.http() as s:
-            resp = s.post(f"{self.login_url}/services/oauth2/token", data=form, auth=auth,
-                          timeout=30)
+            resp = s.post(
+                f"{self.login_url}/services/oauth2/token", data=form, auth=auth, timeout=30
+            )
         resp.raise_for_status()
         return dict(resp.json())
 
@@ -137,17 +154,35 @@ class Emulator:
         from simple_salesforce.api import Salesforce
 
         tok = self.token()
-        return Salesforce(instance_url=tok["instance_url"], session_id=tok["access_token"],
-                          session=self.http(), version=version)
+        return Salesforce(
+            instance_url=tok["instance_url"],
+            session_id=tok["access_token"],
+            session=self.http(),
+            version=version,
+        )
 
     def reset(self) -> None:
         self.control("POST", "reset")
 
-    def seed(self, contacts: int = 0, leads: int = 0, opted_out_fraction: float = 0.0,
-             sales_opted_out_fraction: float = 0.0) -> dict[str, Any]:
-        return dict(self.control("POST", "seed", {
-            "contacts": contacts, "leads": leads, "opted_out_fraction": opted_out_fraction,
-            "sales_opted_out_fraction": sales_opted_out_fraction}))
+    def seed(
+        self,
+        contacts: int = 0,
+        leads: int = 0,
+        opted_out_fraction: float = 0.0,
+        sales_opted_out_fraction: float = 0.0,
+    ) -> dict[str, Any]:
+        return dict(
+            self.control(
+                "POST",
+                "seed",
+                {
+                    "contacts": contacts,
+                    "leads": leads,
+                    "opted_out_fraction": opted_out_fraction,
+                    "sales_opted_out_fraction": sales_opted_out_fraction,
+                },
+            )
+        )
 
     def settings(self, **changes: Any) -> dict[str, Any]:
         if changes:
@@ -156,11 +191,18 @@ class Emulator:
 
     def summary(self) -> dict[str, str]:
         """The connection facts printed by ``optsync emulator`` (and its ``--json``)."""
-        return {"instance_url": self.instance_url, "login_url": self.login_url,
-                "ca_bundle": self.ca_bundle, "client_id": self.client_id,
-                "client_secret": self.client_secret, "username": self.username,
-                "password": self.password, "private_key_file": self.private_key_file,
-                "refresh_token": self.refresh_token, "control_url": self.control_url}
+        return {
+            "instance_url": self.instance_url,
+            "login_url": self.login_url,
+            "ca_bundle": self.ca_bundle,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "username": self.username,
+            "password": self.password,
+            "private_key_file": self.private_key_file,
+            "refresh_token": self.refresh_token,
+            "control_url": self.control_url,
+        }
 
 
 def _url_host(host: str) -> str:
@@ -171,8 +213,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _wait_for_tls(host: str, port: int, ca_file: str, thread: threading.Thread,
-                  server: uvicorn.Server, timeout: float = 30.0) -> None:
+def _wait_for_tls(
+    host: str,
+    port: int,
+    ca_file: str,
+    thread: threading.Thread,
+    server: uvicorn.Server,
+    timeout: float = 30.0,
+) -> None:
     ctx = ssl.create_default_context(cafile=ca_file)
     deadline = time.monotonic() + timeout
     connect_host = host.strip("[]")
@@ -181,8 +229,10 @@ def _wait_for_tls(host: str, port: int, ca_file: str, thread: threading.Thread,
             raise RuntimeError("the emulator's server thread stopped during start-up")
         if server.started:
             try:
-                with socket.create_connection((connect_host, port), timeout=2) as raw, \
-                        ctx.wrap_socket(raw, server_hostname=connect_host):
+                with (
+                    socket.create_connection((connect_host, port), timeout=2) as raw,
+                    ctx.wrap_socket(raw, server_hostname=connect_host),
+                ):
                     return
             except OSError:
                 pass
@@ -195,16 +245,21 @@ def build_org(options: EmulatorOptions) -> tuple[Org, Path]:
     emu_dir = options.data_dir / "emulator"
     emu_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     creds = Credentials.load_or_create(emu_dir)
-    store = OrgStore(":memory:" if options.memory else str(emu_dir / "org.sqlite3"),
-                     sales_opt_out=options.sales_opt_out)
-    governor = Governor(FaultSettings(latency_ms=options.latency_ms,
-                                      jitter_ms=options.jitter_ms,
-                                      fault_rate=options.fault_rate,
-                                      daily_api_limit=options.daily_api_limit))
+    store = OrgStore(
+        ":memory:" if options.memory else str(emu_dir / "org.sqlite3"),
+        sales_opt_out=options.sales_opt_out,
+    )
+    governor = Governor(
+        FaultSettings(
+            latency_ms=options.latency_ms,
+            jitter_ms=options.jitter_ms,
+            fault_rate=options.fault_rate,
+            daily_api_limit=options.daily_api_limit,
+        )
+    )
     jobs = JobManager(store, governor, emu_dir)
     authority = Authority(creds, token_lifetime_s=options.token_lifetime_s)
-    org = Org(store=store, authority=authority, governor=governor, jobs=jobs,
-              credentials=creds)
+    org = Org(store=store, authority=authority, governor=governor, jobs=jobs, credentials=creds)
     if options.seed and store.total_records() == 0:
         contacts = options.seed // 2
         store.seed(contacts, options.seed - contacts, _SEED_OPTED_OUT, _SEED_SALES_OPTED_OUT)
@@ -230,24 +285,38 @@ def run_emulator(options: EmulatorOptions) -> Iterator[Emulator]:
         url_host = _url_host(options.host)
         tls = ensure_tls(emu_dir, [options.host, url_host.strip("[]")])
         org.instance_url = org.login_url = f"https://{url_host}:{port}"
-        config = uvicorn.Config(create_app(org), ssl_certfile=str(tls.cert_file),
-                                ssl_keyfile=str(tls.key_file), log_level="warning",
-                                lifespan="off", access_log=False, timeout_keep_alive=120,
-                                timeout_graceful_shutdown=1, backlog=2048)
+        config = uvicorn.Config(
+            create_app(org),
+            ssl_certfile=str(tls.cert_file),
+            ssl_keyfile=str(tls.key_file),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=120,
+            timeout_graceful_shutdown=1,
+            backlog=2048,
+        )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                  name=f"emulator-{port}", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"emulator-{port}", daemon=True
+        )
         thread.start()
         _wait_for_tls(url_host, port, str(tls.ca_bundle), thread, server)
         creds = org.credentials
         yield Emulator(
-            instance_url=org.instance_url, login_url=org.login_url,
-            ca_bundle=str(tls.ca_bundle), client_id=creds.client_id,
-            client_secret=creds.client_secret, username=creds.username,
-            password=creds.password, private_key_file=str(creds.private_key_file),
+            instance_url=org.instance_url,
+            login_url=org.login_url,
+            ca_bundle=str(tls.ca_bundle),
+            client_id=creds.client_id,
+            client_secret=creds.client_secret,
+            username=creds.username,
+            password=creds.password,
+            private_key_file=str(creds.private_key_file),
             refresh_token=creds.refresh_token,
-            control_url=f"{org.instance_url}/__emulator__", data_dir=options.data_dir,
-            org=org)
+            control_url=f"{org.instance_url}/__emulator__",
+            data_dir=options.data_dir,
+            org=org,
+        )
     finally:
         if server is not None:
             # Idle keep-alive connections of clients still holding sessions must not

@@ -30,9 +30,35 @@ from optsync.emulator.schema import FieldDef
 MAX_OFFSET = 2000
 
 _KEYWORDS = {
-    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC",
-    "DESC", "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "NULL", "TRUE", "FALSE", "COUNT",
-    "GROUP", "HAVING", "WITH", "FOR", "INCLUDES", "EXCLUDES", "USING", "TYPEOF",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "ORDER",
+    "BY",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "FIRST",
+    "LAST",
+    "LIMIT",
+    "OFFSET",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "COUNT",
+    "GROUP",
+    "HAVING",
+    "WITH",
+    "FOR",
+    "INCLUDES",
+    "EXCLUDES",
+    "USING",
+    "TYPEOF",
 }
 _DATETIME_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2})"
@@ -42,8 +68,7 @@ _NUMBER_RE = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _DATE_LITERAL_RE = re.compile(r"(?:LAST|NEXT)_N_DAYS:\d+", re.IGNORECASE)
 _SIMPLE_DATE_LITERALS = {"TODAY", "YESTERDAY", "TOMORROW"}
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'",
-            "\\": "\\"}
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 
 
 def format_datetime(value: datetime) -> str:
@@ -78,7 +103,8 @@ def _malformed(soql: str, pos: int, found: str) -> SalesforceError:
     caret = " " * pos + "^"
     shown = "<EOF>" if found == "" else f"'{found}'"
     return SalesforceError(
-        400, "MALFORMED_QUERY",
+        400,
+        "MALFORMED_QUERY",
         f"\n{line}\n{caret}\nERROR at Row:1:Column:{pos + 1}\nunexpected token: {shown}",
     )
 
@@ -447,27 +473,40 @@ class _Compiler:
         if f is None:
             if "." in name:
                 rel = name.split(".", 1)[0]
-                raise _located(self.soql, pos, "INVALID_FIELD",
-                               f"Didn't understand relationship '{rel}' in field path. If you "
-                               "are attempting to use a custom relationship, be sure to append "
-                               "the '__r' after the custom relationship name. Please reference "
-                               "your WSDL or the describe call for the appropriate names.")
-            raise _located(self.soql, pos, "INVALID_FIELD",
-                           f"No such column '{name}' on entity '{self.obj}'. If you are "
-                           "attempting to use a custom field, be sure to append the '__c' "
-                           "after the custom field name. Please reference your WSDL or the "
-                           "describe call for the appropriate names.")
+                raise _located(
+                    self.soql,
+                    pos,
+                    "INVALID_FIELD",
+                    f"Didn't understand relationship '{rel}' in field path. If you "
+                    "are attempting to use a custom relationship, be sure to append "
+                    "the '__r' after the custom relationship name. Please reference "
+                    "your WSDL or the describe call for the appropriate names.",
+                )
+            raise _located(
+                self.soql,
+                pos,
+                "INVALID_FIELD",
+                f"No such column '{name}' on entity '{self.obj}'. If you are "
+                "attempting to use a custom field, be sure to append the '__c' "
+                "after the custom field name. Please reference your WSDL or the "
+                "describe call for the appropriate names.",
+            )
         return f
 
     def type_error(self, f: FieldDef, tok: Token, pos: int) -> SalesforceError:
         wanted = {"boolean": "boolean", "datetime": "dateTime", "date": "date"}.get(
-            f.type, "string")
+            f.type, "string"
+        )
         if wanted == "string":
-            text = (f"value of filter criterion for field '{f.name}' must be of type "
-                    f"{wanted} and should be enclosed in quotes")
+            text = (
+                f"value of filter criterion for field '{f.name}' must be of type "
+                f"{wanted} and should be enclosed in quotes"
+            )
         else:
-            text = (f"value of filter criterion for field '{f.name}' must be of type "
-                    f"{wanted} and should not be enclosed in quotes")
+            text = (
+                f"value of filter criterion for field '{f.name}' must be of type "
+                f"{wanted} and should not be enclosed in quotes"
+            )
         return _located(self.soql, tok.pos, "INVALID_FIELD", text)
 
     def value(self, f: FieldDef, tok: Token, pos: int) -> Any:
@@ -492,8 +531,12 @@ class _Compiler:
             try:
                 return canonical(tok.value)
             except BadId:
-                raise _located(self.soql, tok.pos, "INVALID_QUERY_FILTER_OPERATOR",
-                               f"invalid ID field: {tok.value}") from None
+                raise _located(
+                    self.soql,
+                    tok.pos,
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    f"invalid ID field: {tok.value}",
+                ) from None
         return tok.value
 
     def compile(self, node: Any) -> str:
@@ -521,8 +564,7 @@ class _Compiler:
             ">": f"{col} >= ?",
             ">=": f"{col} >= ?",
         }[c.op]
-        params = {"=": [lo, hi], "!=": [lo, hi], "<": [lo], "<=": [hi], ">": [hi],
-                  ">=": [lo]}[c.op]
+        params = {"=": [lo, hi], "!=": [lo, hi], "<": [lo], "<=": [hi], ">": [hi], ">=": [lo]}[c.op]
         self.params.extend(params)
         return sql
 
@@ -548,8 +590,12 @@ class _Compiler:
         tok = c.values[0]
         if c.op == "LIKE":
             if not f.is_string or f.type in ("id", "reference"):
-                raise _located(self.soql, c.field_pos, "INVALID_FIELD",
-                               f"invalid operator on {f.type} field: LIKE")
+                raise _located(
+                    self.soql,
+                    c.field_pos,
+                    "INVALID_FIELD",
+                    f"invalid operator on {f.type} field: LIKE",
+                )
             if tok.kind != "string":
                 raise self.type_error(f, tok, c.field_pos)
             self.params.append(tok.like)
@@ -562,11 +608,16 @@ class _Compiler:
                 return f"{col} IS NULL"
             if c.op == "!=":
                 return f"{col} IS NOT NULL"
-            raise _located(self.soql, tok.pos, "INVALID_FIELD",
-                           f"invalid operator on null value: {c.op}")
+            raise _located(
+                self.soql, tok.pos, "INVALID_FIELD", f"invalid operator on null value: {c.op}"
+            )
         if f.is_boolean and c.op not in ("=", "!="):
-            raise _located(self.soql, c.field_pos, "INVALID_FIELD",
-                           f"invalid operator on boolean field: {c.op}")
+            raise _located(
+                self.soql,
+                c.field_pos,
+                "INVALID_FIELD",
+                f"invalid operator on boolean field: {c.op}",
+            )
         self.params.append(value)
         if c.op == "!=":
             return f"{col} IS NOT ?"
@@ -585,17 +636,22 @@ def compile_query(
     so fields hidden by field-level security fail exactly like missing ones.
     """
     if len(soql) > 100_000:
-        raise SalesforceError(400, "MALFORMED_QUERY",
-                              "SOQL statements cannot be longer than 100000 characters")
+        raise SalesforceError(
+            400, "MALFORMED_QUERY", "SOQL statements cannot be longer than 100000 characters"
+        )
     stmt = parse(soql)
     canonical = {name.lower(): name for name in fields_for}
     obj = canonical.get(stmt.obj.lower())
     if obj is None:
-        raise _located(soql, stmt.obj_pos, "INVALID_TYPE",
-                       f"sObject type '{stmt.obj}' is not supported. If you are attempting "
-                       "to use a custom object, be sure to append the '__c' after the entity "
-                       "name. Please reference your WSDL or the describe call for the "
-                       "appropriate names.")
+        raise _located(
+            soql,
+            stmt.obj_pos,
+            "INVALID_TYPE",
+            f"sObject type '{stmt.obj}' is not supported. If you are attempting "
+            "to use a custom object, be sure to append the '__c' after the entity "
+            "name. Please reference your WSDL or the describe call for the "
+            "appropriate names.",
+        )
     comp = _Compiler(soql, obj, fields_for[obj], now or datetime.now(UTC))
     names: list[str] = []
     for name, pos in stmt.fields:
@@ -612,10 +668,20 @@ def compile_query(
         order_parts.append(f'"{f.name}" {direction} NULLS {"FIRST" if nulls_first else "LAST"}')
     order_parts.append("rowid ASC")
     if stmt.offset is not None and stmt.offset > MAX_OFFSET:
-        raise SalesforceError(400, "NUMBER_OUTSIDE_VALID_RANGE",
-                              f"Maximum SOQL offset allowed is {MAX_OFFSET}")
+        raise SalesforceError(
+            400, "NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}"
+        )
     if stmt.count_only and stmt.order:
-        raise _located(soql, stmt.order[0].pos, "MALFORMED_QUERY",
-                       "ORDER BY is not supported with COUNT()")
-    return CompiledQuery(obj, names, stmt.count_only, where_sql, comp.params,
-                         ", ".join(order_parts), stmt.limit, stmt.offset)
+        raise _located(
+            soql, stmt.order[0].pos, "MALFORMED_QUERY", "ORDER BY is not supported with COUNT()"
+        )
+    return CompiledQuery(
+        obj,
+        names,
+        stmt.count_only,
+        where_sql,
+        comp.params,
+        ", ".join(order_parts),
+        stmt.limit,
+        stmt.offset,
+    )

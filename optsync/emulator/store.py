@@ -44,10 +44,46 @@ _DELETED_COL = "DeletedDate_"  # internal: when the record went to the recycle b
 _SEED_CHUNK = 20_000
 _FETCH_CHUNK = 2_000
 SEED_IDS_MAX = 10_000
-_FIRST_NAMES = ("Ann", "Bob", "Chen", "Dana", "Eve", "Farid", "Grace", "Hugo", "Ines", "Jon",
-                "Kemi", "Lars", "Mia", "Nils", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara")
-_LAST_NAMES = ("Smith", "Garcia", "Nguyen", "Okafor", "Muller", "Rossi", "Kowalski", "Tanaka",
-               "Silva", "Haddad", "Novak", "Jensen", "Dubois", "Ivanova", "Patel", "Moreau")
+_FIRST_NAMES = (
+    "Ann",
+    "Bob",
+    "Chen",
+    "Dana",
+    "Eve",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jon",
+    "Kemi",
+    "Lars",
+    "Mia",
+    "Nils",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+)
+_LAST_NAMES = (
+    "Smith",
+    "Garcia",
+    "Nguyen",
+    "Okafor",
+    "Muller",
+    "Rossi",
+    "Kowalski",
+    "Tanaka",
+    "Silva",
+    "Haddad",
+    "Novak",
+    "Jensen",
+    "Dubois",
+    "Ivanova",
+    "Patel",
+    "Moreau",
+)
 _COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell")
 
 
@@ -61,8 +97,9 @@ def entity_is_deleted() -> SalesforceError:
 
 def malformed_id(obj: str | None, value: str) -> SalesforceError:
     if obj and re.fullmatch(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?", value):
-        return SalesforceError(400, "MALFORMED_ID",
-                               f"{obj} ID: id value of incorrect type: {value}", ["Id"])
+        return SalesforceError(
+            400, "MALFORMED_ID", f"{obj} ID: id value of incorrect type: {value}", ["Id"]
+        )
     return SalesforceError(400, "MALFORMED_ID", f"malformed id {value}", ["Id"])
 
 
@@ -109,8 +146,9 @@ class OrgStore:
         self._last_stamp_ms = 0
         self._schema_changed: dict[str, datetime] = {}
         self._fields = {o: fields_of(o, sales_opt_out=sales_opt_out) for o in OBJECTS}
-        self._by_lower = {o: {n.lower(): f for n, f in fs.items()}
-                          for o, fs in self._fields.items()}
+        self._by_lower = {
+            o: {n.lower(): f for n, f in fs.items()} for o, fs in self._fields.items()
+        }
         self._tx_stamp: str | None = None
         self._access: dict[tuple[str, str], FieldAccess] = {}
         self._next_num: dict[str, int] = {}
@@ -128,21 +166,27 @@ class OrgStore:
         c.execute("PRAGMA cache_size=-65536")
         all_fields = {o: fields_of(o, sales_opt_out=True) for o in OBJECTS}
         for obj in OBJECTS:
-            cols = ", ".join(f'"{name}" {_sql_type(f)}' for name, f in all_fields[obj].items()
-                             if name != "Id")
-            c.execute(f'CREATE TABLE IF NOT EXISTS "{obj}" (rowid INTEGER PRIMARY KEY, '
-                      f'"Id" TEXT NOT NULL UNIQUE, {cols}, "{_DELETED_COL}" TEXT)')
+            cols = ", ".join(
+                f'"{name}" {_sql_type(f)}' for name, f in all_fields[obj].items() if name != "Id"
+            )
+            c.execute(
+                f'CREATE TABLE IF NOT EXISTS "{obj}" (rowid INTEGER PRIMARY KEY, '
+                f'"Id" TEXT NOT NULL UNIQUE, {cols}, "{_DELETED_COL}" TEXT)'
+            )
             c.execute(f'CREATE INDEX IF NOT EXISTS "{obj}_email" ON "{obj}" ("Email")')
             c.execute(f'CREATE INDEX IF NOT EXISTS "{obj}_modstamp" ON "{obj}" ("SystemModstamp")')
-        c.execute("CREATE TABLE IF NOT EXISTS fls (obj TEXT, field TEXT, visible INTEGER, "
-                  "updateable INTEGER, PRIMARY KEY (obj, field))")
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS fls (obj TEXT, field TEXT, visible INTEGER, "
+            "updateable INTEGER, PRIMARY KEY (obj, field))"
+        )
         for obj, fld, vis, upd in c.execute("SELECT obj, field, visible, updateable FROM fls"):
             self._access[(obj, fld)] = FieldAccess(bool(vis), bool(upd))
         now = datetime.now(UTC).replace(microsecond=0)
         for obj in OBJECTS:
             self._schema_changed[obj] = now
-            self._next_num[obj] = (c.execute(f'SELECT max(rowid) FROM "{obj}"').fetchone()[0]
-                                   or 0) + 1
+            self._next_num[obj] = (
+                c.execute(f'SELECT max(rowid) FROM "{obj}"').fetchone()[0] or 0
+            ) + 1
 
     def close(self) -> None:
         with self.lock:
@@ -230,8 +274,10 @@ class OrgStore:
             raise ValueError(f"{f.name} is required and its field-level security is fixed")
         with self.lock:
             self._access[(canonical, f.name)] = FieldAccess(visible, updateable)
-            self.conn.execute("INSERT OR REPLACE INTO fls VALUES (?, ?, ?, ?)",
-                              (canonical, f.name, int(visible), int(updateable)))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO fls VALUES (?, ?, ?, ?)",
+                (canonical, f.name, int(visible), int(updateable)),
+            )
             self._schema_changed[canonical] = datetime.now(UTC).replace(microsecond=0)
 
     # ----------------------------------------------------------------- reads
@@ -242,8 +288,13 @@ class OrgStore:
             return None
         return dict(zip((d[0] for d in cur.description), row, strict=True))
 
-    def get(self, obj: str | None, record_id: str, *, include_deleted: bool = False,
-            ) -> tuple[str, dict[str, Any]]:
+    def get(
+        self,
+        obj: str | None,
+        record_id: str,
+        *,
+        include_deleted: bool = False,
+    ) -> tuple[str, dict[str, Any]]:
         """The stored row (every column, booleans as bool) or the Salesforce error."""
         obj, id18 = parse_record_id(record_id, obj)
         with self.lock:
@@ -276,35 +327,53 @@ class OrgStore:
             if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
                 return int(value.strip().lower() in ("true", "1"))
             if csv:
-                raise SalesforceError(400, "INVALID_FIELD",
-                                      f"'{value}' is not a valid value for the type xsd:boolean",
-                                      [f.name])
-            raise SalesforceError(400, "JSON_PARSER_ERROR",
-                                  f"Cannot deserialize instance of boolean from "
-                                  f"{type(value).__name__.upper()} value {value}")
+                raise SalesforceError(
+                    400,
+                    "INVALID_FIELD",
+                    f"'{value}' is not a valid value for the type xsd:boolean",
+                    [f.name],
+                )
+            raise SalesforceError(
+                400,
+                "JSON_PARSER_ERROR",
+                f"Cannot deserialize instance of boolean from "
+                f"{type(value).__name__.upper()} value {value}",
+            )
         if value is None or value == "":
             if not f.nillable:
-                raise SalesforceError(400, "REQUIRED_FIELD_MISSING",
-                                      f"Required fields are missing: [{f.name}]", [f.name])
+                raise SalesforceError(
+                    400,
+                    "REQUIRED_FIELD_MISSING",
+                    f"Required fields are missing: [{f.name}]",
+                    [f.name],
+                )
             return None
         if not isinstance(value, str):
             if isinstance(value, bool | int | float):
                 value = str(value).lower() if isinstance(value, bool) else str(value)
             else:
-                raise SalesforceError(400, "JSON_PARSER_ERROR",
-                                      f"Cannot deserialize instance of string from "
-                                      f"{type(value).__name__} value for field {f.name}")
+                raise SalesforceError(
+                    400,
+                    "JSON_PARSER_ERROR",
+                    f"Cannot deserialize instance of string from "
+                    f"{type(value).__name__} value for field {f.name}",
+                )
         if f.length and len(value) > f.length:
-            raise SalesforceError(400, "STRING_TOO_LONG",
-                                  f"{f.label}: data value too large: {value[:40]} "
-                                  f"(max length={f.length})", [f.name])
+            raise SalesforceError(
+                400,
+                "STRING_TOO_LONG",
+                f"{f.label}: data value too large: {value[:40]} (max length={f.length})",
+                [f.name],
+            )
         if f.type == "email" and not _EMAIL_RE.match(value):
-            raise SalesforceError(400, "INVALID_EMAIL_ADDRESS",
-                                  f"{f.label}: invalid email address: {value}", [f.name])
+            raise SalesforceError(
+                400, "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {value}", [f.name]
+            )
         return value
 
-    def _prepare(self, obj: str, values: dict[str, Any], *, enforce_fls: bool, csv: bool,
-                 creating: bool) -> dict[str, Any]:
+    def _prepare(
+        self, obj: str, values: dict[str, Any], *, enforce_fls: bool, csv: bool, creating: bool
+    ) -> dict[str, Any]:
         fields = self._fields[obj]
         by_lower = self._by_lower[obj]
         out: dict[str, Any] = {}
@@ -312,8 +381,9 @@ class OrgStore:
         for key, value in values.items():
             f = by_lower.get(key.lower())
             if f is None or (enforce_fls and not self.access(obj, f.name).visible):
-                raise SalesforceError(400, "INVALID_FIELD",
-                                      f"No such column '{key}' on sobject of type {obj}")
+                raise SalesforceError(
+                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj}"
+                )
             if csv and value == "":
                 continue  # Bulk API: an empty cell leaves the field unchanged
             if not f.system_updateable or (enforce_fls and not self.updateable(obj, f)):
@@ -322,21 +392,31 @@ class OrgStore:
             out[f.name] = self._coerce(obj, f, value, csv=csv)
         if readonly:
             raise SalesforceError(
-                400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
                 f"Unable to create/update fields: {', '.join(readonly)}. Please check the "
                 "security settings of this field and verify that it is read/write for your "
-                "profile or permission set.", readonly)
+                "profile or permission set.",
+                readonly,
+            )
         if creating:
-            missing = [f.name for f in fields.values()
-                       if f.required_on_create and out.get(f.name) in (None, "")]
+            missing = [
+                f.name
+                for f in fields.values()
+                if f.required_on_create and out.get(f.name) in (None, "")
+            ]
             if missing:
-                raise SalesforceError(400, "REQUIRED_FIELD_MISSING",
-                                      f"Required fields are missing: [{', '.join(missing)}]",
-                                      missing)
+                raise SalesforceError(
+                    400,
+                    "REQUIRED_FIELD_MISSING",
+                    f"Required fields are missing: [{', '.join(missing)}]",
+                    missing,
+                )
         return out
 
-    def create(self, obj: str, values: dict[str, Any], *, enforce_fls: bool = True,
-               csv: bool = False) -> str:
+    def create(
+        self, obj: str, values: dict[str, Any], *, enforce_fls: bool = True, csv: bool = False
+    ) -> str:
         """Insert a record; system fields are set by the org, never by the caller."""
         data = self._prepare(obj, values, enforce_fls=enforce_fls, csv=csv, creating=True)
         with self.lock:
@@ -344,8 +424,11 @@ class OrgStore:
             num = self._next_num[obj]
             self._next_num[obj] = num + 1
             id18 = new_id(KEY_PREFIX[obj], num)
-            row: dict[str, Any] = {f.name: f.default_value for f in self._fields[obj].values()
-                                   if f.default_value is not None}
+            row: dict[str, Any] = {
+                f.name: f.default_value
+                for f in self._fields[obj].values()
+                if f.default_value is not None
+            }
             row.update({"HasOptedOutOfEmail": 0, "IsDeleted": 0})
             if obj == LEAD:
                 row["IsConverted"] = 0
@@ -353,17 +436,32 @@ class OrgStore:
                 row[SALES_OPT_OUT] = 0
             row = {k: (int(v) if isinstance(v, bool) else v) for k, v in row.items()}
             row.update(data)
-            row.update({"Id": id18, "CreatedDate": stamp, "LastModifiedDate": stamp,
-                        "SystemModstamp": stamp})
+            row.update(
+                {
+                    "Id": id18,
+                    "CreatedDate": stamp,
+                    "LastModifiedDate": stamp,
+                    "SystemModstamp": stamp,
+                }
+            )
             cols = ", ".join(f'"{k}"' for k in row)
             marks = ", ".join("?" for _ in row)
             with self.transaction():
-                self.conn.execute(f'INSERT INTO "{obj}" (rowid, {cols}) VALUES (?, {marks})',
-                                  (num, *row.values()))
+                self.conn.execute(
+                    f'INSERT INTO "{obj}" (rowid, {cols}) VALUES (?, {marks})', (num, *row.values())
+                )
         return id18
 
-    def update(self, obj: str | None, record_id: str, values: dict[str, Any], *,
-               enforce_fls: bool = True, csv: bool = False, as_admin: bool = False) -> str:
+    def update(
+        self,
+        obj: str | None,
+        record_id: str,
+        values: dict[str, Any],
+        *,
+        enforce_fls: bool = True,
+        csv: bool = False,
+        as_admin: bool = False,
+    ) -> str:
         """Update a record as the integration user (or, ``as_admin``, as an admin user).
 
         Every update moves ``LastModifiedDate`` and ``SystemModstamp``, even when no value
@@ -372,29 +470,35 @@ class OrgStore:
         obj, id18 = parse_record_id(record_id, obj)
         converted = ', "IsConverted"' if obj == LEAD else ""
         with self.lock:
-            found = self.conn.execute(f'SELECT rowid, "IsDeleted"{converted} FROM "{obj}" '
-                                      'WHERE "Id" = ?', (id18,)).fetchone()
+            found = self.conn.execute(
+                f'SELECT rowid, "IsDeleted"{converted} FROM "{obj}" WHERE "Id" = ?', (id18,)
+            ).fetchone()
             if found is None:
                 raise not_found()
-            row = {"rowid": found[0], "IsDeleted": found[1],
-                   "IsConverted": found[2] if converted else 0}
+            row = {
+                "rowid": found[0],
+                "IsDeleted": found[1],
+                "IsConverted": found[2] if converted else 0,
+            }
             if row["IsDeleted"]:
                 raise entity_is_deleted()
             if obj == LEAD and row["IsConverted"] and not as_admin:
-                raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD",
-                                      "cannot reference converted lead")
-            data = self._prepare(obj, values, enforce_fls=enforce_fls, csv=csv,
-                                 creating=False)
+                raise SalesforceError(
+                    400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"
+                )
+            data = self._prepare(obj, values, enforce_fls=enforce_fls, csv=csv, creating=False)
             stamp = self.stamp()
             data.update({"LastModifiedDate": stamp, "SystemModstamp": stamp})
             sets = ", ".join(f'"{k}" = ?' for k in data)
             with self.transaction():
-                self.conn.execute(f'UPDATE "{obj}" SET {sets} WHERE rowid = ?',
-                                  (*data.values(), row["rowid"]))
+                self.conn.execute(
+                    f'UPDATE "{obj}" SET {sets} WHERE rowid = ?', (*data.values(), row["rowid"])
+                )
         return id18
 
-    def update_many(self, obj: str, items: list[tuple[str, dict[str, Any]]], *,
-                    csv: bool = False) -> list[str | SalesforceError]:
+    def update_many(
+        self, obj: str, items: list[tuple[str, dict[str, Any]]], *, csv: bool = False
+    ) -> list[str | SalesforceError]:
         """Update many records of one object as the integration user, in one transaction.
 
         Same rules and errors as ``update`` record by record (results in input order), but
@@ -414,11 +518,13 @@ class OrgStore:
         with self.lock, self.transaction():
             found: dict[str, tuple[Any, ...]] = {}
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+                chunk = wanted[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
                 for row in self.conn.execute(
-                        f'SELECT "Id", rowid, "IsDeleted"{converted} FROM "{obj}" '
-                        f'WHERE "Id" IN ({marks})', chunk):
+                    f'SELECT "Id", rowid, "IsDeleted"{converted} FROM "{obj}" '
+                    f'WHERE "Id" IN ({marks})',
+                    chunk,
+                ):
                     found[row[0]] = row[1:]
             stamp = self.stamp()
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
@@ -434,10 +540,10 @@ class OrgStore:
                     if row[1]:
                         raise entity_is_deleted()
                     if converted and row[2]:
-                        raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD",
-                                              "cannot reference converted lead")
-                    data = self._prepare(obj, values, enforce_fls=True, csv=csv,
-                                         creating=False)
+                        raise SalesforceError(
+                            400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"
+                        )
+                    data = self._prepare(obj, values, enforce_fls=True, csv=csv, creating=False)
                 except SalesforceError as exc:
                     results.append(exc)
                     continue
@@ -452,8 +558,11 @@ class OrgStore:
             self._flush_updates(obj, groups)
         return results
 
-    def _flush_updates(self, obj: str, groups: dict[tuple[str, ...], list[tuple[Any, ...]]],
-                       ) -> None:
+    def _flush_updates(
+        self,
+        obj: str,
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]],
+    ) -> None:
         for cols, params in groups.items():
             sets = ", ".join(f'"{c}" = ?' for c in cols)
             self.conn.executemany(f'UPDATE "{obj}" SET {sets} WHERE rowid = ?', params)
@@ -473,7 +582,8 @@ class OrgStore:
                 self.conn.execute(
                     f'UPDATE "{obj}" SET "IsDeleted" = 1, "SystemModstamp" = ?, '
                     f'"LastModifiedDate" = ?, "{_DELETED_COL}" = ? WHERE rowid = ?',
-                    (stamp, stamp, stamp, row["rowid"]))
+                    (stamp, stamp, stamp, row["rowid"]),
+                )
         return id18
 
     def merge(self, obj: str, master_id: str, loser_id: str) -> None:
@@ -482,23 +592,28 @@ class OrgStore:
         self.get(obj, master18)
         loser18 = self.delete(obj, loser_id)
         with self.lock, self.transaction():
-            self.conn.execute(f'UPDATE "{obj}" SET "MasterRecordId" = ? WHERE "Id" = ?',
-                              (master18, loser18))
+            self.conn.execute(
+                f'UPDATE "{obj}" SET "MasterRecordId" = ? WHERE "Id" = ?', (master18, loser18)
+            )
 
     def convert(self, lead_id: str, contact_id: str | None = None) -> str:
         """Convert a Lead into a new Contact, or into an existing one; returns the Contact id."""
         with self.lock, self.transaction():
             _, lead = self.get(LEAD, lead_id)
             if lead["IsConverted"]:
-                raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD",
-                                      "cannot reference converted lead")
+                raise SalesforceError(
+                    400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"
+                )
             if contact_id:
                 _, contact = self.get(CONTACT, contact_id)
                 cid = contact["Id"]
                 self.update(CONTACT, cid, {}, enforce_fls=False)
             else:
-                values = {k: lead[k] for k in ("FirstName", "LastName", "Email",
-                                               "HasOptedOutOfEmail") if lead.get(k) is not None}
+                values = {
+                    k: lead[k]
+                    for k in ("FirstName", "LastName", "Email", "HasOptedOutOfEmail")
+                    if lead.get(k) is not None
+                }
                 if SALES_OPT_OUT in self._fields[CONTACT]:
                     values[SALES_OPT_OUT] = lead.get(SALES_OPT_OUT, False)
                 cid = self.create(CONTACT, values, enforce_fls=False)
@@ -507,13 +622,20 @@ class OrgStore:
                 'UPDATE "Lead" SET "IsConverted" = 1, "ConvertedContactId" = ?, '
                 '"ConvertedDate" = ?, "Status" = ?, "LastModifiedDate" = ?, '
                 '"SystemModstamp" = ? WHERE "Id" = ?',
-                (cid, date.today().isoformat(), "Closed - Converted", stamp, stamp, lead["Id"]))
+                (cid, date.today().isoformat(), "Closed - Converted", stamp, stamp, lead["Id"]),
+            )
         return str(cid)
 
     # ----------------------------------------------------------------- seeding
-    def seed(self, contacts: int, leads: int, opted_out_fraction: float,
-             sales_opted_out_fraction: float, *, rng_seed: int = 0,
-             ) -> tuple[list[str] | None, list[str] | None]:
+    def seed(
+        self,
+        contacts: int,
+        leads: int,
+        opted_out_fraction: float,
+        sales_opted_out_fraction: float,
+        *,
+        rng_seed: int = 0,
+    ) -> tuple[list[str] | None, list[str] | None]:
         """Insert generated records fast (chunked ``executemany``, streamed from generators).
 
         Ids are returned only up to ``SEED_IDS_MAX`` records in total, so seeding a million
@@ -525,18 +647,37 @@ class OrgStore:
             ids: list[str] | None = [] if want_ids else None
             rng = Random(f"{rng_seed}:{obj}:{self._next_num[obj]}")
             stamp = self.stamp()
-            cols = ["Id", "FirstName", "LastName", "Email", "HasOptedOutOfEmail", SALES_OPT_OUT,
-                    "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp"]
+            cols = [
+                "Id",
+                "FirstName",
+                "LastName",
+                "Email",
+                "HasOptedOutOfEmail",
+                SALES_OPT_OUT,
+                "IsDeleted",
+                "CreatedDate",
+                "LastModifiedDate",
+                "SystemModstamp",
+            ]
             if obj == LEAD:
                 cols += ["Company", "Status", "IsConverted"]
-            sql = (f'INSERT INTO "{obj}" (rowid, {", ".join(chr(34) + c + chr(34) for c in cols)})'
-                   f' VALUES (?, {", ".join("?" for _ in cols)})')
+            sql = (
+                f'INSERT INTO "{obj}" (rowid, {", ".join(chr(34) + c + chr(34) for c in cols)})'
+                f" VALUES (?, {', '.join('?' for _ in cols)})"
+            )
             prefix = KEY_PREFIX[obj]
             tag = "c" if obj == CONTACT else "l"
 
-            def rows(start: int, n: int, rng: Random = rng, prefix: str = prefix,
-                     tag: str = tag, obj: str = obj, stamp: str = stamp,
-                     ids: list[str] | None = ids) -> Iterable[tuple[Any, ...]]:
+            def rows(
+                start: int,
+                n: int,
+                rng: Random = rng,
+                prefix: str = prefix,
+                tag: str = tag,
+                obj: str = obj,
+                stamp: str = stamp,
+                ids: list[str] | None = ids,
+            ) -> Iterable[tuple[Any, ...]]:
                 for num in range(start, start + n):
                     first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
                     last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
@@ -545,9 +686,18 @@ class OrgStore:
                         ids.append(id18)
                     r = rng.random()
                     row: tuple[Any, ...] = (
-                        num, id18, first, last, f"{first}.{last}.{tag}{num}@example.com".lower(),
-                        int(r < opted_out_fraction), int(rng.random() < sales_opted_out_fraction),
-                        0, stamp, stamp, stamp)
+                        num,
+                        id18,
+                        first,
+                        last,
+                        f"{first}.{last}.{tag}{num}@example.com".lower(),
+                        int(r < opted_out_fraction),
+                        int(rng.random() < sales_opted_out_fraction),
+                        0,
+                        stamp,
+                        stamp,
+                        stamp,
+                    )
                     if obj == LEAD:
                         row += (_COMPANIES[num % len(_COMPANIES)], "Open - Not Contacted", 0)
                     yield row
@@ -581,8 +731,10 @@ class OrgStore:
 
     def matching_rowids(self, q: CompiledQuery, include_deleted: bool) -> array[int]:
         """The ordered rowids of every matching record: 8 bytes per row, not a row list."""
-        sql = (f"SELECT rowid {self._from_where(q, include_deleted)} ORDER BY {q.order_sql}"
-               + self._limit_clause(q))
+        sql = (
+            f"SELECT rowid {self._from_where(q, include_deleted)} ORDER BY {q.order_sql}"
+            + self._limit_clause(q)
+        )
         out: array[int] = array("q")
         with self.lock:
             cur = self.conn.execute(sql, q.params)
@@ -593,8 +745,12 @@ class OrgStore:
                 out.extend(r[0] for r in chunk)
         return out
 
-    def fetch(self, obj: str, rowids: Iterable[int], names: list[str],
-              ) -> Iterator[tuple[Any, ...]]:
+    def fetch(
+        self,
+        obj: str,
+        rowids: Iterable[int],
+        names: list[str],
+    ) -> Iterator[tuple[Any, ...]]:
         """Rows for ``rowids`` in the given order, as tuples of ``names`` (booleans as bool)."""
         fields = self._fields[obj]
         bool_idx = [i for i, n in enumerate(names) if fields[n].is_boolean]
@@ -604,8 +760,12 @@ class OrgStore:
         def flush(batch: list[int]) -> list[tuple[Any, ...]]:
             marks = ", ".join("?" for _ in batch)
             with self.lock:
-                found = {r[0]: r[1:] for r in self.conn.execute(
-                    f'SELECT rowid, {cols} FROM "{obj}" WHERE rowid IN ({marks})', batch)}
+                found = {
+                    r[0]: r[1:]
+                    for r in self.conn.execute(
+                        f'SELECT rowid, {cols} FROM "{obj}" WHERE rowid IN ({marks})', batch
+                    )
+                }
             rows = []
             for rid in batch:
                 row = found.get(rid)
@@ -629,25 +789,43 @@ class OrgStore:
 
     def updated_ids(self, obj: str, start: str, end: str, limit: int) -> list[str]:
         with self.lock:
-            return [r[0] for r in self.conn.execute(
-                f'SELECT "Id" FROM "{obj}" WHERE "SystemModstamp" >= ? AND "SystemModstamp" < ? '
-                f'AND "IsDeleted" = 0 ORDER BY "SystemModstamp" LIMIT ?', (start, end, limit))]
+            return [
+                r[0]
+                for r in self.conn.execute(
+                    f'SELECT "Id" FROM "{obj}" WHERE "SystemModstamp" >= ? '
+                    'AND "SystemModstamp" < ? AND "IsDeleted" = 0 '
+                    'ORDER BY "SystemModstamp" LIMIT ?',
+                    (start, end, limit),
+                )
+            ]
 
-    def deleted_records(self, obj: str, start: str, end: str, limit: int,
-                        ) -> tuple[list[tuple[str, str]], str | None]:
+    def deleted_records(
+        self,
+        obj: str,
+        start: str,
+        end: str,
+        limit: int,
+    ) -> tuple[list[tuple[str, str]], str | None]:
         with self.lock:
-            rows = [(r[0], r[1]) for r in self.conn.execute(
-                f'SELECT "Id", "{_DELETED_COL}" FROM "{obj}" WHERE "IsDeleted" = 1 AND '
-                f'"{_DELETED_COL}" >= ? AND "{_DELETED_COL}" < ? ORDER BY "{_DELETED_COL}" '
-                "LIMIT ?", (start, end, limit))]
+            rows = [
+                (r[0], r[1])
+                for r in self.conn.execute(
+                    f'SELECT "Id", "{_DELETED_COL}" FROM "{obj}" WHERE "IsDeleted" = 1 AND '
+                    f'"{_DELETED_COL}" >= ? AND "{_DELETED_COL}" < ? ORDER BY "{_DELETED_COL}" '
+                    "LIMIT ?",
+                    (start, end, limit),
+                )
+            ]
             earliest = self.conn.execute(
-                f'SELECT min("{_DELETED_COL}") FROM "{obj}" WHERE "IsDeleted" = 1').fetchone()[0]
+                f'SELECT min("{_DELETED_COL}") FROM "{obj}" WHERE "IsDeleted" = 1'
+            ).fetchone()[0]
         return rows, earliest
 
     def total_records(self) -> int:
         with self.lock:
-            return sum(int(self.conn.execute(f'SELECT count(*) FROM "{o}"').fetchone()[0])
-                       for o in OBJECTS)
+            return sum(
+                int(self.conn.execute(f'SELECT count(*) FROM "{o}"').fetchone()[0]) for o in OBJECTS
+            )
 
 
 __all__ = ["ALL_COLUMNS", "FieldAccess", "OrgStore", "parse_record_id"]

@@ -39,7 +39,13 @@ def check_describe(obj: str, field: str, describe: dict[str, Any]) -> FieldCheck
             break
     if entry is None:
         return FieldCheck(
-            obj, field, False, False, None, None, False,
+            obj,
+            field,
+            False,
+            False,
+            None,
+            None,
+            False,
             f"{field} does not exist on {obj}, or field-level security hides it from the "
             "integration user.",
             FIX_INVALID_FIELD,
@@ -50,14 +56,26 @@ def check_describe(obj: str, field: str, describe: dict[str, Any]) -> FieldCheck
     updateable = bool(entry.get("updateable"))
     if ftype != "boolean":
         return FieldCheck(
-            obj, name, True, updateable, ftype, label, False,
+            obj,
+            name,
+            True,
+            updateable,
+            ftype,
+            label,
+            False,
             f"{obj}.{name} is a {ftype or 'non-checkbox'} field, not a checkbox.",
             "Choose a Checkbox field for opt-outs, or create one (type Checkbox) on Contact "
             "and Lead and select it in the unsubscribe-sync settings.",
         )
     if not updateable:
         return FieldCheck(
-            obj, name, True, False, ftype, label, False,
+            obj,
+            name,
+            True,
+            False,
+            ftype,
+            label,
+            False,
             f"{obj}.{name} is read-only for the integration user.",
             FIX_FIELD_READ_ONLY,
         )

@@ -52,16 +52,19 @@ def test_tampered_tokens_are_refused(person_id, data):
 ROWS = st.lists(
     st.tuples(
         st.one_of(st.emails(), st.text(max_size=40)),
-        st.one_of(st.just(""), st.text(alphabet=string.ascii_letters + string.digits,
-                                       min_size=14, max_size=19)),
+        st.one_of(
+            st.just(""),
+            st.text(alphabet=string.ascii_letters + string.digits, min_size=14, max_size=19),
+        ),
         st.text(max_size=30),
     ),
     max_size=25,
 )
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=ROWS, raw=st.binary(max_size=200))
 def test_csv_import_never_stores_bad_data_nor_crashes(tmp_path_factory, rows, raw):
     tmp = tmp_path_factory.mktemp("fuzz")
@@ -84,8 +87,9 @@ def test_csv_import_never_stores_bad_data_nor_crashes(tmp_path_factory, rows, ra
         except UsageError:
             continue  # an unreadable file is refused as a whole, with the reason
         # every row read is accounted for: stored, unchanged, or rejected with a line number
-        assert report.rows == (report.created + report.updated + report.unchanged
-                               + len(report.rejected))
+        assert report.rows == (
+            report.created + report.updated + report.unchanged + len(report.rejected)
+        )
         assert all(e.line >= 2 for e in report.rejected)
     with db.transaction() as s:
         for person in s.scalars(select(Person)):

@@ -17,8 +17,9 @@ from optsync.settings import load_settings
 from tests.integration.salesforce.conftest import config_for
 
 
-def test_a_push_logs_no_secret_token_or_email(emu, db, clock, caplog, capsys, tmp_path,
-                                             monkeypatch, database_url):
+def test_a_push_logs_no_secret_token_or_email(
+    emu, db, clock, caplog, capsys, tmp_path, monkeypatch, database_url
+):
     config = config_for(emu)
     settings = load_settings(data_dir=tmp_path, database_url=database_url)
     with db.transaction() as s:
@@ -26,8 +27,9 @@ def test_a_push_logs_no_secret_token_or_email(emu, db, clock, caplog, capsys, tm
     [sf_id] = emu.seed(contacts=1)["contact_ids"]
     with db.transaction() as s:
         upsert_person(s, PersonInput(1, "secret.person@example.com", sf_id, "Contact"), clock())
-        optouts.unsubscribe_email(s, "secret.person@example.com", source=Source.API,
-                                  actor="t", now=clock())
+        optouts.unsubscribe_email(
+            s, "secret.person@example.com", source=Source.API, actor="t", now=clock()
+        )
     caplog.set_level(logging.DEBUG)
     with SalesforceGateway(config) as gw:
         report = Pusher(db, lambda: gw, worker="w", clock=clock).drain()

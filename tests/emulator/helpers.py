@@ -28,8 +28,7 @@ class Raw:
         headers = kwargs.pop("headers", {})
         if self.token:
             headers.setdefault("Authorization", f"Bearer {self.token}")
-        return self.session.request(method, self.url(path), headers=headers, timeout=60,
-                                    **kwargs)
+        return self.session.request(method, self.url(path), headers=headers, timeout=60, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

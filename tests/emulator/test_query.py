@@ -47,13 +47,17 @@ def store() -> OrgStore:
 def _run(store: OrgStore, soql: str, include_deleted: bool = False) -> list[dict[str, Any]]:
     q = compile_query(soql, {o: store.visible_fields(o) for o in OBJECTS})
     names = q.fields
-    return [dict(zip(names, row, strict=True))
-            for row in store.fetch(q.obj, store.matching_rowids(q, include_deleted), names)]
+    return [
+        dict(zip(names, row, strict=True))
+        for row in store.fetch(q.obj, store.matching_rowids(q, include_deleted), names)
+    ]
 
 
 def _last_names(store: OrgStore, where: str, order: str = "LastName") -> list[str]:
-    return [r["LastName"] for r in _run(
-        store, f"SELECT LastName FROM Contact WHERE {where} ORDER BY {order}")]
+    return [
+        r["LastName"]
+        for r in _run(store, f"SELECT LastName FROM Contact WHERE {where} ORDER BY {order}")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -76,14 +80,15 @@ def _last_names(store: OrgStore, where: str, order: str = "LastName") -> list[st
         ("FirstName = 'Ann' OR FirstName = 'Bob' AND HasOptedOutOfEmail = true", ["Lee"]),
         ("LastName > 'n'", ["Ng", "O'Hara"]),
         ("LastName <= 'lee'", ["100%_sure", "back\\slash", "Lee"]),
-        ("CreatedDate > 2000-01-01T00:00:00Z", ["100%_sure", "back\\slash", "Lee", "Ng",
-                                                "O'Hara"]),
+        ("CreatedDate > 2000-01-01T00:00:00Z", ["100%_sure", "back\\slash", "Lee", "Ng", "O'Hara"]),
         ("CreatedDate < 2000-01-01T00:00:00+02:00", []),
         ("SystemModstamp = TODAY", ["100%_sure", "back\\slash", "Lee", "Ng", "O'Hara"]),
         ("CreatedDate = LAST_N_DAYS:3", ["100%_sure", "back\\slash", "Lee", "Ng", "O'Hara"]),
         ("CreatedDate < YESTERDAY", []),
-        ("MasterRecordId = null AND IsDeleted = false", ["100%_sure", "back\\slash", "Lee",
-                                                         "Ng", "O'Hara"]),
+        (
+            "MasterRecordId = null AND IsDeleted = false",
+            ["100%_sure", "back\\slash", "Lee", "Ng", "O'Hara"],
+        ),
     ],
 )
 def test_where(store: OrgStore, where: str, expected: list[str]) -> None:
@@ -95,11 +100,14 @@ def test_order_nulls_limit_offset(store: OrgStore) -> None:
     assert [r["FirstName"] for r in rows] == ["Ann", "bob", "Cy", "Di", None]
     rows = _run(store, "select firstname from contact order by FirstName desc")
     assert [r["FirstName"] for r in rows] == ["Di", "Cy", "bob", "Ann", None]
-    rows = _run(store, "SELECT FirstName FROM Contact ORDER BY FirstName NULLS FIRST "
-                       "LIMIT 2 OFFSET 1")
+    rows = _run(
+        store, "SELECT FirstName FROM Contact ORDER BY FirstName NULLS FIRST LIMIT 2 OFFSET 1"
+    )
     assert [r["FirstName"] for r in rows] == ["Ann", "bob"]
-    rows = _run(store, "SELECT Id, FirstName FROM Contact ORDER BY HasOptedOutOfEmail DESC, "
-                       "FirstName LIMIT 1")
+    rows = _run(
+        store,
+        "SELECT Id, FirstName FROM Contact ORDER BY HasOptedOutOfEmail DESC, FirstName LIMIT 1",
+    )
     assert rows[0]["FirstName"] == "Ann"
 
 
@@ -140,14 +148,15 @@ def test_malformed_message_points_at_the_token(store: OrgStore) -> None:
 
 
 def test_count(store: OrgStore) -> None:
-    q = compile_query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = false",
-                      {o: store.visible_fields(o) for o in OBJECTS})
+    q = compile_query(
+        "SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = false",
+        {o: store.visible_fields(o) for o in OBJECTS},
+    )
     assert q.count_only and store.count(q, False) == 3
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
-               max_size=30))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30))
 def test_format_soql_strings_round_trip(text: str) -> None:
     """Whatever simple-salesforce's ``format_soql`` quotes, the parser reads back unchanged."""
     s = OrgStore(":memory:")
@@ -176,8 +185,11 @@ def test_query_all_iter_over_5000_records(emu: Emulator, sf: Salesforce) -> None
 def test_batch_size_header_and_query_more(emu: Emulator) -> None:
     emu.seed(contacts=450)
     raw = Raw(emu)
-    page = raw.get("query", params={"q": "SELECT Id FROM Contact"},
-                   headers={"Sforce-Query-Options": "batchSize=200"}).json()
+    page = raw.get(
+        "query",
+        params={"q": "SELECT Id FROM Contact"},
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    ).json()
     ids = [r["Id"] for r in page["records"]]
     while not page["done"]:
         page = raw.get(page["nextRecordsUrl"]).json()
@@ -185,8 +197,11 @@ def test_batch_size_header_and_query_more(emu: Emulator) -> None:
         assert page["totalSize"] == 450
     assert len(ids) == 450 == len(set(ids))
     assert "nextRecordsUrl" not in page
-    tiny = raw.get("query", params={"q": "SELECT Id FROM Contact"},
-                   headers={"Sforce-Query-Options": "batchSize=5"}).json()
+    tiny = raw.get(
+        "query",
+        params={"q": "SELECT Id FROM Contact"},
+        headers={"Sforce-Query-Options": "batchSize=5"},
+    ).json()
     assert len(tiny["records"]) == 200  # the minimum batch size
 
 
@@ -195,11 +210,15 @@ def test_invalid_query_locator(emu: Emulator) -> None:
     for locator in ("01gNOPE00000000-2000", "garbage"):
         resp = raw.get(f"query/{locator}")
         assert resp.status_code == 400
-        assert resp.json() == [{"message": "invalid query locator",
-                                "errorCode": "INVALID_QUERY_LOCATOR"}]
+        assert resp.json() == [
+            {"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}
+        ]
     emu.seed(contacts=250)
-    page = raw.get("query", params={"q": "SELECT Id FROM Contact"},
-                   headers={"Sforce-Query-Options": "batchSize=200"}).json()
+    page = raw.get(
+        "query",
+        params={"q": "SELECT Id FROM Contact"},
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    ).json()
     assert raw.get(page["nextRecordsUrl"]).status_code == 200
     # Fully read cursors are freed.
     assert error_code(raw.get(page["nextRecordsUrl"])) == "INVALID_QUERY_LOCATOR"
@@ -214,7 +233,10 @@ def test_query_all_includes_deleted(emu: Emulator, sf: Salesforce) -> None:
     assert {r["Id"]: r["IsDeleted"] for r in everything["records"]}[ids[0]] is True
     raw = Raw(emu)
     assert raw.get("queryAll", params={"q": "SELECT COUNT() FROM Contact"}).json() == {
-        "totalSize": 3, "done": True, "records": []}
+        "totalSize": 3,
+        "done": True,
+        "records": [],
+    }
     emu.seed(contacts=2500)
     assert len(list(sf.query_all_iter("SELECT Id FROM Contact", include_deleted=True))) == 2503
     # A queryAll continuation (nextRecordsUrl says /query/...) counts as queryAll.

@@ -78,8 +78,18 @@ def test_object_describe_fields(sf: Salesforce, obj: str) -> None:
     custom = fields["Sales_Opt_Out__c"]
     assert custom["custom"] is True and custom["type"] == "boolean"
     assert fields["SystemModstamp"]["updateable"] is False
-    expected = {"Id", "Email", "FirstName", "LastName", "HasOptedOutOfEmail", "CreatedDate",
-                "LastModifiedDate", "SystemModstamp", "IsDeleted", "MasterRecordId"}
+    expected = {
+        "Id",
+        "Email",
+        "FirstName",
+        "LastName",
+        "HasOptedOutOfEmail",
+        "CreatedDate",
+        "LastModifiedDate",
+        "SystemModstamp",
+        "IsDeleted",
+        "MasterRecordId",
+    }
     if obj == "Lead":
         expected |= {"Company", "Status", "IsConverted", "ConvertedContactId", "ConvertedDate"}
     assert expected <= set(fields)
@@ -92,18 +102,23 @@ def test_describe_if_modified_since(emu: Emulator) -> None:
     first = raw.get("sobjects/Contact/describe")
     assert first.status_code == 200
     later = http_date(datetime.now(UTC) + timedelta(minutes=1), usegmt=True)
-    assert raw.get("sobjects/Contact/describe",
-                   headers={"If-Modified-Since": later}).status_code == 304
+    assert (
+        raw.get("sobjects/Contact/describe", headers={"If-Modified-Since": later}).status_code
+        == 304
+    )
     earlier = http_date(datetime.now(UTC) - timedelta(days=1), usegmt=True)
-    assert raw.get("sobjects/Contact/describe",
-                   headers={"If-Modified-Since": earlier}).status_code == 200
+    assert (
+        raw.get("sobjects/Contact/describe", headers={"If-Modified-Since": earlier}).status_code
+        == 200
+    )
 
 
 def test_unknown_object(emu: Emulator) -> None:
     resp = Raw(emu).get("sobjects/Account/describe")
     assert resp.status_code == 404
-    assert resp.json() == [{"message": "The requested resource does not exist",
-                            "errorCode": "NOT_FOUND"}]
+    assert resp.json() == [
+        {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
+    ]
 
 
 # --------------------------------------------------------------------- field-level security
@@ -141,8 +156,9 @@ def test_read_only_field(emu: Emulator, sf: Salesforce) -> None:
 def test_without_sales_opt_out_option(tmp_path: Any) -> None:
     from optsync.emulator import EmulatorOptions, run_emulator
 
-    with run_emulator(EmulatorOptions(data_dir=tmp_path, port=0, memory=True,
-                                      sales_opt_out=False)) as emu:
+    with run_emulator(
+        EmulatorOptions(data_dir=tmp_path, port=0, memory=True, sales_opt_out=False)
+    ) as emu:
         names = {f["name"] for f in emu.salesforce().Lead.describe()["fields"]}
         assert "Sales_Opt_Out__c" not in names
         assert "HasOptedOutOfEmail" in names
@@ -161,8 +177,10 @@ def test_create_get_update_delete(emu: Emulator, sf: Salesforce) -> None:
     assert cid[15:] == checksum_suffix(cid[:15])
 
     rec = sf.Contact.get(cid)
-    assert rec["attributes"] == {"type": "Contact",
-                                 "url": f"/services/data/v59.0/sobjects/Contact/{cid}"}
+    assert rec["attributes"] == {
+        "type": "Contact",
+        "url": f"/services/data/v59.0/sobjects/Contact/{cid}",
+    }
     assert rec["HasOptedOutOfEmail"] is False and rec["IsDeleted"] is False
     assert STAMP_RE.fullmatch(rec["SystemModstamp"])
     assert STAMP_RE.fullmatch(rec["CreatedDate"])
@@ -195,24 +213,28 @@ def test_record_errors(emu: Emulator) -> None:
     unknown = make_id("003", 999_999)
     resp = raw.get(f"sobjects/Contact/{unknown}")
     assert resp.status_code == 404
-    assert resp.json() == [{"message": "The requested resource does not exist",
-                            "errorCode": "NOT_FOUND"}]
+    assert resp.json() == [
+        {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
+    ]
     for bad in ("abc", "003xx", make_id("00Q", 1)):
         resp = raw.patch(f"sobjects/Contact/{bad}", json={"HasOptedOutOfEmail": True})
         assert resp.status_code == 400
         assert error_code(resp) == "MALFORMED_ID"
     resp = raw.patch(f"sobjects/Contact/{cid}", json={"Nope__c": True})
     assert resp.status_code == 400
-    assert resp.json()[0] == {"message": "No such column 'Nope__c' on sobject of type Contact",
-                              "errorCode": "INVALID_FIELD"}
+    assert resp.json()[0] == {
+        "message": "No such column 'Nope__c' on sobject of type Contact",
+        "errorCode": "INVALID_FIELD",
+    }
     resp = raw.patch(f"sobjects/Contact/{cid}", json={"SystemModstamp": "2020-01-01"})
     assert error_code(resp) == "INVALID_FIELD_FOR_INSERT_UPDATE"
     resp = raw.patch(f"sobjects/Contact/{cid}", json={"Email": "not-an-email"})
     assert error_code(resp) == "INVALID_EMAIL_ADDRESS"
     resp = raw.post("sobjects/Contact", json={"Email": "x@example.com"})
     assert error_code(resp) == "REQUIRED_FIELD_MISSING"
-    resp = raw.patch(f"sobjects/Contact/{cid}", data="{not json",
-                     headers={"Content-Type": "application/json"})
+    resp = raw.patch(
+        f"sobjects/Contact/{cid}", data="{not json", headers={"Content-Type": "application/json"}
+    )
     assert error_code(resp) == "JSON_PARSER_ERROR"
     resp = raw.get(f"sobjects/Contact/{cid}", params={"fields": "Id,Bogus"})
     assert error_code(resp) == "INVALID_FIELD"
@@ -228,23 +250,27 @@ def test_converted_lead_rejects_updates(emu: Emulator, sf: Salesforce) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", lead["ConvertedDate"])
     with pytest.raises(SalesforceMalformedRequest) as exc:
         sf.Lead.update(lid, {"HasOptedOutOfEmail": True})
-    assert exc.value.content == [{"message": "cannot reference converted lead",
-                                  "errorCode": "CANNOT_UPDATE_CONVERTED_LEAD"}]
+    assert exc.value.content == [
+        {"message": "cannot reference converted lead", "errorCode": "CANNOT_UPDATE_CONVERTED_LEAD"}
+    ]
     assert sf.Contact.get(contact_id)["Email"] == lead["Email"]
 
 
 def test_convert_into_existing_contact(emu: Emulator) -> None:
     ids = _seed(emu, contacts=1, leads=1)
-    cid = emu.control("POST", f"records/{ids['lead_ids'][0]}/convert",
-                      {"contact_id": ids["contact_ids"][0]})["contact_id"]
+    cid = emu.control(
+        "POST", f"records/{ids['lead_ids'][0]}/convert", {"contact_id": ids["contact_ids"][0]}
+    )["contact_id"]
     assert cid == ids["contact_ids"][0]
 
 
 def test_merge_sets_master_record_id(emu: Emulator, sf: Salesforce) -> None:
     winner, loser = _seed(emu, contacts=2)["contact_ids"]
     emu.control("POST", f"records/{loser}/merge", {"master_id": winner})
-    rows = sf.query_all("SELECT Id, MasterRecordId FROM Contact WHERE IsDeleted = true AND "
-                        "MasterRecordId != null", include_deleted=True)["records"]
+    rows = sf.query_all(
+        "SELECT Id, MasterRecordId FROM Contact WHERE IsDeleted = true AND MasterRecordId != null",
+        include_deleted=True,
+    )["records"]
     assert [(r["Id"], r["MasterRecordId"]) for r in rows] == [(loser, winner)]
 
 
@@ -254,50 +280,79 @@ def test_composite_update_200_with_one_bad_id(emu: Emulator, sf: Salesforce) -> 
     contacts, leads = ids["contact_ids"], ids["lead_ids"]
     deleted = contacts[5]
     sf.Contact.delete(deleted)
-    records = [{"attributes": {"type": "Contact"}, "id": i, "HasOptedOutOfEmail": True}
-               for i in contacts]
-    records += [{"attributes": {"type": "Lead"}, "id": i, "HasOptedOutOfEmail": True}
-                for i in leads]
+    records = [
+        {"attributes": {"type": "Contact"}, "id": i, "HasOptedOutOfEmail": True} for i in contacts
+    ]
+    records += [
+        {"attributes": {"type": "Lead"}, "id": i, "HasOptedOutOfEmail": True} for i in leads
+    ]
     records[7]["id"] = "003NOTANID"
-    result = sf.restful("composite/sobjects", method="PATCH",
-                        json={"allOrNone": False, "records": records})
+    result = sf.restful(
+        "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records}
+    )
     assert len(result) == 200
-    assert result[7] == {"success": False, "errors": [{
-        "statusCode": "MALFORMED_ID", "message": "Contact ID: id value of incorrect type: "
-        "003NOTANID", "fields": ["Id"]}]} or result[7]["errors"][0]["statusCode"] == "MALFORMED_ID"
-    assert result[5]["errors"][0] == {"statusCode": "ENTITY_IS_DELETED",
-                                      "message": "entity is deleted", "fields": []}
+    assert (
+        result[7]
+        == {
+            "success": False,
+            "errors": [
+                {
+                    "statusCode": "MALFORMED_ID",
+                    "message": "Contact ID: id value of incorrect type: 003NOTANID",
+                    "fields": ["Id"],
+                }
+            ],
+        }
+        or result[7]["errors"][0]["statusCode"] == "MALFORMED_ID"
+    )
+    assert result[5]["errors"][0] == {
+        "statusCode": "ENTITY_IS_DELETED",
+        "message": "entity is deleted",
+        "fields": [],
+    }
     ok = [r for i, r in enumerate(result) if i not in (5, 7)]
     assert all(r["success"] and r["errors"] == [] for r in ok)
     assert [r["id"] for r in result[150:]] == leads
-    assert sf.query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = true")[
-        "totalSize"] == 148
+    assert (
+        sf.query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = true")["totalSize"] == 148
+    )
     assert emu.control("GET", "counters")["by_endpoint"]["composite/sobjects"] == 1
 
 
 def test_composite_all_or_none_rolls_back(emu: Emulator, sf: Salesforce) -> None:
     ids = _seed(emu, contacts=3)["contact_ids"]
-    records = [{"attributes": {"type": "Contact"}, "id": i, "HasOptedOutOfEmail": True}
-               for i in ids]
+    records = [
+        {"attributes": {"type": "Contact"}, "id": i, "HasOptedOutOfEmail": True} for i in ids
+    ]
     records[1]["Nope__c"] = 1
-    result = sf.restful("composite/sobjects", method="PATCH",
-                        json={"allOrNone": True, "records": records})
+    result = sf.restful(
+        "composite/sobjects", method="PATCH", json={"allOrNone": True, "records": records}
+    )
     assert result[1]["errors"][0]["statusCode"] == "INVALID_FIELD"
     for i in (0, 2):
-        assert result[i] == {"id": None, "success": False, "errors": [{
-            "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-            "message": "Record rolled back because not all records were valid and the "
-                       "request was using AllOrNone header", "fields": []}]}
-    assert sf.query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = true")[
-        "totalSize"] == 0
+        assert result[i] == {
+            "id": None,
+            "success": False,
+            "errors": [
+                {
+                    "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "message": "Record rolled back because not all records were valid and the "
+                    "request was using AllOrNone header",
+                    "fields": [],
+                }
+            ],
+        }
+    assert sf.query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = true")["totalSize"] == 0
 
 
 def test_composite_create_and_limits(emu: Emulator, sf: Salesforce) -> None:
-    recs = [{"attributes": {"type": "Lead"}, "LastName": f"L{i}", "Company": "Acme"}
-            for i in range(3)]
+    recs = [
+        {"attributes": {"type": "Lead"}, "LastName": f"L{i}", "Company": "Acme"} for i in range(3)
+    ]
     recs.append({"attributes": {"type": "Lead"}, "LastName": "NoCompany"})
-    result = sf.restful("composite/sobjects", method="POST",
-                        json={"allOrNone": False, "records": recs})
+    result = sf.restful(
+        "composite/sobjects", method="POST", json={"allOrNone": False, "records": recs}
+    )
     assert [r["success"] for r in result] == [True, True, True, False]
     assert all(r["id"].startswith("00Q") for r in result[:3])
     assert result[3]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
@@ -306,8 +361,10 @@ def test_composite_create_and_limits(emu: Emulator, sf: Salesforce) -> None:
     resp = raw.post("composite/sobjects", json={"records": too_many})
     assert resp.status_code == 400
     assert error_code(resp) == "EXCEEDED_ID_LIMIT"
-    chunky = [{"attributes": {"type": "Contact" if i % 2 else "Lead"}, "LastName": "x",
-               "Company": "c"} for i in range(11)]
+    chunky = [
+        {"attributes": {"type": "Contact" if i % 2 else "Lead"}, "LastName": "x", "Company": "c"}
+        for i in range(11)
+    ]
     resp = raw.post("composite/sobjects", json={"records": chunky})
     assert resp.status_code == 400
     assert error_code(resp) == "INVALID_BATCH_REQUEST"
@@ -320,8 +377,12 @@ def test_limits_and_usage_header(emu: Emulator, sf: Salesforce) -> None:
     body = sf.limits()
     assert body["DailyApiRequests"]["Max"] == 1_000_000
     assert body["DailyApiRequests"]["Remaining"] < 1_000_000
-    assert {"DailyBulkApiBatches", "DailyBulkV2QueryJobs", "DailyBulkV2QueryFileStorageMB",
-            "DataStorageMB"} <= set(body)
+    assert {
+        "DailyBulkApiBatches",
+        "DailyBulkV2QueryJobs",
+        "DailyBulkV2QueryFileStorageMB",
+        "DataStorageMB",
+    } <= set(body)
     used, total = sf.api_usage["api-usage"]
     assert total == 1_000_000 and used >= 1
 
@@ -333,8 +394,9 @@ def test_daily_limit_exceeded(emu: Emulator, sf: Salesforce) -> None:
     sf.limits()
     with pytest.raises(SalesforceRefusedRequest) as exc:
         sf.limits()
-    assert exc.value.content == [{"message": "TotalRequests Limit exceeded.",
-                                  "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert exc.value.content == [
+        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
     resp = Raw(emu).get("limits")
     assert resp.status_code == 403
     assert resp.headers["Sforce-Limit-Info"] == "api-usage=3/3"
@@ -389,8 +451,12 @@ def test_control_settings_validation(emu: Emulator) -> None:
         resp = s.put(f"{emu.control_url}/settings", json={"fault_rate": 2}, timeout=10)
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "INVALID_INPUT"
-    assert emu.settings() == {"latency_ms": 0, "jitter_ms": 0, "fault_rate": 0.0,
-                              "daily_api_limit": 1_000_000}
+    assert emu.settings() == {
+        "latency_ms": 0,
+        "jitter_ms": 0,
+        "fault_rate": 0.0,
+        "daily_api_limit": 1_000_000,
+    }
     assert emu.settings(latency_ms=5, jitter_ms=2)["latency_ms"] == 5
     emu.reset()
     assert emu.settings()["latency_ms"] == 0
@@ -408,8 +474,9 @@ def test_control_record_endpoints(emu: Emulator) -> None:
     with emu.http() as s:
         resp = s.get(f"{emu.control_url}/records/{make_id('003', 424242)}", timeout=10)
     assert resp.status_code == 404
-    assert resp.json() == {"error": {"code": "NOT_FOUND",
-                                     "message": "The requested resource does not exist"}}
+    assert resp.json() == {
+        "error": {"code": "NOT_FOUND", "message": "The requested resource does not exist"}
+    }
 
 
 def test_seed_omits_ids_above_ten_thousand(emu: Emulator) -> None:

@@ -25,30 +25,61 @@ _LAUNCH = "import typer; from optsync.cli.emulator import emulator; typer.run(em
 
 def test_cli_json_line_then_clean_stop(tmp_path: Path) -> None:
     env = dict(os.environ, OPTSYNC_DATA_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, "--port", "0", "--memory",
-                             "--json", "--seed", "10", "--without-sales-opt-out"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _LAUNCH,
+            "--port",
+            "0",
+            "--memory",
+            "--json",
+            "--seed",
+            "10",
+            "--without-sales-opt-out",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())
-        assert {"instance_url", "login_url", "ca_bundle", "client_id", "client_secret",
-                "username", "password", "private_key_file"} <= set(info)
+        assert {
+            "instance_url",
+            "login_url",
+            "ca_bundle",
+            "client_id",
+            "client_secret",
+            "username",
+            "password",
+            "private_key_file",
+        } <= set(info)
         assert info["ca_bundle"] == str(tmp_path / "emulator" / "ca.pem")
         import requests
 
         with requests.Session() as s:
             s.trust_env = False
             s.verify = info["ca_bundle"]
-            tok = s.post(f"{info['login_url']}/services/oauth2/token",
-                         data={"grant_type": "client_credentials"},
-                         auth=(info["client_id"], info["client_secret"]), timeout=30).json()
-            resp = s.get(f"{info['instance_url']}/services/data/v59.0/query",
-                         params={"q": "SELECT COUNT() FROM Lead"},
-                         headers={"Authorization": f"Bearer {tok['access_token']}"}, timeout=30)
+            tok = s.post(
+                f"{info['login_url']}/services/oauth2/token",
+                data={"grant_type": "client_credentials"},
+                auth=(info["client_id"], info["client_secret"]),
+                timeout=30,
+            ).json()
+            resp = s.get(
+                f"{info['instance_url']}/services/data/v59.0/query",
+                params={"q": "SELECT COUNT() FROM Lead"},
+                headers={"Authorization": f"Bearer {tok['access_token']}"},
+                timeout=30,
+            )
             assert resp.json()["totalSize"] == 5
-            fields = s.get(f"{info['instance_url']}/services/data/v59.0/sobjects/Lead/describe",
-                           headers={"Authorization": f"Bearer {tok['access_token']}"},
-                           timeout=30).json()["fields"]
+            fields = s.get(
+                f"{info['instance_url']}/services/data/v59.0/sobjects/Lead/describe",
+                headers={"Authorization": f"Bearer {tok['access_token']}"},
+                timeout=30,
+            ).json()["fields"]
             assert "Sales_Opt_Out__c" not in {f["name"] for f in fields}
     finally:
         proc.send_signal(signal.SIGINT)
@@ -74,8 +105,7 @@ def test_org_and_credentials_persist_across_restarts(tmp_path: Path) -> None:
         creds = (first.client_id, first.client_secret, first.password, first.ca_bundle)
     assert (tmp_path / "emulator" / "org.sqlite3").exists()
     with run_emulator(options) as second:
-        assert (second.client_id, second.client_secret, second.password,
-                second.ca_bundle) == creds
+        assert (second.client_id, second.client_secret, second.password, second.ca_bundle) == creds
         sf = second.salesforce()
         assert sf.Contact.get(cid)["HasOptedOutOfEmail"] is True
         assert "Email" not in {f["name"] for f in sf.Lead.describe()["fields"]}
@@ -84,8 +114,7 @@ def test_org_and_credentials_persist_across_restarts(tmp_path: Path) -> None:
 
 
 def test_certificate_names_and_ca(emu: Emulator) -> None:
-    cert = x509.load_pem_x509_certificate(
-        (Path(emu.ca_bundle).parent / "server.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate((Path(emu.ca_bundle).parent / "server.pem").read_bytes())
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "127.0.0.1" in {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
     assert "localhost" in san.get_values_for_type(x509.DNSName)
@@ -97,7 +126,8 @@ def test_unknown_paths_answer_salesforce_style(emu: Emulator) -> None:
     raw = Raw(emu)
     resp = raw.get("/services/data/v59.0/sobjects/Contact/describe/nope/more")
     assert resp.status_code == 404
-    assert resp.json() == [{"errorCode": "NOT_FOUND",
-                            "message": "The requested resource does not exist"}]
+    assert resp.json() == [
+        {"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}
+    ]
     assert resp.headers["Sforce-Limit-Info"].startswith("api-usage=")
     assert raw.put("limits").status_code == 405

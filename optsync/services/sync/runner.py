@@ -305,9 +305,7 @@ class SyncRunner:
         self._begin("diff")
         with self.db.transaction() as session:
             counts = sync_runs.diff_counts(session, self.run_id)
-            since = runs.last_completed_start(
-                session, before_run=self.run_id, field=self.field
-            )
+            since = runs.last_completed_start(session, before_run=self.run_id, field=self.field)
             reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
         self.report.update(
             remote_opted_out=counts.remote_opted_out,

@@ -19,10 +19,6 @@ MEMBER = ("member@example.com", "member password 1")
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-
-
-
-
 @pytest.fixture
 def users(ctx: Context) -> None:
     with ctx.db.transaction() as s:

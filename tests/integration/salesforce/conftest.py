@@ -12,13 +12,21 @@ from optsync.salesforce.connection import ConnectionConfig
 from optsync.salesforce.gateway import SalesforceGateway
 
 
-def config_for(emu: Emulator, auth: str = "client_credentials", **changes: Any,
-               ) -> ConnectionConfig:
+def config_for(
+    emu: Emulator,
+    auth: str = "client_credentials",
+    **changes: Any,
+) -> ConnectionConfig:
     """A connection to the emulator with the given flow (all credentials filled in)."""
     values: dict[str, Any] = dict(
-        auth=auth, login_url=emu.login_url, client_id=emu.client_id,
-        client_secret=emu.client_secret, username=emu.username, password=emu.password,
-        private_key=Path(emu.private_key_file).read_text(), api_version="62.0",
+        auth=auth,
+        login_url=emu.login_url,
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        username=emu.username,
+        password=emu.password,
+        private_key=Path(emu.private_key_file).read_text(),
+        api_version="62.0",
         ca_bundle=emu.ca_bundle,
     )
     values.update(changes)

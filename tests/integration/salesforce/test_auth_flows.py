@@ -37,30 +37,39 @@ def test_wrong_client_secret_is_a_clear_error(emu: Emulator) -> None:
 
 def test_wrong_password_names_the_password(emu: Emulator) -> None:
     with pytest.raises(SalesforceAuthError) as info:
-        fetch_token(config_for(emu, "password", password="wrong-password"),
-                    build_session(ca_bundle=emu.ca_bundle))
+        fetch_token(
+            config_for(emu, "password", password="wrong-password"),
+            build_session(ca_bundle=emu.ca_bundle),
+        )
     assert "OPTSYNC_SF_PASSWORD" in str(info.value) and "wrong-password" not in str(info.value)
 
 
 def test_wrong_jwt_key_names_the_private_key(emu: Emulator) -> None:
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
+    other = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     with pytest.raises(SalesforceAuthError) as info:
-        fetch_token(config_for(emu, "jwt", private_key=other),
-                    build_session(ca_bundle=emu.ca_bundle))
+        fetch_token(
+            config_for(emu, "jwt", private_key=other), build_session(ca_bundle=emu.ca_bundle)
+        )
     assert "OPTSYNC_SF_PRIVATE_KEY_FILE" in str(info.value)
 
 
 def test_wrong_client_id_names_the_client_id(emu: Emulator) -> None:
     with pytest.raises(SalesforceAuthError) as info:
-        fetch_token(config_for(emu, client_id="3MVG9wrong"),
-                    build_session(ca_bundle=emu.ca_bundle))
+        fetch_token(config_for(emu, client_id="3MVG9wrong"), build_session(ca_bundle=emu.ca_bundle))
     assert info.value.setting is not None and "OPTSYNC_SF_CLIENT_ID" in info.value.setting
 
 
-def test_untrusted_certificate_names_the_ca_bundle(emu: Emulator,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_untrusted_certificate_names_the_ca_bundle(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     config = config_for(emu, ca_bundle=None)
@@ -72,5 +81,8 @@ def test_untrusted_certificate_names_the_ca_bundle(emu: Emulator,
 def test_unreachable_login_host_is_retryable(emu: Emulator) -> None:
     config = config_for(emu, login_url="https://127.0.0.1:9")  # discard port: refused
     with pytest.raises(SalesforceAuthUnavailable):
-        fetch_token(config, build_session(ca_bundle=emu.ca_bundle, timeout=(1.0, 1.0)),
-                    sleep=lambda _s: None)
+        fetch_token(
+            config,
+            build_session(ca_bundle=emu.ca_bundle, timeout=(1.0, 1.0)),
+            sleep=lambda _s: None,
+        )

@@ -41,9 +41,15 @@ def _settings(tmp_path: Path, **sf: object) -> Settings:
 
 def _config(**changes: object) -> ConnectionConfig:
     values: dict[str, object] = dict(
-        auth="password", login_url="https://acme.my.salesforce.com/", client_id="3MVG9abc",
-        client_secret=SECRET, username="int@acme.example", password=PASSWORD,
-        private_key=rsa_pair()[0], api_version="61")
+        auth="password",
+        login_url="https://acme.my.salesforce.com/",
+        client_id="3MVG9abc",
+        client_secret=SECRET,
+        username="int@acme.example",
+        password=PASSWORD,
+        private_key=rsa_pair()[0],
+        api_version="61",
+    )
     values.update(changes)
     return ConnectionConfig(**values)  # type: ignore[arg-type]
 
@@ -57,8 +63,9 @@ def test_round_trip_with_secrets_encrypted_at_rest(db: Database) -> None:
     assert loaded == stored
     with db.engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM salesforce_connection")).mappings().one()
-    raw = b"".join(bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode()
-                   for v in row.values())
+    raw = b"".join(
+        bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode() for v in row.values()
+    )
     for secret in (SECRET, PASSWORD, "PRIVATE KEY", rsa_pair()[0].splitlines()[1]):
         assert secret.encode() not in raw
     assert b"int@acme.example" in raw  # non-secrets stay readable for admins
@@ -67,8 +74,9 @@ def test_round_trip_with_secrets_encrypted_at_rest(db: Database) -> None:
 def test_saving_again_replaces_and_delete_forgets(db: Database) -> None:
     with db.transaction() as s:
         save_connection(s, _config(), KEY, now=NOW)
-        save_connection(s, _config(auth="client_credentials", username=None, password=None),
-                        KEY, now=NOW)
+        save_connection(
+            s, _config(auth="client_credentials", username=None, password=None), KEY, now=NOW
+        )
     with db.transaction() as s:
         loaded = load_connection(s, KEY)
         assert loaded is not None and loaded.auth == "client_credentials"
@@ -98,21 +106,33 @@ def test_env_variables_win_over_the_stored_row(db: Database, tmp_path: Path) -> 
         save_connection(s, _config(), KEY, now=NOW)
     key_file = tmp_path / "key.pem"
     key_file.write_text(rsa_pair()[0])
-    settings = _settings(tmp_path, sf_auth="jwt", sf_username="other@acme.example",
-                         sf_private_key_file=key_file, sf_api_version="63.0")
+    settings = _settings(
+        tmp_path,
+        sf_auth="jwt",
+        sf_username="other@acme.example",
+        sf_private_key_file=key_file,
+        sf_api_version="63.0",
+    )
     with db.transaction() as s:
         config = resolve_connection(settings, s)
     assert config is not None
-    assert (config.auth, config.username, config.api_version) == ("jwt", "other@acme.example",
-                                                                   "63.0")
+    assert (config.auth, config.username, config.api_version) == (
+        "jwt",
+        "other@acme.example",
+        "63.0",
+    )
     assert config.client_id == "3MVG9abc"  # not overridden: the stored value
     assert config.login_url == "https://acme.my.salesforce.com"
 
 
 def test_env_alone_configures_a_connection(db: Database, tmp_path: Path) -> None:
-    settings = _settings(tmp_path, sf_auth="client_credentials",
-                         sf_login_url="https://acme.my.salesforce.com",
-                         sf_client_id="3MVG9env", sf_client_secret=SECRET)
+    settings = _settings(
+        tmp_path,
+        sf_auth="client_credentials",
+        sf_login_url="https://acme.my.salesforce.com",
+        sf_client_id="3MVG9env",
+        sf_client_secret=SECRET,
+    )
     with db.transaction() as s:
         config = resolve_connection(settings, s)
         assert config is not None and config.client_secret == SECRET
@@ -120,5 +140,9 @@ def test_env_alone_configures_a_connection(db: Database, tmp_path: Path) -> None
         with pytest.raises(UsageError, match="OPTSYNC_SF_AUTH"):
             resolve_connection(_settings(tmp_path, sf_client_id="x"), s)
         with pytest.raises(UsageError, match="OPTSYNC_SF_CLIENT_ID"):
-            resolve_connection(_settings(tmp_path, sf_auth="password",
-                                         sf_login_url="https://login.salesforce.com"), s)
+            resolve_connection(
+                _settings(
+                    tmp_path, sf_auth="password", sf_login_url="https://login.salesforce.com"
+                ),
+                s,
+            )

@@ -35,8 +35,9 @@ def test_expired_session_is_renewed_without_losing_the_call(
     assert gateway.calls_by_endpoint == counters(emu)["by_endpoint"]
 
 
-def test_expiry_during_paging_continues_the_query(emu: Emulator,
-                                                  gateway: SalesforceGateway) -> None:
+def test_expiry_during_paging_continues_the_query(
+    emu: Emulator, gateway: SalesforceGateway
+) -> None:
     emu.seed(contacts=2050, opted_out_fraction=1.0)  # two pages of at most 2000
     it = gateway.query_opted_out("Contact", EMAIL)
     first = [next(it) for _ in range(10)]
@@ -50,8 +51,10 @@ def test_expiry_during_paging_continues_the_query(emu: Emulator,
 @pytest.mark.parametrize("field", [EMAIL, SALES])
 def test_check_field_passes_for_both_fields(gateway: SalesforceGateway, field: str) -> None:
     checks = gateway.check_field(field)
-    assert [(c.object, c.field, c.ok) for c in checks] == [("Contact", field, True),
-                                                           ("Lead", field, True)]
+    assert [(c.object, c.field, c.ok) for c in checks] == [
+        ("Contact", field, True),
+        ("Lead", field, True),
+    ]
     assert all(c.type == "boolean" and c.updateable for c in checks)
 
 
@@ -79,8 +82,11 @@ def test_set_opt_out_on_250_mixed_records(emu: Emulator, gateway: SalesforceGate
     emu.control("DELETE", f"records/{deleted}")
     new_contact = emu.control("POST", f"records/{converted}/convert")["contact_id"]
     # interleave the objects: the gateway must group them within each call
-    targets = [t for pair in zip(contacts, leads, strict=True)
-               for t in (Target(pair[0], "Contact"), Target(pair[1], "Lead"))]
+    targets = [
+        t
+        for pair in zip(contacts, leads, strict=True)
+        for t in (Target(pair[0], "Contact"), Target(pair[1], "Lead"))
+    ]
     results = gateway.set_opt_out(targets, SALES)
     assert [r.salesforce_id for r in results] == [t.salesforce_id for t in targets]
     by_id = {r.salesforce_id: r for r in results}
@@ -95,14 +101,20 @@ def test_set_opt_out_on_250_mixed_records(emu: Emulator, gateway: SalesforceGate
     assert emu.control("GET", f"records/{contacts[0]}")[SALES] is True
     assert emu.control("GET", f"records/{leads[-1]}")[SALES] is True
     # the follow-up lookups the worker makes
-    assert gateway.converted_contacts([converted, leads[0]]) == {converted: new_contact,
-                                                                  leads[0]: None}
+    assert gateway.converted_contacts([converted, leads[0]]) == {
+        converted: new_contact,
+        leads[0]: None,
+    }
 
 
 def test_invalid_and_duplicate_targets(emu: Emulator, gateway: SalesforceGateway) -> None:
     contact = emu.seed(contacts=1)["contact_ids"][0]
-    targets = [Target(contact, "Contact"), Target("003' OR Id != '", "Contact"),
-               Target(contact[:15], "Contact"), Target(contact, "Lead")]
+    targets = [
+        Target(contact, "Contact"),
+        Target("003' OR Id != '", "Contact"),
+        Target(contact[:15], "Contact"),
+        Target(contact, "Lead"),
+    ]
     results = gateway.set_opt_out(targets, EMAIL)
     assert [r.success for r in results] == [True, False, True, False]
     assert results[1].code == results[3].code == "MALFORMED_ID"
@@ -112,8 +124,9 @@ def test_invalid_and_duplicate_targets(emu: Emulator, gateway: SalesforceGateway
     assert gateway.api_calls == 1
 
 
-def test_missing_field_on_push_is_classified_per_record(emu: Emulator,
-                                                        gateway: SalesforceGateway) -> None:
+def test_missing_field_on_push_is_classified_per_record(
+    emu: Emulator, gateway: SalesforceGateway
+) -> None:
     contact = emu.seed(contacts=1)["contact_ids"][0]
     emu.control("PUT", f"fields/Contact/{SALES}", {"visible": False, "updateable": False})
     [result] = gateway.set_opt_out([Target(contact, "Contact")], SALES)
@@ -124,8 +137,10 @@ def test_missing_field_on_push_is_classified_per_record(emu: Emulator,
 
 def test_converted_contacts_in_chunks(emu: Emulator, gateway: SalesforceGateway) -> None:
     leads = emu.seed(leads=230)["lead_ids"]
-    converted = {leads[0]: emu.control("POST", f"records/{leads[0]}/convert")["contact_id"],
-                 leads[229]: emu.control("POST", f"records/{leads[229]}/convert")["contact_id"]}
+    converted = {
+        leads[0]: emu.control("POST", f"records/{leads[0]}/convert")["contact_id"],
+        leads[229]: emu.control("POST", f"records/{leads[229]}/convert")["contact_id"],
+    }
     found = gateway.converted_contacts([lid[:15] for lid in leads])
     assert len(found) == 230
     assert {k: v for k, v in found.items() if v} == converted
@@ -140,8 +155,7 @@ def test_merged_masters(emu: Emulator, gateway: SalesforceGateway) -> None:
     assert gateway.calls_by_endpoint["queryAll"] == 1
 
 
-def test_query_opted_out_skips_converted_leads(emu: Emulator,
-                                               gateway: SalesforceGateway) -> None:
+def test_query_opted_out_skips_converted_leads(emu: Emulator, gateway: SalesforceGateway) -> None:
     seeded = emu.seed(contacts=3, leads=3, opted_out_fraction=1.0)
     emu.control("POST", f"records/{seeded['lead_ids'][0]}/convert")
     assert set(gateway.query_opted_out("Lead", EMAIL)) == set(seeded["lead_ids"][1:])
@@ -149,9 +163,14 @@ def test_query_opted_out_skips_converted_leads(emu: Emulator,
     assert set(seeded["contact_ids"]) <= contacts  # plus the Contact the conversion made
 
 
-@pytest.mark.parametrize("field", ["HasOptedOutOfEmail = true OR Id != null",
-                                   "Id FROM Lead WHERE Id != null --",
-                                   "Sales_Opt_Out__c' OR '1'='1"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "HasOptedOutOfEmail = true OR Id != null",
+        "Id FROM Lead WHERE Id != null --",
+        "Sales_Opt_Out__c' OR '1'='1",
+    ],
+)
 def test_soql_injection_in_field_names_is_rejected_before_any_call(
     emu: Emulator, gateway: SalesforceGateway, field: str
 ) -> None:

@@ -20,19 +20,29 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _person(n: int, salesforce_id: str | None, unsubscribed: bool) -> Person:
-    return Person(email=f"p{n}@example.com", salesforce_id=salesforce_id,
-                  salesforce_object="Contact" if salesforce_id else None,
-                  unsubscribed=unsubscribed, created_at=NOW, updated_at=NOW)
+    return Person(
+        email=f"p{n}@example.com",
+        salesforce_id=salesforce_id,
+        salesforce_object="Contact" if salesforce_id else None,
+        unsubscribed=unsubscribed,
+        created_at=NOW,
+        updated_at=NOW,
+    )
 
 
-def test_all_checks_pass_on_a_healthy_org(db: Database, emu: Emulator,
-                                          gateway: SalesforceGateway) -> None:
+def test_all_checks_pass_on_a_healthy_org(
+    db: Database, emu: Emulator, gateway: SalesforceGateway
+) -> None:
     contact = emu.seed(contacts=1)["contact_ids"][0]
     with db.transaction() as s:
         s.add_all([_person(1, contact, True), _person(2, None, False)])
     checks = run_checks(gateway, db)
-    assert [c.name for c in checks] == ["connection", "HasOptedOutOfEmail on Contact",
-                                        "HasOptedOutOfEmail on Lead", "persons linked"]
+    assert [c.name for c in checks] == [
+        "connection",
+        "HasOptedOutOfEmail on Contact",
+        "HasOptedOutOfEmail on Lead",
+        "persons linked",
+    ]
     assert all(c.ok for c in checks), checks
     assert "1 of 2 persons lack a Salesforce id" in checks[3].detail
 
@@ -52,8 +62,9 @@ def test_sync_off_checks_email_opt_out_even_if_sales_opt_out_is_selected(
     assert not lead.ok and lead.fix is not None and "field-level security" in lead.fix
 
 
-def test_unsubscribed_unlinked_persons_fail_the_check(db: Database,
-                                                      gateway: SalesforceGateway) -> None:
+def test_unsubscribed_unlinked_persons_fail_the_check(
+    db: Database, gateway: SalesforceGateway
+) -> None:
     with db.transaction() as s:
         s.add_all([_person(1, None, True), _person(2, None, False)])
     linked = run_checks(gateway, db)[-1]

@@ -25,7 +25,7 @@ def race(db, work) -> list[BaseException]:
         try:
             barrier.wait()
             in_transaction(db, work)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one) for _ in range(PARALLEL)]

@@ -29,8 +29,9 @@ def test_start_list_and_read_a_run(client, ctx, emu, admin_headers, member_heade
     [contact] = emu.seed(contacts=1, opted_out_fraction=1.0)["contact_ids"]
     with ctx.db.transaction() as s:
         upsert_person(s, PersonInput(1, "ann@example.com", contact, "Contact"), ctx.clock())
-    assert_error(client.post("/api/v1/sync/runs", json={}, headers=member_headers), 403,
-                 "forbidden")
+    assert_error(
+        client.post("/api/v1/sync/runs", json={}, headers=member_headers), 403, "forbidden"
+    )
     dry = client.post("/api/v1/sync/runs", json={"dry_run": True}, headers=admin_headers)
     assert dry.status_code == 202 and dry.json()["status"] == "running"
     report = wait_done(client, admin_headers, dry.json()["id"])
@@ -39,11 +40,13 @@ def test_start_list_and_read_a_run(client, ctx, emu, admin_headers, member_heade
     real = client.post("/api/v1/sync/runs", json={"dry_run": False}, headers=admin_headers)
     report = wait_done(client, admin_headers, real.json()["id"])
     assert (report["status"], report["pulled"], report["field"]) == (
-        "succeeded", 1, "HasOptedOutOfEmail")
+        "succeeded",
+        1,
+        "HasOptedOutOfEmail",
+    )
     runs = client.get("/api/v1/sync/runs?limit=5", headers=member_headers).json()["runs"]
     assert [r["id"] for r in runs] == [real.json()["id"], dry.json()["id"]]
-    assert_error(client.get("/api/v1/sync/runs/999999", headers=admin_headers), 404,
-                 "not_found")
+    assert_error(client.get("/api/v1/sync/runs/999999", headers=admin_headers), 404, "not_found")
 
 
 def test_a_second_run_while_one_runs_is_a_conflict(client, ctx, emu, admin_headers):
@@ -69,8 +72,9 @@ def test_setup_checks(client, ctx, emu, admin_headers):
     assert body["ok"] is False and failed and "Field-Level Security" in failed[0]["fix"]
 
 
-def test_no_transaction_is_open_during_salesforce_calls(client, ctx, emu, admin_headers,
-                                                         monkeypatch):
+def test_no_transaction_is_open_during_salesforce_calls(
+    client, ctx, emu, admin_headers, monkeypatch
+):
     """Defect 7: the checks and a run started through the API call Salesforce with no
     database transaction open in the calling thread."""
     from tests.integration.salesforce.txguard import watch

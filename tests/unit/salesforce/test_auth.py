@@ -28,8 +28,12 @@ PASSWORD = "hunter2-and-token"
 
 def _config(auth_kind: str = "client_credentials", **changes: Any) -> ConnectionConfig:
     values: dict[str, Any] = dict(
-        auth=auth_kind, login_url="https://acme.my.salesforce.com", client_id="3MVG9abc",
-        client_secret=SECRET, username="int@acme.example", password=PASSWORD,
+        auth=auth_kind,
+        login_url="https://acme.my.salesforce.com",
+        client_id="3MVG9abc",
+        client_secret=SECRET,
+        username="int@acme.example",
+        password=PASSWORD,
         private_key=rsa_pair()[0],
     )
     values.update(changes)
@@ -51,17 +55,27 @@ def test_jwt_audience(login_url: str, aud: str) -> None:
 
 
 def test_jwt_request_is_signed_rs256_with_the_documented_claims() -> None:
-    req = build_token_request(_config("jwt", login_url="https://login.salesforce.com"),
-                              now=1_700_000_000)
+    req = build_token_request(
+        _config("jwt", login_url="https://login.salesforce.com"), now=1_700_000_000
+    )
     assert req.url == "https://login.salesforce.com/services/oauth2/token"
     assert req.form["grant_type"] == JWT_GRANT
     assert req.basic_auth is None
     token = req.form["assertion"]
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
-    claims = jwt.decode(token, rsa_pair()[1], algorithms=["RS256"],
-                        audience="https://login.salesforce.com", options={"verify_exp": False})
-    assert claims == {"iss": "3MVG9abc", "sub": "int@acme.example",
-                      "aud": "https://login.salesforce.com", "exp": 1_700_000_180}
+    claims = jwt.decode(
+        token,
+        rsa_pair()[1],
+        algorithms=["RS256"],
+        audience="https://login.salesforce.com",
+        options={"verify_exp": False},
+    )
+    assert claims == {
+        "iss": "3MVG9abc",
+        "sub": "int@acme.example",
+        "aud": "https://login.salesforce.com",
+        "exp": 1_700_000_180,
+    }
     assert SECRET not in str(req.form)  # no client secret in the JWT flow
 
 
@@ -74,18 +88,31 @@ def test_client_credentials_use_http_basic() -> None:
 
 def test_password_flow_form() -> None:
     req = build_token_request(_config("password"))
-    assert req.form == {"grant_type": "password", "client_id": "3MVG9abc",
-                        "client_secret": SECRET, "username": "int@acme.example",
-                        "password": PASSWORD}
+    assert req.form == {
+        "grant_type": "password",
+        "client_id": "3MVG9abc",
+        "client_secret": SECRET,
+        "username": "int@acme.example",
+        "password": PASSWORD,
+    }
     assert SECRET not in repr(req) and PASSWORD not in repr(req)
 
 
 def test_success_is_parsed() -> None:
-    token = parse_token_response(200, {
-        "access_token": "00D5g000004XYZa!AQ8AQtoken", "instance_url": "https://acme.my.salesforce.com/",
-        "id": "https://login.salesforce.com/id/00D5g000004XYZaEAO/0055g00000ABCdeAAH",
-        "token_type": "Bearer", "issued_at": "1718800000000", "signature": "x", "scope": "api",
-    }, auth="jwt", login_url="https://login.salesforce.com")
+    token = parse_token_response(
+        200,
+        {
+            "access_token": "00D5g000004XYZa!AQ8AQtoken",
+            "instance_url": "https://acme.my.salesforce.com/",
+            "id": "https://login.salesforce.com/id/00D5g000004XYZaEAO/0055g00000ABCdeAAH",
+            "token_type": "Bearer",
+            "issued_at": "1718800000000",
+            "signature": "x",
+            "scope": "api",
+        },
+        auth="jwt",
+        login_url="https://login.salesforce.com",
+    )
     assert token.instance_url == "https://acme.my.salesforce.com"
     assert token.org_id == "00D5g000004XYZaEAO"
     assert token.issued_at is not None and token.issued_at.year == 2024
@@ -94,29 +121,52 @@ def test_success_is_parsed() -> None:
 
 def test_non_https_instance_url_is_refused() -> None:
     with pytest.raises(SalesforceAuthError):
-        parse_token_response(200, {"access_token": "t", "instance_url": "http://evil"},
-                             auth="jwt", login_url="https://login.salesforce.com")
+        parse_token_response(
+            200,
+            {"access_token": "t", "instance_url": "http://evil"},
+            auth="jwt",
+            login_url="https://login.salesforce.com",
+        )
 
 
 @pytest.mark.parametrize(
     ("flow", "body", "setting"),
     [
-        ("client_credentials", {"error": "invalid_client_id",
-                                "error_description": "client identifier invalid"},
-         "OPTSYNC_SF_CLIENT_ID"),
-        ("client_credentials", {"error": "invalid_client",
-                                "error_description": "invalid client credentials"},
-         "OPTSYNC_SF_CLIENT_SECRET"),
-        ("jwt", {"error": "invalid_grant", "error_description": "audience is invalid"},
-         "OPTSYNC_SF_LOGIN_URL"),
-        ("jwt", {"error": "invalid_grant", "error_description": "invalid assertion"},
-         "OPTSYNC_SF_PRIVATE_KEY_FILE"),
-        ("password", {"error": "invalid_grant", "error_description": "authentication failure"},
-         "OPTSYNC_SF_PASSWORD"),
-        ("jwt", {"error": "unsupported_grant_type",
-                 "error_description": "grant type not supported"}, "OPTSYNC_SF_AUTH"),
-        ("jwt", {"error": "inactive_user", "error_description": "user is inactive"},
-         "OPTSYNC_SF_USERNAME"),
+        (
+            "client_credentials",
+            {"error": "invalid_client_id", "error_description": "client identifier invalid"},
+            "OPTSYNC_SF_CLIENT_ID",
+        ),
+        (
+            "client_credentials",
+            {"error": "invalid_client", "error_description": "invalid client credentials"},
+            "OPTSYNC_SF_CLIENT_SECRET",
+        ),
+        (
+            "jwt",
+            {"error": "invalid_grant", "error_description": "audience is invalid"},
+            "OPTSYNC_SF_LOGIN_URL",
+        ),
+        (
+            "jwt",
+            {"error": "invalid_grant", "error_description": "invalid assertion"},
+            "OPTSYNC_SF_PRIVATE_KEY_FILE",
+        ),
+        (
+            "password",
+            {"error": "invalid_grant", "error_description": "authentication failure"},
+            "OPTSYNC_SF_PASSWORD",
+        ),
+        (
+            "jwt",
+            {"error": "unsupported_grant_type", "error_description": "grant type not supported"},
+            "OPTSYNC_SF_AUTH",
+        ),
+        (
+            "jwt",
+            {"error": "inactive_user", "error_description": "user is inactive"},
+            "OPTSYNC_SF_USERNAME",
+        ),
     ],
 )
 def test_refusals_name_the_setting(flow: str, body: dict[str, str], setting: str) -> None:
@@ -131,9 +181,12 @@ def test_refusals_name_the_setting(flow: str, body: dict[str, str], setting: str
 
 def test_unapproved_user_gets_the_pre_authorisation_fix() -> None:
     with pytest.raises(SalesforceAuthError) as info:
-        parse_token_response(400, {"error": "invalid_grant",
-                                   "error_description": "user hasn't approved this consumer"},
-                             auth="jwt", login_url="https://login.salesforce.com")
+        parse_token_response(
+            400,
+            {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"},
+            auth="jwt",
+            login_url="https://login.salesforce.com",
+        )
     assert "pre-authorized" in str(info.value)
 
 
@@ -145,8 +198,12 @@ def test_a_non_salesforce_answer_points_at_the_login_url() -> None:
 
 def test_rate_limit_is_retryable() -> None:
     with pytest.raises(SalesforceAuthUnavailable):
-        parse_token_response(400, {"error": "rate_limit_exceeded", "error_description": "x"},
-                             auth="jwt", login_url="https://login.salesforce.com")
+        parse_token_response(
+            400,
+            {"error": "rate_limit_exceeded", "error_description": "x"},
+            auth="jwt",
+            login_url="https://login.salesforce.com",
+        )
 
 
 class _FakeResponse:
@@ -179,8 +236,9 @@ OK = _FakeResponse(200, {"access_token": "tok", "instance_url": "https://acme.my
 
 
 def test_transient_failures_are_retried_with_backoff() -> None:
-    session = _FakeSession([requests.exceptions.ConnectionError("reset"),
-                            _FakeResponse(503, None), OK])
+    session = _FakeSession(
+        [requests.exceptions.ConnectionError("reset"), _FakeResponse(503, None), OK]
+    )
     sleeps: list[float] = []
     token = fetch_token(_config(), session, sleep=sleeps.append)  # type: ignore[arg-type]
     assert token.access_token == "tok"

@@ -22,10 +22,15 @@ PASSWORD = "pa55word+token"
 
 
 def _config(auth: str = "jwt", **changes: Any) -> ConnectionConfig:
-    values: dict[str, Any] = dict(auth=auth, login_url="https://acme.my.salesforce.com",
-                                  client_id="3MVG9abc", client_secret=SECRET,
-                                  username="int@acme.example", password=PASSWORD,
-                                  private_key=rsa_pair()[0])
+    values: dict[str, Any] = dict(
+        auth=auth,
+        login_url="https://acme.my.salesforce.com",
+        client_id="3MVG9abc",
+        client_secret=SECRET,
+        username="int@acme.example",
+        password=PASSWORD,
+        private_key=rsa_pair()[0],
+    )
     values.update(changes)
     return ConnectionConfig(**values)
 
@@ -44,9 +49,17 @@ def test_valid_configs_are_normalised() -> None:
     assert config.api_version == "60.0"
 
 
-@pytest.mark.parametrize("url", ["http://login.salesforce.com", "login.salesforce.com", "",
-                                 "https://", "https://u:p@acme.my.salesforce.com",
-                                 "https://acme.my.salesforce.com?x=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://login.salesforce.com",
+        "login.salesforce.com",
+        "",
+        "https://",
+        "https://u:p@acme.my.salesforce.com",
+        "https://acme.my.salesforce.com?x=1",
+    ],
+)
 def test_login_url_must_be_plain_https(url: str) -> None:
     with pytest.raises(UsageError) as info:
         normalise_login_url(url)
@@ -66,9 +79,16 @@ def test_unknown_auth_kind() -> None:
 
 @pytest.mark.parametrize(
     ("auth", "missing"),
-    [("jwt", "client_id"), ("jwt", "username"), ("jwt", "private_key"),
-     ("client_credentials", "client_id"), ("client_credentials", "client_secret"),
-     ("password", "username"), ("password", "password"), ("password", "client_secret")],
+    [
+        ("jwt", "client_id"),
+        ("jwt", "username"),
+        ("jwt", "private_key"),
+        ("client_credentials", "client_id"),
+        ("client_credentials", "client_secret"),
+        ("password", "username"),
+        ("password", "password"),
+        ("password", "client_secret"),
+    ],
 )
 def test_required_fields_per_auth_kind(auth: str, missing: str) -> None:
     with pytest.raises(UsageError) as info:
@@ -88,8 +108,9 @@ def test_client_credentials_refuse_the_public_login_host() -> None:
     assert "My Domain" in str(info.value)
 
 
-@pytest.mark.parametrize("key", ["not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n"
-                                 "-----END PRIVATE KEY-----\n"])
+@pytest.mark.parametrize(
+    "key", ["not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"]
+)
 def test_private_key_must_be_pem(key: str) -> None:
     with pytest.raises(UsageError) as info:
         _config(private_key=key).validated()
@@ -113,8 +134,9 @@ def test_private_key_file_must_be_readable(tmp_path: Path) -> None:
     assert read_private_key(good).startswith("-----BEGIN PRIVATE KEY-----")
 
 
-@pytest.mark.parametrize(("raw", "out"), [("62.0", "62.0"), ("v59.0", "59.0"), ("31", "31.0"),
-                                          (None, "62.0")])
+@pytest.mark.parametrize(
+    ("raw", "out"), [("62.0", "62.0"), ("v59.0", "59.0"), ("31", "31.0"), (None, "62.0")]
+)
 def test_api_version(raw: str | None, out: str) -> None:
     assert normalise_api_version(raw) == out
 

@@ -22,8 +22,10 @@ def test_a_configured_ca_bundle_survives_requests_ca_bundle(
     # plain requests would have let the environment win — the bug this guards against
     plain = requests.Session()
     plain.verify = "/etc/optsync/ca.pem"
-    assert plain.merge_environment_settings("https://x.example", {}, None, None,
-                                            None)["verify"] == "/somewhere/else.pem"
+    assert (
+        plain.merge_environment_settings("https://x.example", {}, None, None, None)["verify"]
+        == "/somewhere/else.pem"
+    )
 
 
 def test_without_a_ca_bundle_the_environment_still_decides(
@@ -45,8 +47,9 @@ def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
     session = build_session(ca_bundle="/etc/optsync/ca.pem")
-    assert env_proxies(session, "https://acme.my.salesforce.com")["https"] == \
-        "http://proxy.corp:3128"
+    assert (
+        env_proxies(session, "https://acme.my.salesforce.com")["https"] == "http://proxy.corp:3128"
+    )
     assert "https" not in env_proxies(session, "https://internal.example/x")
 
 
