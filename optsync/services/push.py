@@ -217,7 +217,11 @@ class Pusher:
                 results = gw.set_opt_out([a.target for a in attempts], field_name)
             except SalesforceCallError as exc:
                 for a in attempts:
-                    settlements.append(self._retry_or_fail(a, exc.classification, str(exc), report))
+                    settlements.append(
+                        self._retry_or_fail(
+                            a, exc.classification, str(exc), report, exc.retry_after_s
+                        )
+                    )
                 return settlements, relinks
             attempts = self._settle_results(
                 gw, attempts, results, field_name, settlements, relinks, report
@@ -277,10 +281,18 @@ class Pusher:
         return followed.retargets
 
     def _retry_or_fail(
-        self, a: _Attempt, c: Classification, message: str, report: PushReport
+        self,
+        a: _Attempt,
+        c: Classification,
+        message: str,
+        report: PushReport,
+        retry_after_s: float | None = None,
     ) -> Settlement:
+        """``retry_after_s``: the call's ``Retry-After``; the retry is never sooner."""
         now = self.clock()
-        decision = decide(self.policy, c, a.push.attempts, now, self.rng)
+        decision = decide(
+            self.policy, c, a.push.attempts, now, self.rng, retry_after_s=retry_after_s
+        )
         if decision.kind is DecisionKind.GIVE_UP:
             return self._fail(a, c, message, report)
         at = decision.at or now

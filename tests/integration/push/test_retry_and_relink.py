@@ -127,3 +127,32 @@ def test_relinking_a_person_whose_push_failed_reopens_it_for_the_new_record(emu,
     assert record(emu, good)["HasOptedOutOfEmail"] is True
     with db.transaction() as s:
         assert len(s.scalars(select(OutboxPush).where(OutboxPush.person_id == pid)).all()) == 1
+
+
+def test_a_transient_failure_waits_at_least_the_answers_retry_after(
+    emu, db, clock, pusher, gateway
+):
+    """The emulator's faults are half 503s with ``Retry-After: 1`` and half row locks
+    without it; the pusher's own backoff here is at most 0.5 s (plus jitter) for a first
+    failure, so only honouring the header puts a 503's retry a second out."""
+    [sf_id] = emu.seed(contacts=1)["contact_ids"]
+    [pid] = link_and_unsubscribe(db, clock, [sf_id])
+    gateway.connect()
+    seen: set[str] = set()
+    for _ in range(40):
+        emu.settings(fault_rate=1.0)
+        try:
+            assert pusher.drain().retried == 1
+        finally:
+            emu.settings(fault_rate=0.0)
+        with db.transaction() as s:
+            row = s.scalars(select(OutboxPush).where(OutboxPush.person_id == pid)).one()
+            wait = (row.next_attempt_at - clock()).total_seconds()
+            seen.add(row.last_error_code)
+            if row.last_error_code == "SERVER_UNAVAILABLE":
+                assert wait >= 1.0
+            # due again now, attempts back to one, for the next round
+            row.next_attempt_at, row.attempts = clock(), 0
+        if "SERVER_UNAVAILABLE" in seen:
+            break
+    assert "SERVER_UNAVAILABLE" in seen
