@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     log_format: Literal["logfmt", "json"] = Field(
         default="logfmt", description="Log lines as logfmt or JSON (also `--log-format`)."
     )
+    keep_pushes_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days to keep sent and cancelled pushes (a person's latest push is "
+        "always kept; the ledger is kept forever).",
+    )
+    keep_run_failures_days: int = Field(
+        default=90, ge=1, le=3650, description="Days to keep a sync run's per-record failures."
+    )
 
     @field_validator("database_url")
     @classmethod

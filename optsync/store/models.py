@@ -100,6 +100,10 @@ class Person(Base):
         CheckConstraint(
             "(salesforce_id IS NULL) = (salesforce_object IS NULL)", name="link_complete"
         ),
+        # the Unsubscribes listing: newest unsubscribes first
+        Index("ix_persons_unsubscribed_at", "unsubscribed", "unsubscribed_at"),
+        # the sync's push diff: unsubscribed persons with a record
+        Index("ix_persons_unsubscribed_record", "unsubscribed", "salesforce_id"),
     )
 
     events: Mapped[list[LedgerEntry]] = relationship(
@@ -121,7 +125,11 @@ class LedgerEntry(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
-    __table_args__ = (CheckConstraint("kind IN ('unsubscribe', 'resubscribe')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('unsubscribe', 'resubscribe')", name="kind"),
+        # the activity chart: unsubscribes per day and source
+        Index("ix_ledger_kind_time", "kind", "created_at"),
+    )
 
     person: Mapped[Person] = relationship(back_populates="events")
 
@@ -161,6 +169,11 @@ class OutboxPush(Base):
             name="state",
         ),
         Index("ix_outbox_due", "state", "next_attempt_at"),
+        # a person's latest push (listing, person page, retries)
+        Index("ix_outbox_person_latest", "person_id", "id"),
+        # the activity chart (sent per day), pruning, the oldest open push
+        Index("ix_outbox_state_sent", "state", "sent_at"),
+        Index("ix_outbox_state_created", "state", "created_at"),
         # at most one open push per person
         Index(
             "uq_outbox_one_open",
@@ -315,16 +328,6 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class SyncCursor(Base):
-    """A named high-water mark (e.g. the SystemModstamp poll of Contact and Lead)."""
-
-    __tablename__ = "sync_cursors"
-
-    name: Mapped[str] = mapped_column(String(80), primary_key=True)
-    value: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LoginAttempt(Base):

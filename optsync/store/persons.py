@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from optsync.store.models import Person
@@ -20,16 +21,23 @@ def relink(session: Session, relinks: dict[int, str], now: datetime) -> int:
             select(Person.salesforce_id).where(Person.salesforce_id.in_(list(relinks.values())))
         )
     )
-    done = 0
+    rows = []
     for person_id, new_id in relinks.items():
         if new_id in taken:
             continue
         obj = "Contact" if new_id.startswith("003") else "Lead"
-        session.execute(
-            update(Person)
-            .where(Person.id == person_id)
-            .values(salesforce_id=new_id, salesforce_object=obj, updated_at=now)
-        )
+        rows.append({"b_id": person_id, "b_sf": new_id, "b_obj": obj, "b_now": now})
         taken.add(new_id)
-        done += 1
-    return done
+    if rows:
+        table = cast(Table, Person.__table__)
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                salesforce_id=bindparam("b_sf"),
+                salesforce_object=bindparam("b_obj"),
+                updated_at=bindparam("b_now", type_=table.c.updated_at.type),
+            ),
+            rows,
+        )
+    return len(rows)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from optsync.bootstrap import Context
 from optsync.domain.schedule import ScheduleError, due_run
 from optsync.salesforce.gateway import LONG_JOB_RETRIES, SalesforceGateway, open_gateway
+from optsync.services.retention import prune_now
 from optsync.services.sync_run import (
     RunInProgress,
     SlotTaken,
@@ -42,6 +44,8 @@ from optsync.store import runs
 from optsync.store.models import SyncSettings
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 3600.0
 
 GatewayFactory = Callable[[], SalesforceGateway]
 
@@ -133,10 +137,23 @@ def run_scheduler_loop(
     gateway: GatewayFactory | None = None,
     options: SyncOptions | None = None,
 ) -> None:
-    """Tick until ``stop`` is set; a failing tick is logged and the loop goes on."""
+    """Tick until ``stop`` is set; a failing tick is logged and the loop goes on. Once an
+    hour a tick also prunes old working data (``store.retention``)."""
+    pruned_at: float | None = None
     while not stop.is_set():
         try:
             maybe_run_scheduled(ctx, ctx.clock(), gateway=gateway, options=options)
         except Exception:  # a database blip must not kill the worker
             log.exception("scheduler tick failed; trying again next tick")
+        if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+            pruned_at = time.monotonic()
+            try:
+                done = prune_now(ctx.db, ctx.settings, ctx.clock())
+                if done.pushes or done.run_failures:
+                    log.info(
+                        "pruned old working data",
+                        extra={"pushes": done.pushes, "run_failures": done.run_failures},
+                    )
+            except Exception:
+                log.exception("pruning failed; trying again in an hour")
         stop.wait(tick_s)
