@@ -143,6 +143,9 @@ def render(meta: dict[str, str], results: dict[str, list[dict[str, object]]]) ->
         "emulator share the machine. Each section shows the exact command and its output; "
         "`$OPTSYNC_TEST_POSTGRES_URL` was a local PostgreSQL 15.",
         "",
+        "Before/after comparisons of individual changes, measured back to back, are kept by "
+        "hand in [benchmark-history.md](benchmark-history.md).",
+        "",
         *summary(results),
     ]
     for name, title, target, naive, _ in BENCHES:
