@@ -9,6 +9,7 @@ with the state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from optsync.domain import optout
 from optsync.domain.emails import InvalidEmail, normalise_email
-from optsync.domain.optout import OptOutState, Source
+from optsync.domain.optout import LedgerEvent, OptOutState, Source
 from optsync.errors import NotFoundError, UsageError
 from optsync.store import optouts as optout_store
 from optsync.store.models import Person
@@ -75,6 +76,25 @@ def lock_person(session: Session, person_id: int) -> Person | None:
     ).first()
 
 
+def _event(rule: Callable[..., optout.Decision], state: OptOutState, **request: Any) -> LedgerEvent:
+    """The ledger event ``rule`` makes of ``request`` for a person in ``state`` (the
+    store's conditional write then decides whether this request is the one that changes
+    the person); a rule's refusal is the caller's usage error."""
+    try:
+        event = rule(state, **request).event
+    except ValueError as exc:
+        raise UsageError(f"reason: {exc}", field="reason") from None
+    assert event is not None, "the rule changes a person in the opposite state"
+    return event
+
+
+def _known_person(session: Session, person_id: int) -> Person:
+    person = lock_person(session, person_id)
+    if person is None:
+        raise NotFoundError(f"person_id: no person {person_id}.", field="person_id")
+    return person
+
+
 def unsubscribe_person(
     session: Session,
     person: Person,
@@ -90,18 +110,15 @@ def unsubscribe_person(
     The write goes through ``store.optouts`` (the one write path): the rule's event is
     built for a subscribed person, and the store's conditional UPDATE decides, atomically,
     whether this request is the one that changes the person."""
-    try:
-        event = optout.unsubscribe(
-            OptOutState(),
-            source=source,
-            actor=actor,
-            now=now,
-            reason=reason,
-            evidence=evidence,
-        ).event
-    except ValueError as exc:
-        raise UsageError(f"reason: {exc}", field="reason") from None
-    assert event is not None, "unsubscribing a subscribed person is always a change"
+    event = _event(
+        optout.unsubscribe,
+        OptOutState(),
+        source=source,
+        actor=actor,
+        now=now,
+        reason=reason,
+        evidence=evidence,
+    )
     changed = optout_store.unsubscribe(session, [optout_store.Change(person.id, event)], now)
     return ChangeResult(_reread(session, person.id), bool(changed))
 
@@ -117,11 +134,14 @@ def unsubscribe_by_id(
     evidence: dict[str, Any] | None = None,
 ) -> ChangeResult:
     """Unsubscribe a known person; ``NotFoundError`` if there is no such person."""
-    person = lock_person(session, person_id)
-    if person is None:
-        raise NotFoundError(f"person_id: no person {person_id}.", field="person_id")
     return unsubscribe_person(
-        session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+        session,
+        _known_person(session, person_id),
+        source=source,
+        actor=actor,
+        now=now,
+        reason=reason,
+        evidence=evidence,
     )
 
 
@@ -138,10 +158,14 @@ def unsubscribe_email(
     """Unsubscribe an address; an unknown address becomes a (not linked) person first,
     because a suppression must hold even for someone we have never emailed."""
     found, _ = get_or_create_person(session, parse_email(email), now)
-    person = lock_person(session, found.id)
-    assert person is not None, "the person was just read or created in this transaction"
     return unsubscribe_person(
-        session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+        session,
+        _known_person(session, found.id),
+        source=source,
+        actor=actor,
+        now=now,
+        reason=reason,
+        evidence=evidence,
     )
 
 
@@ -159,18 +183,15 @@ def resubscribe_person(
 
     Nothing is sent to Salesforce: re-subscribes never sync, the admin must also clear
     the field there."""
-    try:
-        event = optout.resubscribe(
-            OptOutState(unsubscribed=True),
-            source=source,
-            actor=actor,
-            now=now,
-            reason=reason,
-            evidence=evidence,
-        ).event
-    except ValueError as exc:
-        raise UsageError(f"reason: {exc}", field="reason") from None
-    assert event is not None, "re-subscribing an unsubscribed person is always a change"
+    event = _event(
+        optout.resubscribe,
+        OptOutState(unsubscribed=True),
+        source=source,
+        actor=actor,
+        now=now,
+        reason=reason,
+        evidence=evidence,
+    )
     changed = optout_store.resubscribe(session, [optout_store.Change(person.id, event)], now)
     return ChangeResult(_reread(session, person.id), bool(changed))
 
@@ -186,11 +207,14 @@ def resubscribe_by_id(
     evidence: dict[str, Any] | None = None,
 ) -> ChangeResult:
     """Re-subscribe a known person; ``NotFoundError`` if there is no such person."""
-    person = lock_person(session, person_id)
-    if person is None:
-        raise NotFoundError(f"person_id: no person {person_id}.", field="person_id")
     return resubscribe_person(
-        session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
+        session,
+        _known_person(session, person_id),
+        source=source,
+        actor=actor,
+        now=now,
+        reason=reason,
+        evidence=evidence,
     )
 
 
