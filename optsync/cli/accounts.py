@@ -165,7 +165,7 @@ def token_list(as_json: bool = JSON) -> None:
 
 @token_app.command("revoke")
 def token_revoke(
-    name_or_id: str = typer.Argument(..., help="The token's name or id (`token list`).")
+    name_or_id: str = typer.Argument(..., help="The token's name or id (`token list`)."),
 ) -> None:
     """Revoke a token: its next request answers 401."""
     with app_context() as ctx, ctx.db.transaction() as session:

@@ -86,7 +86,9 @@ def test_concurrent_wrong_passwords_verify_at_most_the_limit(ctx, app, users, ve
     assert set(statuses) <= {401, 429, 503}, statuses
     # the lockout holds afterwards, even for the right password
     with new_client(app) as c:
-        r = c.post("/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": csrf_of(c)})
+        r = c.post(
+            "/login", data={"email": ADMIN[0], "password": ADMIN[1], "csrf_token": csrf_of(c)}
+        )
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
 
 

@@ -112,7 +112,12 @@ def test_a_key_from_the_environment_is_given_on_stdin(cli_env, capsys, monkeypat
     code, _, err = optsync(capsys, "secret", "rotate", "--yes")
     assert code == 1 and "OPTSYNC_SECRET_KEY" in err and "--new-key-stdin" in err
     code, _, err = optsync(
-        capsys, "secret", "rotate", "--yes", "--new-key-stdin", stdin="short\n",
+        capsys,
+        "secret",
+        "rotate",
+        "--yes",
+        "--new-key-stdin",
+        stdin="short\n",
         monkeypatch=monkeypatch,
     )
     assert code == 1 and "at least 32" in err
@@ -120,7 +125,12 @@ def test_a_key_from_the_environment_is_given_on_stdin(cli_env, capsys, monkeypat
     link = UnsubscribeLinks.from_settings(old.settings).token(_person(old, "p@example.com"))
     new_key = "the new key for the environment, also long enough"
     code, out, err = optsync(
-        capsys, "secret", "rotate", "--yes", "--new-key-stdin", stdin=new_key + "\n",
+        capsys,
+        "secret",
+        "rotate",
+        "--yes",
+        "--new-key-stdin",
+        stdin=new_key + "\n",
         monkeypatch=monkeypatch,
     )
     assert code == 0 and "set OPTSYNC_SECRET_KEY" in out, err
@@ -133,9 +143,7 @@ def test_a_key_from_the_environment_is_given_on_stdin(cli_env, capsys, monkeypat
     new.close()
 
 
-def test_a_rotation_that_cannot_open_the_credentials_changes_nothing(
-    cli_env, capsys, emu, clock
-):
+def test_a_rotation_that_cannot_open_the_credentials_changes_nothing(cli_env, capsys, emu, clock):
     ctx = _context(cli_env, clock)
     with ctx.db.transaction() as s:
         save_connection(s, config_for(emu), "a key this installation never had", now=clock())
