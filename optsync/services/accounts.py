@@ -26,9 +26,9 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -221,7 +221,12 @@ def _lock_admins(session: Session) -> None:
         session.execute(select(User.id).where(User.is_admin).order_by(User.id).with_for_update())
 
 
-def _another_admin(target: type[User]) -> object:
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE matched (``CursorResult.rowcount``)."""
+    return int(result.rowcount)
+
+
+def _another_admin(target: type[User]) -> ColumnElement[bool]:
     other = aliased(User)
     return or_(
         target.is_admin.is_(False),
@@ -246,11 +251,13 @@ def remove_user(session: Session, email: str, *, actor: str, now: datetime) -> N
     admin."""
     normal = parse_email(email)
     _lock_admins(session)
-    removed = session.execute(
-        delete(User)
-        .where(User.email == normal, _another_admin(User))  # type: ignore[arg-type]
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    removed = _rowcount(
+        session.execute(
+            delete(User)
+            .where(User.email == normal, _another_admin(User))
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not removed:
         raise _missing_or_last(session, normal)
     audit(session, actor=actor, action="user.remove", target=normal, now=now)
@@ -266,13 +273,15 @@ def set_role(session: Session, email: str, role: str, *, actor: str, now: dateti
     condition = [User.email == normal, User.is_admin.is_(not to_admin)]
     if not to_admin:
         _lock_admins(session)
-        condition.append(_another_admin(User))  # type: ignore[arg-type]
-    changed = session.execute(
-        update(User)
-        .where(*condition)
-        .values(is_admin=to_admin)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        condition.append(_another_admin(User))
+    changed = _rowcount(
+        session.execute(
+            update(User)
+            .where(*condition)
+            .values(is_admin=to_admin)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not changed:
         current = session.scalars(select(User.is_admin).where(User.email == normal)).first()
         if current is None or (current and not to_admin):
@@ -288,12 +297,14 @@ def reset_password(
     """Set a new password and end every session of the user."""
     normal = parse_email(email)
     _check_password(password)
-    changed = session.execute(
-        update(User)
-        .where(User.email == normal)
-        .values(password_hash=hash_password(password), session_epoch=new_session_epoch())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    changed = _rowcount(
+        session.execute(
+            update(User)
+            .where(User.email == normal)
+            .values(password_hash=hash_password(password), session_epoch=new_session_epoch())
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not changed:
         raise _missing_or_last(session, normal)
     audit(session, actor=actor, action="user.reset-password", target=normal, now=now)
@@ -385,12 +396,14 @@ def revoke_token(session: Session, name_or_id: str, *, actor: str, now: datetime
             field="NAME_OR_ID",
             fix="List them with `optsync token list`.",
         )
-    revoked = session.execute(
-        update(ApiToken)
-        .where(ApiToken.id == row.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    revoked = _rowcount(
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == row.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if not revoked:  # revoked by someone else meanwhile
         raise NotFoundError(f"NAME_OR_ID: no live token {key!r}.", field="NAME_OR_ID")
     audit(session, actor=actor, action="token.revoke", target=row.name, now=now)
