@@ -4,7 +4,8 @@
 * API tokens: 32 random bytes shown once; only their SHA-256 is stored (a token has full
   entropy, so a slow hash buys nothing and would slow every API call).
 * Stored Salesforce secrets: Fernet (AES-128-CBC + HMAC-SHA256) with a key derived from
-  ``OPTSYNC_SECRET_KEY`` by HKDF, so rotating the secret key is one setting.
+  ``OPTSYNC_SECRET_KEY`` by HKDF; ``optsync secret rotate`` re-seals them under a new key
+  (:mod:`optsync.services.secret_rotation`).
 """
 
 from __future__ import annotations
@@ -58,12 +59,23 @@ def derive_key(secret_key: str, purpose: str, length: int = 32) -> bytes:
     ).derive(secret_key.encode())
 
 
+def new_session_epoch() -> str:
+    """A user's session epoch: 128 random bits as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+def fernet_for(secret_key: str, purpose: str) -> Fernet:
+    """A Fernet sealed with a purpose-specific key derived from the secret key."""
+    return Fernet(base64.urlsafe_b64encode(derive_key(secret_key, purpose)))
+
+
 class SecretBox:
     """Encrypts a small JSON object of secrets for storage in the database."""
 
+    PURPOSE = "stored-credentials"
+
     def __init__(self, secret_key: str) -> None:
-        key = derive_key(secret_key, "stored-credentials")
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._fernet = fernet_for(secret_key, self.PURPOSE)
 
     def seal(self, values: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode())

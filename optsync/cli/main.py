@@ -18,6 +18,7 @@ from optsync.cli import (
     persons,
     push_retry,
     salesforce,
+    secret,
     settings_cmd,
     sync,
     up,
@@ -53,6 +54,8 @@ def _global_options(
 app.add_typer(db.app, name="db")
 app.add_typer(accounts.user_app, name="user")
 app.add_typer(accounts.token_app, name="token")
+app.add_typer(accounts.audit_app, name="audit")
+app.add_typer(secret.app, name="secret")
 app.add_typer(persons.app, name="persons")
 app.add_typer(settings_cmd.app, name="settings")
 app.add_typer(salesforce.app, name="salesforce")

@@ -4,23 +4,37 @@ A link token names a person by id and is signed (HMAC-SHA256) with a key derived
 ``OPTSYNC_SECRET_KEY`` for this purpose only, so it can be neither forged nor pointed at
 someone else, and it does not carry the address: a link copied into a ticket or a log
 does not disclose who it belongs to. Tokens never expire on purpose: CAN-SPAM and the
-mailbox providers expect an unsubscribe link in an old email to keep working. Rotating
-the secret key invalidates every link sent before.
+mailbox providers expect an unsubscribe link in an old email to keep working, and so
+does rotating the secret key (``optsync secret rotate``): the link key of every retired
+secret key is kept in ``retired_link_keys`` (sealed under the current key), and a link is
+verified with the current key first, then with the retired ones. The retired keys are
+read from the database once per process, at the first link the current key does not
+verify (a restart picks up a rotation).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography.fernet import Fernet, InvalidToken
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from optsync.errors import UsageError
-from optsync.security import derive_key
+from optsync.errors import ConfigError, UsageError
+from optsync.security import derive_key, fernet_for
 from optsync.services.optouts import get_or_create_person, parse_email
 from optsync.settings import Settings
+from optsync.store.db import Database
+from optsync.store.models import RetiredLinkKey
+
+RetiredKeys = Callable[[], Sequence[bytes]]
+log = logging.getLogger("optsync.links")
 
 PURPOSE = "unsubscribe-links"
 SALT = "optsync.unsubscribe.v1"
@@ -48,20 +62,88 @@ class UnsubscribeLink:
         return {"url": self.url, "headers": self.headers}
 
 
-class UnsubscribeLinks:
-    """Issues and reads link tokens for one installation (secret key + base URL)."""
+def link_key(secret_key: str) -> bytes:
+    """The key links are signed with, derived from the secret key for this purpose only."""
+    return derive_key(secret_key, PURPOSE)
 
-    def __init__(self, secret_key: str, base_url: str) -> None:
-        self._serializer = URLSafeSerializer(
-            derive_key(secret_key, PURPOSE),
-            salt=SALT,
-            signer_kwargs={"digest_method": hashlib.sha256},
-        )
+
+def retired_key_box(secret_key: str) -> Fernet:
+    """Seals the retired link keys under (a key derived from) the current secret key."""
+    return fernet_for(secret_key, "retired-link-keys")
+
+
+def load_retired_link_keys(session: Session, secret_key: str) -> list[bytes]:
+    """The retired link keys, newest first, opened with the current secret key."""
+    box = retired_key_box(secret_key)
+    rows = session.scalars(select(RetiredLinkKey.sealed_key).order_by(RetiredLinkKey.id.desc()))
+    try:
+        return [box.decrypt(sealed) for sealed in rows]
+    except InvalidToken:
+        raise ConfigError(
+            "The retired unsubscribe-link keys cannot be opened with this secret key.",
+            field="OPTSYNC_SECRET_KEY",
+            fix="Restore the secret key set by the last `optsync secret rotate`.",
+        ) from None
+
+
+def _serializer(key: bytes) -> URLSafeSerializer:
+    return URLSafeSerializer(key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+class UnsubscribeLinks:
+    """Issues and reads link tokens for one installation (secret key + base URL).
+
+    ``retired``: the link keys of retired secret keys, or a function that reads them
+    (called once, at the first token the current key does not verify)."""
+
+    def __init__(
+        self, secret_key: str, base_url: str, *, retired: RetiredKeys | Sequence[bytes] = ()
+    ) -> None:
+        self._serializer = _serializer(link_key(secret_key))
         self.base_url = base_url.rstrip("/")
+        self._retired_source = retired
+        self._retired: list[URLSafeSerializer] | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UnsubscribeLinks:
+        """For issuing links (the current key only)."""
         return cls(settings.resolved_secret_key, settings.base_url)
+
+    @classmethod
+    def for_installation(cls, settings: Settings, db: Database) -> UnsubscribeLinks:
+        """For reading links too: the retired keys come from the database."""
+        secret_key = settings.resolved_secret_key
+
+        def read() -> list[bytes]:
+            with db.transaction() as session:
+                return load_retired_link_keys(session, secret_key)
+
+        return cls(secret_key, settings.base_url, retired=read)
+
+    def _retired_serializers(self) -> list[URLSafeSerializer]:
+        with self._lock:
+            if self._retired is None:
+                source = self._retired_source
+                try:
+                    keys = source() if callable(source) else source
+                except ConfigError as exc:  # a wrong key: links of retired keys fail
+                    log.error("retired link keys not usable: %s", exc, extra={"field": exc.field})
+                    keys = []
+                self._retired = [_serializer(key) for key in keys]
+            return self._retired
+
+    def _loads(self, token: str) -> object:
+        try:
+            return self._serializer.loads(token)
+        except BadSignature:
+            pass
+        for serializer in self._retired_serializers():
+            try:
+                return serializer.loads(token)
+            except BadSignature:
+                continue
+        raise BadSignature("not signed by this installation")
 
     def token(self, person_id: int) -> str:
         return str(self._serializer.dumps(person_id))
@@ -71,7 +153,7 @@ class UnsubscribeLinks:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidLinkToken("token: this unsubscribe link is not valid.", field="token")
         try:
-            value = self._serializer.loads(token)
+            value = self._loads(token)
         except BadSignature:
             raise InvalidLinkToken(
                 "token: this unsubscribe link is not valid.", field="token"

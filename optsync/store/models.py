@@ -313,6 +313,10 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # random, copied into the session cookie at sign-in and compared on every request:
+    # a new value (password reset, secret-key rotation) ends every session of the user,
+    # and a user re-created under a reused id never inherits an old session
+    session_epoch: Mapped[str] = mapped_column(String(32))
 
 
 class ApiToken(Base):
@@ -328,6 +332,51 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # a name names one live token (``optsync token revoke NAME``); a revoked token
+        # keeps its name in the list, and the name may be used again
+        Index(
+            "uq_api_tokens_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+
+class AdminAuditEntry(Base):
+    """A change to users, tokens or the secret key: who, what, to whom, when.
+
+    Written in the same transaction as the change; shown on Settings → Admin Settings →
+    Users and tokens and exported by ``optsync audit export``. Never holds a secret.
+    """
+
+    __tablename__ = "admin_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(254))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class RetiredLinkKey(Base):
+    """The unsubscribe-link signing key of a retired ``OPTSYNC_SECRET_KEY``.
+
+    Kept for ever (links in old emails must keep working): the public ``/u/`` pages
+    verify a link with the current key first, then with these. Only the derived
+    link key is kept, never the retired secret key itself, sealed with a key derived
+    from the current secret key (``optsync secret rotate`` re-seals them all).
+    """
+
+    __tablename__ = "retired_link_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LoginAttempt(Base):

@@ -48,7 +48,7 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
         responses=error_responses(503),
     )
     app.state.ctx = ctx
-    app.state.links = UnsubscribeLinks.from_settings(ctx.settings)
+    app.state.links = UnsubscribeLinks.for_installation(ctx.settings, ctx.db)
     app.state.schema_head = ctx.db.head_revision()
     app.state.sync_launcher = SyncLauncher(ctx)
     app.state.group_commit = GroupCommit(ctx.db, ctx.clock)

@@ -13,9 +13,10 @@ from fastapi import FastAPI
 
 from optsync.bootstrap import Context
 from optsync.services.sync_launcher import SyncLauncher
-from optsync.web.admin import home, integrations, login, runs, unsubscribes
+from optsync.web.admin import home, integrations, login, runs, unsubscribes, users
 from optsync.web.admin.auth import install_sessions
 from optsync.web.admin.templating import install_page_errors
+from optsync.web.admin.throttle import VerificationGate
 
 
 def install_admin(app: FastAPI, ctx: Context) -> None:
@@ -26,8 +27,9 @@ def install_admin(app: FastAPI, ctx: Context) -> None:
     app.state.admin_installed = True
     if getattr(app.state, "sync_launcher", None) is None:  # shared with the JSON API
         app.state.sync_launcher = SyncLauncher(ctx)
+    app.state.verification_gate = VerificationGate()  # this process's password checks
     install_page_errors(app)
-    for module in (login, home, unsubscribes, integrations, runs):
+    for module in (login, home, unsubscribes, integrations, runs, users):
         app.include_router(module.router)
     install_sessions(app, ctx)
 

@@ -1,12 +1,15 @@
 """Who is asking: signed session cookies, CSRF tokens and the two roles.
 
 The session is a signed cookie (Starlette's ``SessionMiddleware``, itsdangerous under the
-hood) holding only the user's id, a CSRF token and when it was issued. The key is derived
+hood) holding only the user's id, the user's session epoch, a CSRF token and when it was
+issued. The key is derived
 from ``OPTSYNC_SECRET_KEY`` for this one purpose, so a leaked session key signs nothing
 else. The cookie is ``HttpOnly`` and ``SameSite=Lax`` always, ``Secure`` when the public
 base URL is https, and expires 12 hours after sign-in (the signature's timestamp is
 checked, not just the browser's ``Max-Age``). The user row is read on every request, so
-deleting a user or changing a role takes effect at once.
+removing a user or changing a role takes effect at once; the session's epoch must equal
+the user's ``session_epoch``, so a password reset or a secret-key rotation (a new epoch)
+ends every older session, and a user re-created under a reused id never inherits one.
 
 CSRF: every form carries the session's random token in a hidden field; every POST to an
 admin page (and to ``/login`` itself, against login CSRF) is refused with a 403 page when
@@ -128,7 +131,12 @@ async def verify_csrf(request: Request) -> None:
 def start_session(request: Request, user: User, issued_at: float) -> None:
     """Replace whatever the cookie held (no fixation) with a fresh session."""
     request.session.clear()
-    request.session.update(uid=int(user.id), csrf=secrets.token_urlsafe(32), iat=int(issued_at))
+    request.session.update(
+        uid=int(user.id),
+        ep=user.session_epoch,
+        csrf=secrets.token_urlsafe(32),
+        iat=int(issued_at),
+    )
 
 
 def end_session(request: Request) -> None:
@@ -139,15 +147,16 @@ def signed_in_user(request: Request) -> SignedInUser | None:
     ctx: Context = request.app.state.ctx
     uid = request.session.get("uid")
     issued = request.session.get("iat")
-    if not isinstance(uid, int) or not isinstance(issued, int):
+    epoch = request.session.get("ep")
+    if not isinstance(uid, int) or not isinstance(issued, int) or not isinstance(epoch, str):
         return None
     if ctx.clock().timestamp() - issued > SESSION_LIFETIME.total_seconds():
         return None
     with ctx.db.transaction() as session:
         row = session.execute(
-            select(User.id, User.email, User.is_admin).where(User.id == uid)
+            select(User.id, User.email, User.is_admin, User.session_epoch).where(User.id == uid)
         ).first()
-    if row is None:
+    if row is None or not constant_time_equal(row.session_epoch, epoch):
         return None
     return SignedInUser(id=int(row.id), email=row.email, is_admin=bool(row.is_admin))
 

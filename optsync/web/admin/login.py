@@ -1,15 +1,19 @@
 """``/login`` and ``/logout``.
 
 A failed sign-in says only "email or password is wrong" (no hint whether the address
-exists) and spends the same argon2 work either way. Failures are counted per address and
-client IP in the database (:mod:`optsync.web.admin.throttle`); the sixth try within the
-window answers 429 with the time to retry. Logs name the user id, never an address.
+exists) and spends the same argon2 work either way. Attempts are counted per address and
+client IP in the database (:mod:`optsync.web.admin.throttle`), reserved *before* the
+password is verified, so concurrent attempts cannot slip past the limit; the fifth
+failure within the window answers 429 with the time to retry. Each process verifies only
+a few passwords at once (503 with ``Retry-After`` when it is too busy). Logs name the
+user id, never an address.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC
+import threading
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,7 +31,12 @@ from optsync.web.admin.auth import (
     verify_csrf,
 )
 from optsync.web.admin.templating import redirect, render
-from optsync.web.admin.throttle import LoginThrottle
+from optsync.web.admin.throttle import (
+    BUSY_RETRY_AFTER,
+    GateBusy,
+    LoginThrottle,
+    VerificationGate,
+)
 from optsync.web.deps import get_context
 
 log = logging.getLogger("optsync.web.admin")
@@ -35,14 +44,23 @@ log = logging.getLogger("optsync.web.admin")
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
 MAX_FIELD = 1024
+MAX_CONCURRENT_VERIFICATIONS = VerificationGate().limit
 _DUMMY_HASH: list[str] = []
+_DUMMY_LOCK = threading.Lock()
 
 
 def _dummy_hash() -> str:
     """A hash to verify against when the address is unknown (same work, same timing)."""
-    if not _DUMMY_HASH:
-        _DUMMY_HASH.append(hash_password("not a real password, only for timing"))
+    with _DUMMY_LOCK:
+        if not _DUMMY_HASH:
+            _DUMMY_HASH.append(hash_password("not a real password, only for timing"))
     return _DUMMY_HASH[0]
+
+
+def verification_gate(request: Request) -> VerificationGate:
+    """This process's gate (one per app; ``install_admin`` creates it)."""
+    gate: VerificationGate = request.app.state.verification_gate
+    return gate
 
 
 def _form(
@@ -112,19 +130,15 @@ async def login(request: Request, ctx: Context = Depends(get_context)) -> Respon
     throttle = LoginThrottle(ctx.db, ctx.settings.resolved_secret_key, ctx.clock)
     key = throttle.key(email, ip)
 
-    def locked_out() -> HTMLResponse | None:
-        retry_at = throttle.retry_at(key)
-        if retry_at is None:
-            return None
+    def refusal(retry_at: datetime) -> HTMLResponse:
         seconds = int((retry_at - ctx.clock()).total_seconds()) + 1
         text = retry_at.astimezone(UTC).strftime("%H:%M:%S UTC")
         return _throttled(request, email, next_path, text, seconds)
 
-    refused = await run_in_threadpool(locked_out)
-    if refused is not None:
-        log.warning("sign-in refused: too many failures", extra={"ip": ip})
-        return refused
     if not email or not password:
+        retry_at = await run_in_threadpool(throttle.retry_at, key)
+        if retry_at is not None:
+            return refusal(retry_at)
         return _form(
             request,
             email=email,
@@ -132,13 +146,29 @@ async def login(request: Request, ctx: Context = Depends(get_context)) -> Respon
             status=422,
             error="Enter your email address and your password.",
         )
-    user = await run_in_threadpool(_check_password, ctx, email, password)
+    reserved = await run_in_threadpool(throttle.reserve, key)
+    if isinstance(reserved, datetime):
+        log.warning("sign-in refused: too many attempts", extra={"ip": ip})
+        return refusal(reserved)
+    try:
+        async with verification_gate(request).slot():
+            user = await run_in_threadpool(_check_password, ctx, email, password)
+    except GateBusy:
+        await run_in_threadpool(throttle.release, reserved)
+        log.warning("sign-in refused: too many password checks at once", extra={"ip": ip})
+        return _form(
+            request,
+            email=email,
+            next_path=next_path,
+            status=503,
+            headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+            error="Too many sign-ins at this moment. Try again in a few seconds.",
+        )
     if user is None:
-        await run_in_threadpool(throttle.record_failure, key)
         log.info("sign-in failed", extra={"ip": ip})
-        refused = await run_in_threadpool(locked_out)
-        if refused is not None:
-            return refused
+        retry_at = await run_in_threadpool(throttle.retry_at, key)
+        if retry_at is not None:
+            return refusal(retry_at)
         return _form(
             request,
             email=email,
