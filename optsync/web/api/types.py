@@ -11,6 +11,9 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+# pydantic-core runs patterns with Rust's regex, where ``$`` is the end of the text (not
+# "before a final newline" as in Python's re), as in the ECMA regexes the OpenAPI
+# document promises; tests/abuse/test_full_matches.py holds both to it.
 NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 MAX_ID = 2**63 - 1
 MAX_BATCH = 10_000
