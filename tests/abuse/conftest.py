@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.admin.conftest import admin_client, member_client, users  # noqa: F401
 from tests.integration.conftest import app, ctx  # noqa: F401
+from tests.integration.web.conftest import admin_headers, member_headers  # noqa: F401
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from optsync.services.persons import (
 from optsync.services.transactions import in_transaction
 from optsync.store.models import Person
 from optsync.web.api.auth import Caller, require_token
-from optsync.web.api.types import MAX_BATCH, MAX_ID, NO_CONTROL, EmailText
+from optsync.web.api.types import MAX_BATCH, MAX_ID, NO_CONTROL, EmailText, StrictIn
 from optsync.web.deps import get_context
 from optsync.web.errors import ApiError, error_responses
 
@@ -36,11 +36,9 @@ CHUNK_SIZE = 1000
 Name = Annotated[str, StringConstraints(max_length=1000, pattern=NO_CONTROL)]
 
 
-class PersonIn(BaseModel):
+class PersonIn(StrictIn):
     """A person to create, or to update when the email is known (fields left out or null
     keep their stored values)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: EmailText
     salesforce_id: Annotated[str, StringConstraints(max_length=18)] | None = Field(
@@ -92,9 +90,7 @@ class UpsertOut(BaseModel):
     person: PersonOut
 
 
-class BulkPersonsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BulkPersonsIn(StrictIn):
     persons: list[PersonIn] = Field(max_length=MAX_BATCH, description="Up to 10,000 persons.")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # pydantic-core runs patterns with Rust's regex, where ``$`` is the end of the text (not
 # "before a final newline" as in Python's re), as in the ECMA regexes the OpenAPI
@@ -17,6 +17,16 @@ from pydantic import Field, StringConstraints
 NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 MAX_ID = 2**63 - 1
 MAX_BATCH = 10_000
+
+
+class StrictIn(BaseModel):
+    """The base of every request body: unknown keys refused, and every value must already
+    have its JSON type (``true``, ``"1"`` or ``1.0`` is not the integer 1, ``"true"`` is
+    not a boolean). An enum field opts out with ``Strict(False)``: JSON has no enum type,
+    so its value is a string checked against the members."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
 
 Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]
 EmailText = Annotated[str, StringConstraints(max_length=320), Field(examples=["ann@example.com"])]
