@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from optsync.domain.optout import Source
 from optsync.services import optouts
 from optsync.services.persons import PersonInput, upsert_person
 from tests.integration.conftest import BASE_URL
@@ -79,15 +78,5 @@ def test_the_right_types_still_work(api, admin_headers, person_one, ctx):
         headers=admin_headers,
     )
     assert r.status_code == 201, r.text
-    assert api.post(
-        f"{API}/sync/runs", json={"dry_run": True}, headers=admin_headers
-    ).status_code in (
-        202,
-        409,
-        422,
-        503,
-    )
-    with ctx.db.transaction() as s:
-        optouts.unsubscribe_email(
-            s, "three@example.com", source=Source.API, actor="t", now=ctx.clock()
-        )
+    started = api.post(f"{API}/sync/runs", json={"dry_run": True}, headers=admin_headers)
+    assert started.status_code == 202, started.text
