@@ -102,7 +102,18 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def _validation(_request: Request, exc: Exception) -> JSONResponse:
+def validation_messages(errors: list[Any]) -> list[str]:
+    """One "field: what is wrong" sentence per validation error."""
+    return [
+        f"{_location(tuple(e.get('loc', ())))}: "
+        + str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        for e in errors
+    ]
+
+
+def validation_error_json(_request: Request, exc: Exception) -> JSONResponse:
+    """The API's 422 for a request FastAPI could not validate (the admin pages answer
+    with an HTML page instead: ``optsync.web.admin.templating``)."""
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if not errors:
@@ -111,11 +122,7 @@ def _validation(_request: Request, exc: Exception) -> JSONResponse:
     field = _location(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         return error_response(422, "body: the request body is not valid JSON.", field="body")
-    messages = [
-        f"{_location(tuple(e.get('loc', ())))}: "
-        + str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        for e in errors
-    ]
+    messages = validation_messages(errors)
     more = f" (and {len(messages) - 3} more)" if len(messages) > 3 else ""
     return error_response(422, "; ".join(messages[:3]) + more + ".", field=field)
 
@@ -157,7 +164,7 @@ def _conflict(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RequestValidationError, validation_error_json)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ApiError, _api)
     app.add_exception_handler(UsageError, _usage)
