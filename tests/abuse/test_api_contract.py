@@ -80,3 +80,53 @@ def test_the_right_types_still_work(api, admin_headers, person_one, ctx):
     assert r.status_code == 201, r.text
     started = api.post(f"{API}/sync/runs", json={"dry_run": True}, headers=admin_headers)
     assert started.status_code == 202, started.text
+
+
+def _max_lengths(node, name=None, out=None):
+    """(property name, maxLength) for every string schema in the document."""
+    out = [] if out is None else out
+    if isinstance(node, dict):
+        if "maxLength" in node and node.get("type") == "string":
+            out.append((name, node["maxLength"]))
+        for key, value in node.items():
+            child = key if key not in ("items", "anyOf", "allOf", "oneOf", "schema") else name
+            if key == "properties":
+                for prop, schema in value.items():
+                    _max_lengths(schema, prop, out)
+            else:
+                _max_lengths(value, child, out)
+    elif isinstance(node, list):
+        for value in node:
+            _max_lengths(value, name, out)
+    return out
+
+
+def test_the_openapi_document_promises_the_limits_the_server_enforces(api):
+    from optsync.domain.emails import MAX_LENGTH
+    from optsync.services.persons import MAX_NAME_LENGTH
+
+    document = api.get("/openapi.json").json()
+    limits = _max_lengths(document)
+    by_name: dict[str, set[int]] = {}
+    for name, limit in limits:
+        by_name.setdefault(name, set()).add(limit)
+    assert by_name["email"] == {MAX_LENGTH}, by_name
+    assert by_name["emails"] == {MAX_LENGTH}, by_name
+    assert by_name["first_name"] == by_name["last_name"] == {MAX_NAME_LENGTH}, by_name
+
+
+def test_one_character_past_a_documented_limit_is_refused_at_the_edge(api, admin_headers, ctx):
+    long_email = "a" * 64 + "@" + ("b" * 60 + ".") * 3 + "ccc.com"
+    assert len(long_email) == 255
+    r = api.post(f"{API}/persons", json={"email": long_email}, headers=admin_headers)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "email", r.text
+    name = "n" * 201
+    body = {"email": "ann@example.com", "first_name": name}
+    r = api.post(f"{API}/persons", json=body, headers=admin_headers)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "first_name", r.text
+    ok = api.post(
+        f"{API}/persons",
+        json={"email": "ann@example.com", "first_name": "n" * 200},
+        headers=admin_headers,
+    )
+    assert ok.status_code in (200, 201), ok.text

@@ -16,6 +16,7 @@ from optsync.services import person_views
 from optsync.services.optouts import parse_email
 from optsync.services.person_views import PersonView
 from optsync.services.persons import (
+    MAX_NAME_LENGTH,
     PersonInput,
     RowError,
     upsert_chunk,
@@ -25,7 +26,14 @@ from optsync.services.persons import (
 from optsync.services.transactions import in_transaction
 from optsync.store.models import Person
 from optsync.web.api.auth import Caller, require_token
-from optsync.web.api.types import MAX_BATCH, MAX_ID, NO_CONTROL, EmailText, StrictIn
+from optsync.web.api.types import (
+    MAX_BATCH,
+    MAX_EMAIL_LENGTH,
+    MAX_ID,
+    NO_CONTROL,
+    EmailText,
+    StrictIn,
+)
 from optsync.web.deps import get_context
 from optsync.web.errors import ApiError, error_responses
 
@@ -33,7 +41,7 @@ router = APIRouter(tags=["persons"])
 
 CHUNK_SIZE = 1000
 
-Name = Annotated[str, StringConstraints(max_length=1000, pattern=NO_CONTROL)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=NO_CONTROL)]
 
 
 class PersonIn(StrictIn):
@@ -225,7 +233,9 @@ def upsert_many(
     responses=error_responses(401, 404, 422),
 )
 def find_by_email(
-    email: Annotated[str, Query(max_length=320, description="Any form; it is normalised.")],
+    email: Annotated[
+        str, Query(max_length=MAX_EMAIL_LENGTH, description="Any form; it is normalised.")
+    ],
     ctx: Context = Depends(get_context),
     _caller: Caller = Depends(require_token),
 ) -> PersonOut:
@@ -238,7 +248,7 @@ def find_by_email(
 
 
 @router.get(
-    "/persons/{person_id}",
+    "/persons/{person_id:id}",
     response_model=PersonOut,
     summary="Read a person by id",
     responses=error_responses(401, 404, 422),

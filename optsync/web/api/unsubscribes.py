@@ -204,7 +204,7 @@ def unsubscribe_many(
 
 
 @router.delete(
-    "/unsubscribes/{person_id}",
+    "/unsubscribes/{person_id:id}",
     response_model=ResubscribeOut,
     summary="Re-subscribe a person (admin token; ledger entry kept, nothing sent to Salesforce)",
     responses=error_responses(401, 403, 404, 422),
