@@ -3,6 +3,7 @@ HTML error pages (the API's JSON errors are no use to someone in a browser)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -71,10 +72,19 @@ def render(
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status, headers=headers)
 
 
+_ADDRESS = re.compile(r"[^\s@]*@[^\s@]*[^\s@.,;:!?)\]]")
+"""Anything shaped like an address (up to trailing punctuation)."""
+
+
 def flash(request: Request, message: str, kind: str = "ok") -> None:
-    """A one-time message for the next page (after a redirect), kept in the session."""
+    """A one-time message for the next page (after a redirect), kept in the session.
+
+    The session cookie is signed, not encrypted, so a notice never carries an address:
+    callers name no one (the page redirected to shows the person), and anything shaped
+    like an address that still reaches here (a Salesforce username in an error, say) is
+    replaced by ``[address]``."""
     messages = list(request.session.get("flash", []))
-    messages.append({"kind": kind, "text": message})
+    messages.append({"kind": kind, "text": _ADDRESS.sub("[address]", message)})
     request.session["flash"] = messages[-5:]
 
 

@@ -138,9 +138,9 @@ async def add_unsubscribe(
             )
         )
     if changed:
-        flash(request, f"{parse_email(email)} is unsubscribed; the push to Salesforce is queued.")
+        flash(request, "This person is unsubscribed; the push to Salesforce is queued.")
     else:
-        flash(request, f"{parse_email(email)} was already unsubscribed; nothing changed.")
+        flash(request, "This person was already unsubscribed; nothing changed.")
     return redirect(f"{BASE}/persons/{person_id}")
 
 
@@ -254,7 +254,7 @@ async def remove(
         return person.email, result.changed
 
     try:
-        email, changed = await run_in_threadpool(in_transaction, ctx.db, work)
+        _email, changed = await run_in_threadpool(in_transaction, ctx.db, work)
     except UsageError as exc:
         message = exc.message
         return await run_in_threadpool(
@@ -265,12 +265,12 @@ async def remove(
     if changed:
         flash(
             request,
-            f"The unsubscribe of {email} is removed here. Clear the field in "
+            "The unsubscribe of this person is removed here. Clear the field in "
             "Salesforce too, or the next sync opts this person out again.",
             "warn",
         )
     else:
-        flash(request, f"{email} was not unsubscribed; nothing changed.")
+        flash(request, "This person was not unsubscribed; nothing changed.")
     return redirect(f"{BASE}/persons/{person_id}")
 
 
