@@ -38,7 +38,7 @@ def _check(r) -> None:
     for name, value in EXPECTED.items():
         assert r.headers.get(name) == value, (r.request.url, name, r.headers.get(name))
     csp = dict(
-        (part.strip().split(" ", 1) + [""])[:2]
+        [*part.strip().split(" ", 1), ""][:2]
         for part in r.headers["content-security-policy"].split(";")
     )
     for directive, value in CSP_DIRECTIVES.items():
