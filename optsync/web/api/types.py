@@ -12,7 +12,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from optsync.domain.emails import MAX_LENGTH as MAX_EMAIL_LENGTH
+from optsync.domain.emails import MAX_LENGTH
+
+MAX_EMAIL_LENGTH = MAX_LENGTH
 
 # pydantic-core runs patterns with Rust's regex, where ``$`` is the end of the text (not
 # "before a final newline" as in Python's re), as in the ECMA regexes the OpenAPI
