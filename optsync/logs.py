@@ -46,7 +46,7 @@ _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 }
 _EMAIL = re.compile(r"[^\s@\"'<>()\[\],;:=]+@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|api_key|cookie", re.I)
-_BARE = re.compile(r"^[^\s=\"\\]+$")
+_BARE = re.compile(r"[^\s=\"\\]+")  # fullmatch only
 
 
 def mask(text: str) -> str:
@@ -117,7 +117,7 @@ def _logfmt_value(value: Any) -> str:
     if isinstance(value, dict | list):
         value = json.dumps(value, separators=(",", ":"), default=str)
     text = str(value)
-    if _BARE.match(text):
+    if _BARE.fullmatch(text):
         return text
     return json.dumps(text, ensure_ascii=False)
 

@@ -105,7 +105,7 @@ def connect(
         password=password,
         private_key=read_private_key(private_key_file) if private_key_file else None,
         api_version=api_version,
-        ca_bundle=str(ca_bundle) if ca_bundle else None,
+        ca_bundle=str(ca_bundle) if ca_bundle else None,  # made absolute by validated()
     ).validated()
     with app_context() as ctx:
         # the same save as the admin form: tested first, stored only if it works

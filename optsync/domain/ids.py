@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 
 _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_ID_RE = re.compile(r"^[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?$")
+_ID_RE = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?")  # fullmatch only
 
 
 class SObjectType(StrEnum):
@@ -48,7 +48,7 @@ def to_18(value: str) -> str:
     column), the suffix tells which characters were upper case; we restore them.
     """
     raw = value.strip()
-    if not _ID_RE.match(raw):
+    if not _ID_RE.fullmatch(raw):
         if len(raw) not in (15, 18):
             raise InvalidSalesforceId(
                 f"a Salesforce id has 15 or 18 characters, this one has {len(raw)}"

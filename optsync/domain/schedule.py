@@ -56,8 +56,11 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("month", "1-12 or jan-dec"),
     ("day of week", "0-7 or sun-sat, 0 and 7 are Sunday"),
 )
-_NUMERIC = re.compile(r"^[0-9*,/-]+$")
-_NAMED = re.compile(r"^[0-9A-Za-z*,/-]+$")
+# Used with fullmatch only: ``$`` would let a trailing newline through.
+_NUMERIC = re.compile(r"[0-9*,/-]+")
+_NAMED = re.compile(r"[0-9A-Za-z*,/-]+")
+# An IANA name: Area/Location[/Sub] or a single word such as UTC; no dots, no leading "/".
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9][A-Za-z0-9_+-]*){0,2}")
 
 _ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -106,7 +109,7 @@ def validate_cron(expr: str) -> str:
         pattern = _NAMED if index >= 3 else _NUMERIC
         probe = ["*"] * 5
         probe[index] = value
-        if not pattern.match(value) or not _croniter_accepts(" ".join(probe)):
+        if not pattern.fullmatch(value) or not _croniter_accepts(" ".join(probe)):
             raise ScheduleError(
                 f"the {name} field {value!r} is not valid (allowed: {allowed}, with *, "
                 f"lists a,b, ranges a-b and steps */n); for example {EXAMPLE}"
@@ -142,6 +145,8 @@ def validate_timezone(name: str) -> str:
             "the time zone is empty; give an IANA name such as 'America/Los_Angeles'"
         )
     try:
+        if not _ZONE_NAME.fullmatch(raw):
+            raise ValueError(raw)
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         hint = ""

@@ -39,7 +39,7 @@ from optsync.emulator.schema import (
 )
 from optsync.emulator.soql import CompiledQuery, format_datetime
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch only
 _DELETED_COL = "DeletedDate_"  # internal: when the record went to the recycle bin
 _SEED_CHUNK = 20_000
 _FETCH_CHUNK = 2_000
@@ -369,7 +369,7 @@ class OrgStore:
                 f"{f.label}: data value too large: {value[:40]} (max length={f.length})",
                 [f.name],
             )
-        if f.type == "email" and not _EMAIL_RE.match(value):
+        if f.type == "email" and not _EMAIL_RE.fullmatch(value):
             raise SalesforceError(
                 400, "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {value}", [f.name]
             )

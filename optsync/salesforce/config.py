@@ -42,7 +42,8 @@ DEFAULT_API_VERSION = "62.0"
 MIN_API_VERSION = 31
 SETTING_API_VERSION = "OPTSYNC_SF_API_VERSION (--api-version)"
 _MASK = "********"
-_VERSION_RE = re.compile(r"^v?(\d{2,3})(?:\.0)?$", re.IGNORECASE)
+MAX_PEM_BYTES = 64 * 1024
+_VERSION_RE = re.compile(r"v?(\d{2,3})(?:\.0)?", re.IGNORECASE)  # fullmatch
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "jwt": ("client_id", "username", "private_key"),
@@ -61,6 +62,15 @@ SETTING_OF = {
     "ca_bundle": SETTING_CA_BUNDLE,
 }
 SECRET_FIELDS = ("client_secret", "password", "private_key")
+IDENTITY_FIELDS = ("auth", "login_url", "username", "ca_bundle")
+"""What decides where (and as whom) the secrets are sent: a stored secret is reused only
+while all of these are unchanged."""
+_IDENTITY_WORDS = {
+    "auth": "auth kind",
+    "login_url": "login URL",
+    "username": "username",
+    "ca_bundle": "CA bundle",
+}
 
 
 @dataclass(frozen=True)
@@ -127,15 +137,71 @@ class ConnectionConfig:
                 )
         if self.private_key is not None and self.auth == "jwt":
             check_private_key(self.private_key)
-        if self.ca_bundle is not None:
-            check_ca_bundle(self.ca_bundle)
+        ca_bundle = None
+        if self.ca_bundle is not None and self.ca_bundle.strip():
+            ca_bundle = absolute_path(self.ca_bundle)
+            check_ca_bundle(ca_bundle)
         return replace(
             self,
             login_url=login_url,
+            ca_bundle=ca_bundle,
             api_version=normalise_api_version(self.api_version),
             client_id=_strip(self.client_id),
             username=_strip(self.username),
         )
+
+
+def _identity(config: ConnectionConfig) -> dict[str, str | None]:
+    """The identity fields as they would be stored (normalised where that cannot fail)."""
+    try:
+        login_url: str | None = normalise_login_url(config.login_url)
+    except UsageError:
+        login_url = config.login_url
+    ca_bundle = config.ca_bundle.strip() if config.ca_bundle else None
+    return {
+        "auth": config.auth,
+        "login_url": login_url,
+        "username": _strip(config.username) or None,
+        "ca_bundle": absolute_path(ca_bundle) if ca_bundle else None,
+    }
+
+
+def with_stored_secrets(
+    submitted: ConnectionConfig, stored: ConnectionConfig | None
+) -> ConnectionConfig:
+    """``submitted`` with its empty secrets filled from ``stored`` — only while the auth
+    kind, login URL, username and CA bundle are unchanged.
+
+    Otherwise a stored secret could be sent to another address (or as another user) by
+    someone who never knew it, so a required secret left empty is a :class:`UsageError`
+    naming the field and what changed.
+    """
+    if stored is None:
+        return submitted
+    empty = [name for name in SECRET_FIELDS if not getattr(submitted, name)]
+    new, old = _identity(submitted), _identity(stored)
+    changed = [name for name in IDENTITY_FIELDS if new[name] != old[name]]
+    if not changed:
+        kept = {name: getattr(stored, name) for name in empty if getattr(stored, name)}
+        return replace(submitted, **kept)
+    needed = [name for name in REQUIRED.get(submitted.auth, ()) if name in empty]
+    if needed:
+        what = " and ".join(_IDENTITY_WORDS[name] for name in changed)
+        name = needed[0]
+        raise UsageError(
+            f"{SETTING_OF[name]}: enter it again: the {what} changed, so the stored one is "
+            "not reused.",
+            field=name,
+            fix="A stored secret is only reused while the auth kind, login URL, username "
+            "and CA bundle stay the same.",
+        )
+    return submitted
+
+
+def absolute_path(path: str) -> str:
+    """``path`` made absolute against the current directory (``~`` expanded), so a stored
+    path means the same file from every working directory."""
+    return str(Path(path.strip()).expanduser().resolve())
 
 
 def _strip(value: str | None) -> str | None:
@@ -185,7 +251,7 @@ def normalise_login_url(value: str | None) -> str:
 def normalise_api_version(value: str | None) -> str:
     """``62``, ``v62.0`` or ``62.0`` → ``"62.0"``; versions below 31 are retired."""
     raw = (value or DEFAULT_API_VERSION).strip()
-    m = _VERSION_RE.match(raw)
+    m = _VERSION_RE.fullmatch(raw)
     if not m:
         raise UsageError(
             f"{SETTING_API_VERSION}: {raw!r} is not an API version.",
@@ -230,39 +296,42 @@ def check_private_key(pem: str) -> None:
 
 
 def read_private_key(path: str | Path) -> str:
-    """Read and check a PEM key file; the error names the setting, never the content."""
+    """Read and check a PEM key file; every unreadable path gets the same error, which
+    names the setting, never the content or why the file could not be read."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+        if not p.is_file():  # a FIFO or device could block or never end
+            raise FileNotFoundError(p)
+        with p.open("rb") as fh:
+            data = fh.read(MAX_PEM_BYTES + 1)
+        text = data.decode("ascii") if len(data) <= MAX_PEM_BYTES else ""
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if "-----BEGIN" not in text:
         raise UsageError(
-            f"{SETTING_PRIVATE_KEY}: cannot read {p}: {reason}.",
+            f"{SETTING_PRIVATE_KEY}: {p} cannot be used as a private key.",
             field="private_key",
-            fix="Point it at a readable PEM file.",
-        ) from None
+            fix="Point it at a readable PEM private key file.",
+        )
     check_private_key(text)
     return text
 
 
 def check_ca_bundle(path: str) -> None:
+    """The file must be a readable PEM file of certificates. Every unusable path gets the
+    same error (missing, a directory, unreadable, not PEM), so the field cannot be used to
+    probe which files exist on the server."""
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise UsageError(
-            f"{SETTING_CA_BUNDLE}: {p} is not a file.",
-            field="ca_bundle",
-            fix="Point it at a PEM file of CA certificates (the emulator prints its own).",
-        )
     try:
+        if not p.is_file():  # a FIFO or device could block or never end
+            raise FileNotFoundError(p)
         with p.open("rb") as fh:
-            head = fh.read(65536)
-    except OSError as exc:
-        raise UsageError(
-            f"{SETTING_CA_BUNDLE}: cannot read {p}: {exc.strerror}.", field="ca_bundle"
-        ) from None
+            head = fh.read(MAX_PEM_BYTES)
+    except OSError:
+        head = b""
     if b"-----BEGIN CERTIFICATE-----" not in head:
         raise UsageError(
-            f"{SETTING_CA_BUNDLE}: {p} holds no PEM certificate.",
+            f"{SETTING_CA_BUNDLE}: {p} cannot be used as a CA bundle.",
             field="ca_bundle",
-            fix="Point it at a PEM file of CA certificates.",
+            fix="Point it at a readable PEM file of CA certificates (the emulator prints its own).",
         )

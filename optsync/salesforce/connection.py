@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from optsync.errors import UsageError
+from optsync.errors import ConfigError, UsageError
 from optsync.salesforce.config import (
     AUTH_KINDS,
     DEFAULT_API_VERSION,
@@ -65,13 +65,28 @@ __all__ = [
 
 # -- storage --------------------------------------------------------------------------
 
+UNDECRYPTABLE = (
+    "A Salesforce connection is stored, but its credentials cannot be decrypted with this "
+    "secret key: OPTSYNC_SECRET_KEY is not the key they were stored with."
+)
+UNDECRYPTABLE_FIX = (
+    "Set OPTSYNC_SECRET_KEY back to the key the connection was stored with, or store it "
+    "again under this key with `optsync salesforce connect` (or Settings → Admin Settings → "
+    "Unsubscribes → Integrations → Salesforce connection); see docs/security.md."
+)
+
 
 def load_connection(session: Session, secret_key: str) -> ConnectionConfig | None:
     """The stored connection, secrets decrypted, or ``None`` when none is stored."""
     row = session.get(SalesforceConnection, 1)
     if row is None:
         return None
-    secrets: dict[str, Any] = SecretBox(secret_key).open(row.secrets)
+    try:
+        secrets: dict[str, Any] = SecretBox(secret_key).open(row.secrets)
+    except ConfigError:
+        raise ConfigError(
+            UNDECRYPTABLE, field="OPTSYNC_SECRET_KEY", fix=UNDECRYPTABLE_FIX
+        ) from None
     return ConnectionConfig(
         auth=row.auth,
         login_url=row.login_url,

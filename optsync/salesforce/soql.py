@@ -24,13 +24,13 @@ IN_CHUNK = 200
 # Standard names (HasOptedOutOfEmail), custom (Sales_Opt_Out__c) and namespaced
 # (ns__Sales_Opt_Out__c): letters, digits and single underscores, starting with a letter.
 _WORD = r"[A-Za-z](?:[A-Za-z0-9]|_(?!_))*"
-FIELD_RE = re.compile(rf"^(?:{_WORD}__)?{_WORD}(?<!_)(?:__c)?$")
+FIELD_RE = re.compile(rf"(?:{_WORD}__)?{_WORD}(?<!_)(?:__c)?")  # fullmatch only
 MAX_FIELD_LENGTH = 80
 
 
 def field_name(value: str) -> str:
     """Return ``value`` if it is a valid field API name, else raise ``UsageError``."""
-    if not isinstance(value, str) or len(value) > MAX_FIELD_LENGTH or not FIELD_RE.match(value):
+    if not isinstance(value, str) or len(value) > MAX_FIELD_LENGTH or not FIELD_RE.fullmatch(value):
         raise UsageError(
             f"{value!r} is not a Salesforce field API name.",
             field="field",

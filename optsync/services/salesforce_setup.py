@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from optsync.errors import OptsyncError
+from optsync.errors import OptsyncError, UsageError
 from optsync.salesforce.errors import SalesforceAuthError
 from optsync.salesforce.gateway import (
     NO_CONNECTION,
@@ -64,8 +64,11 @@ class Check:
 def setup_checks(ctx: Context, profile: Profile | str = Profile.PAGE) -> list[Check]:
     """Every check for the connection in force; an unusable connection (incomplete or
     invalid settings) is a failed connection check that says why."""
+    problem_fix: str | None = None
     try:
         config, problem = connection_in_force(ctx), None
+    except UsageError as exc:  # e.g. stored credentials this secret key cannot decrypt
+        config, problem, problem_fix = None, exc.message, exc.fix
     except OptsyncError as exc:
         config, problem = None, str(exc)
     gateway = build_gateway(config, profile) if config is not None else None
@@ -76,7 +79,7 @@ def setup_checks(ctx: Context, profile: Profile | str = Profile.PAGE) -> list[Ch
             gateway.close()
     if problem:
         first = checks[0]
-        checks[0] = Check(first.name, False, problem, first.fix)
+        checks[0] = Check(first.name, False, problem, problem_fix or first.fix)
     return checks
 
 

@@ -14,7 +14,7 @@ from optsync.errors import UsageError
 from optsync.store.models import SyncSettings
 
 FIELD_CHOICES = {"email_opt_out": "HasOptedOutOfEmail", "sales_opt_out": None}
-CUSTOM_FIELD_RE = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c$")
+CUSTOM_FIELD_RE = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c")  # fullmatch only
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,11 @@ def validate_changes(current: SyncSettingsView, changes: dict[str, Any]) -> Sync
                     field="field",
                 )
         elif key == "sales_opt_out_field":
-            if not isinstance(value, str) or not CUSTOM_FIELD_RE.match(value) or len(value) > 80:
+            if (
+                not isinstance(value, str)
+                or len(value) > 80
+                or not CUSTOM_FIELD_RE.fullmatch(value)
+            ):
                 raise UsageError(
                     f"sales_opt_out_field: {value!r} is not a custom field API name; it looks "
                     "like Sales_Opt_Out__c (letters, digits, single underscores, ending __c).",

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from optsync.errors import ConfigError, NotFoundError, UsageError
 
@@ -102,7 +103,18 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def _validation(_request: Request, exc: Exception) -> JSONResponse:
+def validation_messages(errors: list[Any]) -> list[str]:
+    """One "field: what is wrong" sentence per validation error."""
+    return [
+        f"{_location(tuple(e.get('loc', ())))}: "
+        + str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        for e in errors
+    ]
+
+
+def validation_error_json(_request: Request, exc: Exception) -> JSONResponse:
+    """The API's 422 for a request FastAPI could not validate (the admin pages answer
+    with an HTML page instead: ``optsync.web.admin.templating``)."""
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if not errors:
@@ -111,11 +123,7 @@ def _validation(_request: Request, exc: Exception) -> JSONResponse:
     field = _location(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         return error_response(422, "body: the request body is not valid JSON.", field="body")
-    messages = [
-        f"{_location(tuple(e.get('loc', ())))}: "
-        + str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        for e in errors
-    ]
+    messages = validation_messages(errors)
     more = f" (and {len(messages) - 3} more)" if len(messages) > 3 else ""
     return error_response(422, "; ".join(messages[:3]) + more + ".", field=field)
 
@@ -125,12 +133,36 @@ def _validation(_request: Request, exc: Exception) -> JSONResponse:
 _UNPARSEABLE_BODY = "There was an error parsing the body"
 
 
-def _http(_request: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (HEAD with GET).
+
+    Starlette's own 405 names only the methods of the *first* route matching the path, so
+    ``PUT /api/v1/persons`` said ``Allow: POST`` although ``GET`` is served there too."""
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
         return error_response(422, "body: the request body cannot be decoded.", field="body")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, message, headers=headers or None)
 
 
 def _api(_request: Request, exc: Exception) -> JSONResponse:
@@ -157,7 +189,7 @@ def _conflict(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(RequestValidationError, validation_error_json)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(ApiError, _api)
     app.add_exception_handler(UsageError, _usage)

@@ -9,9 +9,7 @@ keeps it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,13 +22,13 @@ from starlette.datastructures import FormData, UploadFile
 from optsync.bootstrap import Context
 from optsync.domain.schedule import ScheduleError, next_run
 from optsync.errors import OptsyncError, UsageError
+from optsync.salesforce.config import with_stored_secrets
 from optsync.salesforce.connection import (
     DEFAULT_API_VERSION,
     ConnectionConfig,
     delete_connection,
     env_overrides,
     load_connection,
-    read_private_key,
 )
 from optsync.services.salesforce_connection import save_tested, try_in_force
 from optsync.services.sync_run import history
@@ -227,7 +225,8 @@ async def save_settings(
 
 
 async def _private_key(form: FormData) -> str | None:
-    """The PEM from the upload, else from a path on the server, else ``None``."""
+    """The PEM from the upload, else ``None``. There is no server-path field: a path
+    typed into a web form would let an admin probe the server's files."""
     upload = form.get("private_key_file")
     if isinstance(upload, UploadFile) and upload.filename:
         data = await upload.read(MAX_PEM + 1)
@@ -241,9 +240,6 @@ async def _private_key(form: FormData) -> str | None:
             raise UsageError(
                 "private_key: the file is not a PEM text file.", field="private_key"
             ) from None
-    path = str(form.get("private_key_path") or "").strip()
-    if path:
-        return read_private_key(Path(path))
     return None
 
 
@@ -264,13 +260,13 @@ def _connection_values(form: FormData) -> dict[str, Any]:
             "username",
             "api_version",
             "ca_bundle",
-            "private_key_path",
         )
     }
 
 
 async def _config_from(form: FormData, ctx: Context) -> ConnectionConfig:
-    """The submitted connection; secrets left empty keep the stored ones."""
+    """The submitted connection; secrets left empty keep the stored ones while the auth
+    kind, login URL, username and CA bundle are unchanged (``with_stored_secrets``)."""
     auth = _text(form, "auth") or ""
     with ctx.db.transaction() as session:
         try:
@@ -288,14 +284,7 @@ async def _config_from(form: FormData, ctx: Context) -> ConnectionConfig:
         api_version=_text(form, "api_version") or DEFAULT_API_VERSION,
         ca_bundle=_text(form, "ca_bundle"),
     )
-    if stored is not None:
-        kept = {
-            name: getattr(stored, name)
-            for name in ("client_secret", "password", "private_key")
-            if not getattr(config, name) and getattr(stored, name)
-        }
-        config = replace(config, **kept)
-    return config.validated()
+    return with_stored_secrets(config, stored).validated()
 
 
 @router.post(f"{BASE}/integrations/connection", response_class=HTMLResponse)

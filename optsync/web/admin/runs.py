@@ -14,7 +14,7 @@ from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
 from optsync.services.sync_settings import get_settings
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
-from optsync.web.admin.templating import flash, redirect, render
+from optsync.web.admin.templating import RecordId, flash, redirect, render
 from optsync.web.deps import get_context
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
@@ -48,7 +48,7 @@ async def start(
 @router.get(BASE + "/runs/{run_id}", response_class=HTMLResponse)
 def run_page(
     request: Request,
-    run_id: int,
+    run_id: RecordId,
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_admin),
 ) -> Response:

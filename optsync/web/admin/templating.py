@@ -3,22 +3,35 @@ HTML error pages (the API's JSON errors are no use to someone in a browser)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
 from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
+from optsync.web.api.types import MAX_ID
+from optsync.web.errors import validation_error_json, validation_messages
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 Crumb = tuple[str, str | None]
 """A breadcrumb: label and link (``None`` for the current page)."""
+
+RecordId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+"""A person or run id in an admin URL: inside the 64-bit range both databases use, so an
+absurd id is the 404 page, never a database error."""
+PageNumber = Annotated[int, Query(ge=1, le=MAX_ID)]
+"""``?page=`` of a listing (a number past the last page shows the last page)."""
+PAGE_PATHS = ("/settings", "/login", "/logout")
+"""Where requests come from a browser: a malformed request there gets an HTML page."""
 
 
 def _when(value: datetime | str | None, tz: str = "UTC") -> str:
@@ -59,10 +72,19 @@ def render(
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status, headers=headers)
 
 
+_ADDRESS = re.compile(r"[^\s@]*@[^\s@]*[^\s@.,;:!?)\]]")
+"""Anything shaped like an address (up to trailing punctuation)."""
+
+
 def flash(request: Request, message: str, kind: str = "ok") -> None:
-    """A one-time message for the next page (after a redirect), kept in the session."""
+    """A one-time message for the next page (after a redirect), kept in the session.
+
+    The session cookie is signed, not encrypted, so a notice never carries an address:
+    callers name no one (the page redirected to shows the person), and anything shaped
+    like an address that still reaches here (a Salesforce username in an error, say) is
+    replaced by ``[address]``."""
     messages = list(request.session.get("flash", []))
-    messages.append({"kind": kind, "text": message})
+    messages.append({"kind": kind, "text": _ADDRESS.sub("[address]", message)})
     request.session["flash"] = messages[-5:]
 
 
@@ -89,6 +111,30 @@ def _page_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _invalid_request(request: Request, exc: Exception) -> Response:
+    """A malformed admin address as a page: a bad id in the path names nothing (404), a
+    bad query value is a 422 page naming it. The API keeps its JSON errors."""
+    assert isinstance(exc, RequestValidationError)
+    path = request.url.path
+    if not any(path == p or path.startswith(p + "/") for p in PAGE_PATHS):
+        return validation_error_json(request, exc)
+    errors = list(exc.errors())
+    if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
+        status, title, message = 404, "Page not found", "There is no page at this address."
+    else:
+        status, title = 422, "Not a valid request"
+        message = "; ".join(validation_messages(errors)[:3]) + "."
+    return render(
+        request,
+        "admin/error.html",
+        title=title,
+        crumbs=[("Settings", "/settings"), (title, None)],
+        status=status,
+        message=message,
+    )
+
+
 def install_page_errors(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PageError, _page_error)

@@ -27,7 +27,7 @@ from optsync.web.admin import integrations
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, require_user, verify_csrf
 from optsync.web.admin.listing import unsubscribed_page
 from optsync.web.admin.remote import field_state
-from optsync.web.admin.templating import Crumb, flash, redirect, render
+from optsync.web.admin.templating import Crumb, PageNumber, RecordId, flash, redirect, render
 from optsync.web.deps import evidence_of, get_context
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
@@ -55,7 +55,7 @@ def unsubscribes(
     request: Request,
     tab: str = "unsubscribes",
     q: str = "",
-    page: int = 1,
+    page: PageNumber = 1,
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_user),
 ) -> Response:
@@ -138,9 +138,9 @@ async def add_unsubscribe(
             )
         )
     if changed:
-        flash(request, f"{parse_email(email)} is unsubscribed; the push to Salesforce is queued.")
+        flash(request, "This person is unsubscribed; the push to Salesforce is queued.")
     else:
-        flash(request, f"{parse_email(email)} was already unsubscribed; nothing changed.")
+        flash(request, "This person was already unsubscribed; nothing changed.")
     return redirect(f"{BASE}/persons/{person_id}")
 
 
@@ -167,7 +167,7 @@ def _person_or_404(
 @router.get(BASE + "/persons/{person_id}", response_class=HTMLResponse)
 def person_page(
     request: Request,
-    person_id: int,
+    person_id: RecordId,
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_user),
 ) -> Response:
@@ -186,7 +186,7 @@ def person_page(
 def _remove_page(
     request: Request,
     ctx: Context,
-    person_id: int,
+    person_id: RecordId,
     *,
     reason: str = "",
     error: str | None = None,
@@ -217,7 +217,7 @@ def _remove_page(
 @router.get(BASE + "/persons/{person_id}/remove", response_class=HTMLResponse)
 def remove_confirm(
     request: Request,
-    person_id: int,
+    person_id: RecordId,
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_admin),
 ) -> Response:
@@ -227,7 +227,7 @@ def remove_confirm(
 @router.post(BASE + "/persons/{person_id}/remove", response_class=HTMLResponse)
 async def remove(
     request: Request,
-    person_id: int,
+    person_id: RecordId,
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_admin),
 ) -> Response:
@@ -254,7 +254,7 @@ async def remove(
         return person.email, result.changed
 
     try:
-        email, changed = await run_in_threadpool(in_transaction, ctx.db, work)
+        _email, changed = await run_in_threadpool(in_transaction, ctx.db, work)
     except UsageError as exc:
         message = exc.message
         return await run_in_threadpool(
@@ -265,12 +265,12 @@ async def remove(
     if changed:
         flash(
             request,
-            f"The unsubscribe of {email} is removed here. Clear the field in "
+            "The unsubscribe of this person is removed here. Clear the field in "
             "Salesforce too, or the next sync opts this person out again.",
             "warn",
         )
     else:
-        flash(request, f"{email} was not unsubscribed; nothing changed.")
+        flash(request, "This person was not unsubscribed; nothing changed.")
     return redirect(f"{BASE}/persons/{person_id}")
 
 
@@ -299,7 +299,7 @@ async def retry_failed_pushes(
 @router.post(BASE + "/persons/{person_id}/retry", response_class=HTMLResponse)
 async def retry_person_push(
     request: Request,
-    person_id: int,
+    person_id: RecordId,
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_admin),
 ) -> Response:

@@ -4,22 +4,20 @@ a sending system to put in each email it sends."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from optsync.bootstrap import Context
 from optsync.services.links import UnsubscribeLinks
 from optsync.services.transactions import in_transaction
 from optsync.web.api.auth import Caller, require_token
-from optsync.web.api.types import EmailText
+from optsync.web.api.types import EmailText, StrictIn
 from optsync.web.deps import get_context, get_links
 from optsync.web.errors import error_responses
 
 router = APIRouter(tags=["links"])
 
 
-class LinkIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LinkIn(StrictIn):
     email: EmailText
 
 

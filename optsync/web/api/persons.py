@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from optsync.services import person_views
 from optsync.services.optouts import parse_email
 from optsync.services.person_views import PersonView
 from optsync.services.persons import (
+    MAX_NAME_LENGTH,
     PersonInput,
     RowError,
     upsert_chunk,
@@ -25,7 +26,14 @@ from optsync.services.persons import (
 from optsync.services.transactions import in_transaction
 from optsync.store.models import Person
 from optsync.web.api.auth import Caller, require_token
-from optsync.web.api.types import MAX_BATCH, MAX_ID, NO_CONTROL, EmailText
+from optsync.web.api.types import (
+    MAX_BATCH,
+    MAX_EMAIL_LENGTH,
+    MAX_ID,
+    NO_CONTROL,
+    EmailText,
+    StrictIn,
+)
 from optsync.web.deps import get_context
 from optsync.web.errors import ApiError, error_responses
 
@@ -33,14 +41,12 @@ router = APIRouter(tags=["persons"])
 
 CHUNK_SIZE = 1000
 
-Name = Annotated[str, StringConstraints(max_length=1000, pattern=NO_CONTROL)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=NO_CONTROL)]
 
 
-class PersonIn(BaseModel):
+class PersonIn(StrictIn):
     """A person to create, or to update when the email is known (fields left out or null
     keep their stored values)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: EmailText
     salesforce_id: Annotated[str, StringConstraints(max_length=18)] | None = Field(
@@ -92,9 +98,7 @@ class UpsertOut(BaseModel):
     person: PersonOut
 
 
-class BulkPersonsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BulkPersonsIn(StrictIn):
     persons: list[PersonIn] = Field(max_length=MAX_BATCH, description="Up to 10,000 persons.")
 
 
@@ -229,7 +233,9 @@ def upsert_many(
     responses=error_responses(401, 404, 422),
 )
 def find_by_email(
-    email: Annotated[str, Query(max_length=320, description="Any form; it is normalised.")],
+    email: Annotated[
+        str, Query(max_length=MAX_EMAIL_LENGTH, description="Any form; it is normalised.")
+    ],
     ctx: Context = Depends(get_context),
     _caller: Caller = Depends(require_token),
 ) -> PersonOut:
@@ -242,7 +248,7 @@ def find_by_email(
 
 
 @router.get(
-    "/persons/{person_id}",
+    "/persons/{person_id:id}",
     response_model=PersonOut,
     summary="Read a person by id",
     responses=error_responses(401, 404, 422),

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from optsync.bootstrap import Context
 from optsync.services.push_retry import CODE_MAX, retry_pushes
 from optsync.services.transactions import in_transaction
 from optsync.web.api.auth import Caller, require_admin
-from optsync.web.api.types import EmailText
+from optsync.web.api.types import EmailText, StrictIn
 from optsync.web.deps import get_context
 from optsync.web.errors import error_responses
 
@@ -22,10 +22,8 @@ ErrorCode = Annotated[
 ]
 
 
-class RetryIn(BaseModel):
+class RetryIn(StrictIn):
     """Which failed pushes to send again; the filters combine, at least one is needed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     codes: list[ErrorCode] = Field(
         default_factory=list, max_length=100, description="Salesforce error codes."

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from optsync.bootstrap import Context
 from optsync.services import suppression
 from optsync.web.api.auth import Caller, require_token
-from optsync.web.api.types import MAX_BATCH, EmailText
+from optsync.web.api.types import MAX_BATCH, EmailText, StrictIn
 from optsync.web.deps import get_context
 from optsync.web.errors import error_responses
 
 router = APIRouter(tags=["suppression"])
 
 
-class CheckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CheckIn(StrictIn):
     emails: list[EmailText] = Field(max_length=MAX_BATCH, description="Up to 10,000 addresses.")
 
 

@@ -17,7 +17,7 @@ from optsync.services import sync_run
 from optsync.services.salesforce_setup import setup_checks
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.web.api.auth import Caller, require_admin, require_token
-from optsync.web.api.types import MAX_ID
+from optsync.web.api.types import MAX_ID, StrictIn
 from optsync.web.deps import get_context
 from optsync.web.errors import ApiError, error_responses
 
@@ -66,9 +66,7 @@ class SyncRunsOut(BaseModel):
     runs: list[SyncRunReport]
 
 
-class StartRunIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StartRunIn(StrictIn):
     dry_run: bool = Field(False, description="Compute the report; change nothing anywhere.")
 
 

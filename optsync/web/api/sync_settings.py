@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from optsync.bootstrap import Context
 from optsync.services import sync_settings
 from optsync.services.sync_settings import SyncSettingsView
 from optsync.web.api.auth import Caller, require_admin, require_token
-from optsync.web.api.types import NO_CONTROL
+from optsync.web.api.types import NO_CONTROL, StrictIn
 from optsync.web.deps import get_context
 from optsync.web.errors import error_responses
 
@@ -41,10 +41,8 @@ class SyncSettingsOut(BaseModel):
         )
 
 
-class SyncSettingsIn(BaseModel):
+class SyncSettingsIn(StrictIn):
     """The settings to change; keys left out (or null) keep their values."""
-
-    model_config = ConfigDict(extra="forbid")
 
     sync_enabled: StrictBool | None = None
     field: FieldChoice | None = None

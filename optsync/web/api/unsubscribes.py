@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, Strict, model_validator
 from sqlalchemy.orm import Session
 
 from optsync.bootstrap import Context
@@ -26,7 +26,15 @@ from optsync.services.sync_settings import get_settings
 from optsync.services.transactions import in_transaction
 from optsync.store.models import Person
 from optsync.web.api.auth import Caller, require_admin, require_token
-from optsync.web.api.types import MAX_BATCH, MAX_ID, NO_CONTROL, EmailText, PersonId, Reason
+from optsync.web.api.types import (
+    MAX_BATCH,
+    MAX_ID,
+    NO_CONTROL,
+    EmailText,
+    PersonId,
+    Reason,
+    StrictIn,
+)
 from optsync.web.deps import evidence_of, get_context
 from optsync.web.errors import ApiError, error_responses
 from optsync.web.metrics import UNSUBSCRIBES
@@ -41,14 +49,15 @@ class ApiSource(StrEnum):
     CSV = "csv"
 
 
-class UnsubscribeIn(BaseModel):
-    """Exactly one of ``email`` (added if unknown) and ``person_id``."""
+SourceIn = Annotated[ApiSource, Strict(False)]  # a JSON string checked against the members
 
-    model_config = ConfigDict(extra="forbid")
+
+class UnsubscribeIn(StrictIn):
+    """Exactly one of ``email`` (added if unknown) and ``person_id``."""
 
     email: EmailText | None = None
     person_id: PersonId | None = None
-    source: ApiSource = ApiSource.API
+    source: SourceIn = ApiSource.API
     reason: Reason | None = None
 
     @model_validator(mode="after")
@@ -66,11 +75,9 @@ class UnsubscribeOut(BaseModel):
     source: str | None = Field(description="The source of the unsubscribe in force.")
 
 
-class BulkUnsubscribeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BulkUnsubscribeIn(StrictIn):
     emails: list[EmailText] = Field(max_length=MAX_BATCH, description="Up to 10,000 addresses.")
-    source: ApiSource = ApiSource.API
+    source: SourceIn = ApiSource.API
     reason: Reason | None = None
 
 
@@ -197,7 +204,7 @@ def unsubscribe_many(
 
 
 @router.delete(
-    "/unsubscribes/{person_id}",
+    "/unsubscribes/{person_id:id}",
     response_model=ResubscribeOut,
     summary="Re-subscribe a person (admin token; ledger entry kept, nothing sent to Salesforce)",
     responses=error_responses(401, 403, 404, 422),

@@ -60,3 +60,32 @@ def test_every_operation_conforms_to_the_schema(app, admin_headers):
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
     assert {op.label for op in operations} == set(calls)
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "trace")
+
+
+def test_every_undocumented_method_is_405_with_the_documented_allow(app, admin_headers):
+    """For every path in the document, a method it does not list answers 405, and
+    ``Allow`` names exactly the documented methods (HEAD with GET) — what Schemathesis'
+    ``unsupported_method`` and ``allow_header_conformance`` checks hold a server to."""
+    from fastapi.testclient import TestClient
+
+    from tests.integration.conftest import BASE_URL
+
+    with TestClient(app, base_url=BASE_URL) as client:
+        document = client.get("/openapi.json").json()
+        wrong: list[str] = []
+        for template, item in document["paths"].items():
+            path = template.replace("{person_id}", "1").replace("{run_id}", "1")
+            path = path.replace("{token}", "not-a-token")
+            documented = {m.upper() for m in item if m in HTTP_METHODS}
+            expected = documented | ({"HEAD"} if "GET" in documented else set())
+            for method in HTTP_METHODS:
+                if method.upper() in documented:
+                    continue
+                r = client.request(method.upper(), path, headers=admin_headers)
+                allow = {m.strip() for m in r.headers.get("allow", "").split(",") if m.strip()}
+                if r.status_code != 405 or allow != expected:
+                    wrong.append(f"{method.upper()} {path}: {r.status_code}, Allow {sorted(allow)}")
+    assert not wrong, "\n".join(wrong)

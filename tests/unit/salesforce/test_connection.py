@@ -149,9 +149,9 @@ def test_api_version_rejects_retired_and_malformed(raw: str) -> None:
 
 
 def test_ca_bundle_must_be_a_pem_file(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="not a file"):
+    with pytest.raises(UsageError, match="cannot be used as a CA bundle"):
         _config(ca_bundle=str(tmp_path / "nope.pem")).validated()
     junk = tmp_path / "junk.pem"
     junk.write_text("hello")
-    with pytest.raises(UsageError, match="no PEM certificate"):
+    with pytest.raises(UsageError, match="cannot be used as a CA bundle"):
         _config(ca_bundle=str(junk)).validated()
