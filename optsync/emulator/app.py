@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from optsync.emulator import bulk, control, rest
+from optsync.emulator import bulk, control, identity, rest
 from optsync.emulator.auth import TokenError
 from optsync.emulator.gateway import sf_json
 from optsync.emulator.org import Org
@@ -83,6 +83,7 @@ def create_app(org: Org) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/services/oauth2/token", token, methods=["POST"]),
+            *identity.routes(),
             *rest.routes(),
             *bulk.routes(),
             *control.routes(),

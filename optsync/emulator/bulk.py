@@ -290,12 +290,19 @@ class JobManager:
             raise SalesforceError(400, "INVALIDJOB", "InvalidJob : query is required")
         delim, ending = self._formats(body)
         compiled = compile_query(soql, {o: self.store.visible_fields(o) for o in OBJECTS})
-        if compiled.count_only:
+        if compiled.count_only or compiled.aggregates:
             raise SalesforceError(
                 400,
                 "INVALIDJOB",
                 "InvalidJob : Aggregate queries (COUNT()) are not supported "
                 "by Bulk API 2.0 query jobs",
+            )
+        compound = [n for n in compiled.fields if compiled.defs[n].is_compound]
+        if compound:
+            raise SalesforceError(
+                400,
+                "API_ERROR",
+                f"Selecting compound data not supported in Bulk Query: {compound[0]}",
             )
         job = self._new_job(
             kind="query",
@@ -598,9 +605,8 @@ class JobManager:
         job.header = sink.take().encode()
         offsets: array[int] = array("q")
         pos = 0
-        fields = self.store.all_fields(q.obj)
         # Bulk CSV writes dateTimes as 2024-05-01T17:03:12.000Z (REST JSON uses +0000).
-        datetimes = {i for i, n in enumerate(q.fields) if fields[n].type == "datetime"}
+        datetimes = {i for i, n in enumerate(q.fields) if q.defs[n].type == "datetime"}
         with open(job.path("query.csv"), "wb") as fh:
             buf: list[bytes] = []
             for row in self.store.fetch(q.obj, rowids, q.fields):

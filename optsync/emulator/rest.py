@@ -22,7 +22,13 @@ from optsync.emulator.cursors import Cursor
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.gateway import api, json_body, not_found, sf_json, versions
 from optsync.emulator.org import Org
-from optsync.emulator.schema import KEY_PREFIX, LABEL_PLURAL, OBJECTS, describe_field
+from optsync.emulator.schema import (
+    MASTER_RECORD_TYPE_ID,
+    OBJECTS,
+    child_relationships,
+    describe_field,
+    object_def,
+)
 from optsync.emulator.soql import compile_query, format_datetime, parse_datetime
 from optsync.emulator.store import parse_record_id
 
@@ -58,12 +64,12 @@ def _base(version: str) -> str:
 
 
 def _urls(obj: str, version: str) -> dict[str, str]:
+    """The eight ``urls`` of a describeGlobal entry (also the start of describe's)."""
     b = f"{_base(version)}/sobjects/{obj}"
     return {
         "compactLayouts": f"{b}/describe/compactLayouts",
         "rowTemplate": f"{b}/{{ID}}",
         "approvalLayouts": f"{b}/describe/approvalLayouts",
-        "defaultValues": f"{b}/defaultValues?recordTypeId&fields",
         "listviews": f"{b}/listviews",
         "describe": f"{b}/describe",
         "quickActions": f"{b}/quickActions",
@@ -73,34 +79,21 @@ def _urls(obj: str, version: str) -> dict[str, str]:
 
 
 def _object_summary(org: Org, obj: str, version: str) -> dict[str, Any]:
-    return {
-        "activateable": False,
-        "createable": True,
-        "custom": False,
-        "customSetting": False,
-        "deepCloneable": False,
-        "deletable": True,
-        "deprecatedAndHidden": False,
-        "feedEnabled": True,
-        "hasSubtypes": False,
-        "isInterface": False,
-        "isSubtype": False,
-        "keyPrefix": KEY_PREFIX[obj],
-        "label": obj,
-        "labelPlural": LABEL_PLURAL[obj],
-        "layoutable": True,
-        "mergeable": True,
-        "mruEnabled": True,
-        "name": obj,
-        "queryable": True,
-        "replicateable": True,
-        "retrieveable": True,
-        "searchable": True,
-        "triggerable": True,
-        "undeletable": True,
-        "updateable": True,
-        "urls": _urls(obj, version),
-    }
+    """A describeGlobal entry, also the base of ``sobjects/{type}`` and describe."""
+    d = object_def(obj)
+    body: dict[str, Any] = dict(d.flags)
+    body.update(
+        {
+            "associateEntityType": None,
+            "associateParentEntity": None,
+            "keyPrefix": d.key_prefix,
+            "label": d.label,
+            "labelPlural": d.label_plural,
+            "name": obj,
+            "urls": _urls(obj, version),
+        }
+    )
+    return dict(sorted(body.items()))
 
 
 # ------------------------------------------------------------------ discovery
@@ -195,12 +188,21 @@ async def describe(request: Request, org: Org, version: str) -> Response:
         describe_field(f, updateable=org.store.updateable(obj, f))
         for f in org.store.visible_fields(obj).values()
     ]
+    d = object_def(obj)
     body = _object_summary(org, obj, version)
+    urls = dict(body["urls"])
+    urls.update(
+        {
+            "uiDetailTemplate": f"{org.instance_url}/{{ID}}",
+            "uiEditTemplate": f"{org.instance_url}/{{ID}}/e",
+            "uiNewRecord": f"{org.instance_url}/{d.key_prefix}/e",
+        }
+    )
     body.update(
         {
             "actionOverrides": [],
-            "childRelationships": [],
-            "compactLayoutable": True,
+            "childRelationships": child_relationships(obj),
+            "compactLayoutable": d.flags["layoutable"],
             "defaultImplementation": None,
             "extendedBy": None,
             "extendsInterfaces": None,
@@ -219,15 +221,22 @@ async def describe(request: Request, org: Org, version: str) -> Response:
                     "developerName": "Master",
                     "master": True,
                     "name": "Master",
-                    "recordTypeId": "012000000000000AAA",
-                    "urls": {},
+                    "recordTypeId": MASTER_RECORD_TYPE_ID,
+                    "urls": {
+                        "layout": f"{_base(version)}/sobjects/{obj}/describe/layouts/"
+                        f"{MASTER_RECORD_TYPE_ID}"
+                    },
                 }
             ],
-            "searchLayoutable": True,
+            "searchLayoutable": d.flags["searchable"],
             "sobjectDescribeOption": "FULL",
-            "supportedScopes": [],
+            "supportedScopes": [
+                {"label": label, "name": name} for name, label in d.supported_scopes
+            ],
+            "urls": dict(sorted(urls.items())),
         }
     )
+    body = dict(sorted(body.items()))
     return sf_json(body, headers={"Last-Modified": http_date(changed, usegmt=True)})
 
 
@@ -393,20 +402,46 @@ def _page(
     version: str,
 ) -> tuple[list[dict[str, Any]], int]:
     end = min(offset + cursor.batch_size, len(cursor.rowids))
-    names = ["Id", *[f for f in cursor.fields if f != "Id"]]
+    parent_ids = [f"{rel}.Id" for rel in cursor.relations]
+    names = list(dict.fromkeys(["Id", *cursor.fields, *parent_ids]))
     records = []
     for row in org.store.fetch(cursor.obj, cursor.rowids[offset:end], names):
         values = dict(zip(names, row, strict=True))
-        rec: dict[str, Any] = {
-            "attributes": {
-                "type": cursor.obj,
-                "url": f"{_base(version)}/sobjects/{cursor.obj}/{values['Id']}",
-            }
-        }
-        for f in cursor.fields:
-            rec[f] = values[f]
-        records.append(rec)
+        records.append(_nest(cursor.obj, cursor.fields, cursor.relations, values, version))
     return records, end
+
+
+def _attributes(obj: str, record_id: str, version: str) -> dict[str, str]:
+    return {"type": obj, "url": f"{_base(version)}/sobjects/{obj}/{record_id}"}
+
+
+def _nest(
+    obj: str,
+    paths: list[str],
+    relations: dict[str, str],
+    values: dict[str, Any],
+    version: str,
+) -> dict[str, Any]:
+    """One query row as Salesforce shapes it: parent fields nest under their relationship
+    (``"Account": {"attributes": …, "Name": "Acme"}``), or ``null`` without a parent."""
+    rec: dict[str, Any] = {"attributes": _attributes(obj, values["Id"], version)}
+    for path in paths:
+        *rels, name = path.split(".")
+        target = rec
+        prefix: list[str] = []
+        for rel in rels:
+            prefix.append(rel)
+            key = ".".join(prefix)
+            parent_id = values.get(f"{key}.Id")
+            if parent_id is None:
+                target.setdefault(rel, None)
+                target = {}
+                break
+            if target.get(rel) is None:
+                target[rel] = {"attributes": _attributes(relations[key], parent_id, version)}
+            target = target[rel]
+        target[name] = values[path]
+    return rec
 
 
 def _query_body(
@@ -435,12 +470,18 @@ async def _run_query(
         raise SalesforceError(400, "MALFORMED_QUERY", "A query string must be provided.")
     fields_for = {o: org.store.visible_fields(o) for o in OBJECTS}
     q = compile_query(soql, fields_for)
+    if q.aggregates:
+        rows = org.store.aggregate(q, include_deleted)
+        records = [{"attributes": {"type": "AggregateResult"}, **r} for r in rows]
+        return sf_json({"totalSize": len(records), "done": True, "records": records})
     if q.count_only:
         return sf_json(
             {"totalSize": org.store.count(q, include_deleted), "done": True, "records": []}
         )
     rowids = org.store.matching_rowids(q, include_deleted)
-    cursor = Cursor(q.obj, q.fields, rowids, _batch_size(request), include_deleted)
+    cursor = Cursor(
+        q.obj, q.fields, rowids, _batch_size(request), include_deleted, relations=q.relations
+    )
     return sf_json(_query_body(org, None, cursor, 0, version))
 
 
