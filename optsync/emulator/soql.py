@@ -315,12 +315,9 @@ class _Parser:
         self.expect_kw("SELECT")
         fields: list[tuple[str, int]] = []
         count_only = False
-        if self.is_kw("COUNT"):
-            self.take()
-            self.expect_op("(")
-            if not self.is_op(")"):
-                raise self.error()
-            self.take()
+        ahead = self.tokens[self.i + 1 : self.i + 3]
+        if self.is_kw("COUNT") and [t.text for t in ahead] == ["(", ")"]:
+            self.i += 3
             count_only = True
         select: list[SelectItem] = []
         if not count_only:
