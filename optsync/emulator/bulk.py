@@ -123,8 +123,6 @@ class Job:
             body.update(
                 {
                     "jobType": "V2Ingest",
-                    "contentUrl": f"services/data/v{self.api_version}/jobs/ingest/"
-                    f"{self.id}/batches",
                     "lineEnding": self.line_ending,
                     "columnDelimiter": self.column_delimiter,
                     "numberRecordsProcessed": self.processed,
@@ -135,6 +133,12 @@ class Job:
                     "apexProcessingTime": 0,
                 }
             )
+            if self.state == "Open":
+                # Where to PUT the data: only while the job takes an upload (the guides'
+                # JobInfo of a closed job has no contentUrl).
+                body["contentUrl"] = (
+                    f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
+                )
         else:
             body.update(
                 {
