@@ -25,11 +25,12 @@ from optsync.emulator.org import Org
 from optsync.emulator.schema import (
     MASTER_RECORD_TYPE_ID,
     OBJECTS,
+    FieldDef,
     child_relationships,
     describe_field,
     object_def,
 )
-from optsync.emulator.soql import compile_query, format_datetime, parse_datetime
+from optsync.emulator.soql import CompiledQuery, compile_query, format_datetime, parse_datetime
 from optsync.emulator.store import parse_record_id
 
 DEFAULT_BATCH = 2000
@@ -470,6 +471,8 @@ async def _run_query(
         raise SalesforceError(400, "MALFORMED_QUERY", "A query string must be provided.")
     fields_for = {o: org.store.visible_fields(o) for o in OBJECTS}
     q = compile_query(soql, fields_for)
+    if request.query_params.get("columns", "").lower() == "true":
+        return sf_json(_columns(q))
     if q.aggregates:
         rows = org.store.aggregate(q, include_deleted)
         records = [{"attributes": {"type": "AggregateResult"}, **r} for r in rows]
@@ -483,6 +486,64 @@ async def _run_query(
         q.obj, q.fields, rowids, _batch_size(request), include_deleted, relations=q.relations
     )
     return sf_json(_query_body(org, None, cursor, 0, version))
+
+
+def _column(name: str, f: FieldDef | None, display: str, aggregate: bool) -> dict[str, Any]:
+    kind = f.type if f is not None else "int"
+    return {
+        "aggregate": aggregate,
+        "apexType": None if f is None else _APEX_TYPES.get(kind, "String"),
+        "booleanType": kind == "boolean",
+        "columnName": name,
+        "custom": bool(f and f.custom),
+        "displayName": display,
+        "foreignKeyName": None,
+        "insertable": bool(f and f.createable),
+        "joinColumns": [],
+        "numberType": kind in ("int", "double", "currency", "percent"),
+        "textType": f is not None and f.is_string,
+        "updatable": bool(f and f.updateable),
+    }
+
+
+_APEX_TYPES = {
+    "id": "Id",
+    "reference": "Id",
+    "boolean": "Boolean",
+    "date": "Date",
+    "datetime": "Datetime",
+    "double": "Double",
+    "currency": "Decimal",
+    "int": "Integer",
+    "address": "Address",
+}
+
+
+def _columns(q: CompiledQuery) -> dict[str, Any]:
+    """``query?q=…&columns=true``: the column metadata the Salesforce CLI asks for first
+    (relationship paths nest as ``joinColumns``, aggregates by their alias or ``exprN``)."""
+    columns: list[dict[str, Any]] = []
+    if q.aggregates:
+        for a in q.aggregates:
+            columns.append(_column(a.key, a.field, a.display, a.field is None))
+    for path in q.fields:
+        *rels, name = path.split(".")
+        level = columns
+        for rel in rels:
+            found = next((c for c in level if c["columnName"] == rel and c["joinColumns"]), None)
+            if found is None:
+                found = _column(rel, None, rel, False)
+                found["apexType"] = None
+                level.append(found)
+            level = found["joinColumns"]
+        level.append(_column(name, q.defs[path], path, False))
+    return {
+        "columnMetadata": columns,
+        "entityName": q.obj,
+        "groupBy": q.group_sql is not None,
+        "idSelected": "Id" in q.fields,
+        "keyPrefix": object_def(q.obj).key_prefix,
+    }
 
 
 @api("query")
@@ -609,14 +670,52 @@ def _save_all(org: Org, records: list[Any], creating: bool) -> list[str | Salesf
     return [r if isinstance(r, str) else _not_found_as_cross_reference(r) for r in out]
 
 
+def _delete_collection(request: Request, org: Org) -> Response:
+    """``DELETE /composite/sobjects?ids=…[&allOrNone=true]``: up to 200 ids, in order."""
+    ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+    if not ids:
+        raise SalesforceError(400, "MISSING_ARGUMENT", "ids parameter is required", ["ids"])
+    if len(ids) > COLLECTION_MAX:
+        raise SalesforceError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {COLLECTION_MAX} "
+            "records into this call",
+        )
+    all_or_none = request.query_params.get("allOrNone", "false").lower() == "true"
+    results: list[dict[str, Any]] = []
+    try:
+        with org.store.transaction():
+            for record_id in ids:
+                try:
+                    results.append(
+                        {"id": org.store.delete(None, record_id), "success": True, "errors": []}
+                    )
+                except SalesforceError as exc:
+                    err = _not_found_as_cross_reference(exc) if exc.code == "NOT_FOUND" else exc
+                    results.append({"success": False, "errors": [err.save_error()]})
+            if all_or_none and not all(r["success"] for r in results):
+                raise _Rollback
+    except _Rollback:
+        results = [
+            r
+            if not r["success"]
+            else {"id": r["id"], "success": False, "errors": [dict(ROLLED_BACK)]}
+            for r in results
+        ]
+    return sf_json(results)
+
+
 @api("composite/sobjects")
 async def collections(request: Request, org: Org, version: str) -> Response:
     """``POST`` (create) / ``PATCH`` (update) up to 200 records; results in request order."""
+    if request.method == "DELETE":
+        return _delete_collection(request, org)
     if request.method not in ("POST", "PATCH"):
         raise SalesforceError(
             405,
             "METHOD_NOT_ALLOWED",
-            f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH",
+            f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH,DELETE",
         )
     all_or_none, records = _collection_records(await json_body(request))
     creating = request.method == "POST"
@@ -689,6 +788,6 @@ def routes() -> list[Route]:
         Route(f"{v}/queryAll", query_all, methods=["GET"]),
         Route(f"{v}/query/{{locator}}", query_more, methods=["GET"]),
         Route(f"{v}/queryAll/{{locator}}", query_more, methods=["GET"]),
-        Route(f"{v}/composite/sobjects", collections, methods=["POST", "PATCH"]),
+        Route(f"{v}/composite/sobjects", collections, methods=["POST", "PATCH", "DELETE"]),
         Route(f"{v}/limits", limits, methods=["GET"]),
     ]

@@ -487,6 +487,7 @@ class Aggregate:
     key: str
     sql: str
     field: FieldDef | None  # None for a count
+    display: str = ""
 
 
 @dataclass
@@ -822,7 +823,7 @@ def _compile_aggregate(stmt: Statement, comp: _Compiler, q: CompiledQuery) -> No
             col = comp.column(item.name, item.pos)
             key = item.alias or f"expr{expr}"
             expr += 1
-            q.aggregates.append(Aggregate(key, f"count({col.sql})", None))
+            q.aggregates.append(Aggregate(key, f"count({col.sql})", None, f"COUNT({col.path})"))
             continue
         col = comp.column(item.name, item.pos)
         if col.path.lower() not in grouped:
@@ -832,7 +833,7 @@ def _compile_aggregate(stmt: Statement, comp: _Compiler, q: CompiledQuery) -> No
                 "MALFORMED_QUERY",
                 f"Field must be grouped or aggregated: {col.field.name}",
             )
-        q.aggregates.append(Aggregate(col.field.name, col.sql, col.field))
+        q.aggregates.append(Aggregate(col.field.name, col.sql, col.field, col.path))
     q.group_sql = ", ".join(c.sql for c in grouped.values()) or None
     order = []
     for o in stmt.order:
