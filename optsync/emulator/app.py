@@ -7,6 +7,7 @@ stack keeps it far from being the bottleneck of optsync's benchmarks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,14 +18,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from optsync.emulator import bulk, control, rest
+from optsync.emulator import bulk, control, identity, rest
 from optsync.emulator.auth import TokenError
 from optsync.emulator.gateway import sf_json
 from optsync.emulator.org import Org
 
 
-class _StripTrailingSlash:
-    """Salesforce serves ``/limits`` and ``/limits/`` alike; simple-salesforce uses both."""
+class _NormalizePath:
+    """Salesforce serves ``/limits`` and ``/limits/`` alike (simple-salesforce uses both),
+    and ``//services/…`` like ``/services/…`` (the Salesforce CLI stores the instance URL
+    with a trailing slash and appends paths that start with one)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -32,10 +35,13 @@ class _StripTrailingSlash:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
-            if len(path) > 1 and path.endswith("/"):
+            clean = re.sub(r"/{2,}", "/", path)
+            if len(clean) > 1 and clean.endswith("/"):
+                clean = clean.rstrip("/") or "/"
+            if clean != path:
                 scope = dict(scope)
-                scope["path"] = path.rstrip("/") or "/"
-                scope["raw_path"] = scope["path"].encode()
+                scope["path"] = clean
+                scope["raw_path"] = clean.encode()
         await self.app(scope, receive, send)
 
 
@@ -83,6 +89,7 @@ def create_app(org: Org) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/services/oauth2/token", token, methods=["POST"]),
+            *identity.routes(),
             *rest.routes(),
             *bulk.routes(),
             *control.routes(),
@@ -90,4 +97,4 @@ def create_app(org: Org) -> ASGIApp:
         exception_handlers={HTTPException: _http_error},
     )
     app.state.org = org
-    return _StripTrailingSlash(app)
+    return _NormalizePath(app)

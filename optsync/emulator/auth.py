@@ -26,12 +26,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from optsync.emulator.ids import new_id
-from optsync.emulator.schema import ORG_PREFIX, USER_PREFIX
+from optsync.emulator.schema import ORG_ID, USER_ID
 from optsync.emulator.tls import write_private
 
-ORG_ID = new_id(ORG_PREFIX, 1, pod="5g")
-USER_ID = new_id(USER_PREFIX, 1, pod="5g")
+__all__ = ["ORG_ID", "USER_ID", "Authority", "Credentials", "TokenError", "basic_auth"]
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 PUBLIC_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 
@@ -121,6 +119,7 @@ class Authority:
         self.creds = creds
         self.token_lifetime_s = token_lifetime_s
         self._sessions: dict[str, float] = {}
+        self._issued: dict[str, float] = {}
         self._lock = threading.Lock()
         self._public_key = creds.public_key()
 
@@ -136,11 +135,33 @@ class Authority:
                 return False
             return True
 
+    def session(self, token: str) -> tuple[float, float] | None:
+        """``(issued_at, expires_at)`` in epoch seconds of a valid token, else None."""
+        if not self.valid(token):
+            return None
+        with self._lock:
+            expires = self._sessions.get(token)
+            issued = self._issued.get(token)
+        if expires is None or issued is None:
+            return None
+        return issued, expires
+
+    def revoke(self, token: str) -> bool:
+        """``/services/oauth2/revoke``: the access token stops working (True if it was one).
+
+        Revoking the refresh token is accepted but, as the one the emulator prints must
+        keep working across restarts, it stays valid.
+        """
+        with self._lock:
+            self._issued.pop(token, None)
+            return self._sessions.pop(token, None) is not None
+
     def expire_all(self) -> int:
         """Invalidate every issued access token (clients must log in again)."""
         with self._lock:
             n = len(self._sessions)
             self._sessions.clear()
+            self._issued.clear()
             return n
 
     def _issue(
@@ -155,7 +176,9 @@ class Authority:
         with self._lock:
             if len(self._sessions) > 10_000:
                 self._sessions = {t: e for t, e in self._sessions.items() if e > now}
+                self._issued = {t: i for t, i in self._issued.items() if t in self._sessions}
             self._sessions[token] = now + self.token_lifetime_s
+            self._issued[token] = now
         issued_at = str(int(now * 1000))
         identity = f"{login_url}/id/{ORG_ID}/{USER_ID}"
         signature = base64.b64encode(
@@ -184,7 +207,7 @@ class Authority:
         grant = form.get("grant_type")
         if not grant:
             raise TokenError("invalid_request", "grant type not supported")
-        basic_id, basic_secret = _basic(authorization)
+        basic_id, basic_secret = basic_auth(authorization)
         if grant == "password":
             self._check_client(form.get("client_id"), form.get("client_secret"))
             if form.get("username") != self.creds.username or not hmac.compare_digest(
@@ -260,7 +283,7 @@ class Authority:
             raise TokenError("invalid_grant", "user hasn't approved this consumer")
 
 
-def _basic(authorization: str | None) -> tuple[str | None, str | None]:
+def basic_auth(authorization: str | None) -> tuple[str | None, str | None]:
     if not authorization or not authorization.lower().startswith("basic "):
         return None, None
     try:

@@ -125,8 +125,6 @@ class Job:
             body.update(
                 {
                     "jobType": "V2Ingest",
-                    "contentUrl": f"services/data/v{self.api_version}/jobs/ingest/"
-                    f"{self.id}/batches",
                     "lineEnding": self.line_ending,
                     "columnDelimiter": self.column_delimiter,
                     "numberRecordsProcessed": self.processed,
@@ -137,6 +135,12 @@ class Job:
                     "apexProcessingTime": 0,
                 }
             )
+            if self.state == "Open":
+                # Where to PUT the data: only while the job takes an upload (the guides'
+                # JobInfo of a closed job has no contentUrl).
+                body["contentUrl"] = (
+                    f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
+                )
         else:
             body.update(
                 {
@@ -292,12 +296,19 @@ class JobManager:
             raise SalesforceError(400, "INVALIDJOB", "InvalidJob : query is required")
         delim, ending = self._formats(body)
         compiled = compile_query(soql, {o: self.store.visible_fields(o) for o in OBJECTS})
-        if compiled.count_only:
+        if compiled.count_only or compiled.aggregates:
             raise SalesforceError(
                 400,
                 "INVALIDJOB",
                 "InvalidJob : Aggregate queries (COUNT()) are not supported "
                 "by Bulk API 2.0 query jobs",
+            )
+        compound = [n for n in compiled.fields if compiled.defs[n].is_compound]
+        if compound:
+            raise SalesforceError(
+                400,
+                "API_ERROR",
+                f"Selecting compound data not supported in Bulk Query: {compound[0]}",
             )
         job = self._new_job(
             kind="query",
@@ -601,9 +612,8 @@ class JobManager:
         job.header = sink.take().encode()
         offsets: array[int] = array("q")
         pos = 0
-        fields = self.store.all_fields(q.obj)
         # Bulk CSV writes dateTimes as 2024-05-01T17:03:12.000Z (REST JSON uses +0000).
-        datetimes = {i for i, n in enumerate(q.fields) if fields[n].type == "datetime"}
+        datetimes = {i for i, n in enumerate(q.fields) if q.defs[n].type == "datetime"}
         with open(job.path("query.csv"), "wb") as fh:
             buf: list[bytes] = []
             for row in self.store.fetch(q.obj, rowids, q.fields):

@@ -31,6 +31,7 @@ class Cursor:
     batch_size: int
     include_deleted: bool
     last_used: float = field(default_factory=time.monotonic)
+    relations: dict[str, str] = field(default_factory=dict)
 
 
 def invalid_locator() -> SalesforceError:

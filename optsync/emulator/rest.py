@@ -22,8 +22,15 @@ from optsync.emulator.cursors import Cursor
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.gateway import api, json_body, not_found, sf_json, versions
 from optsync.emulator.org import Org
-from optsync.emulator.schema import KEY_PREFIX, LABEL_PLURAL, OBJECTS, describe_field
-from optsync.emulator.soql import compile_query, format_datetime, parse_datetime
+from optsync.emulator.schema import (
+    MASTER_RECORD_TYPE_ID,
+    OBJECTS,
+    FieldDef,
+    child_relationships,
+    describe_field,
+    object_def,
+)
+from optsync.emulator.soql import CompiledQuery, compile_query, format_datetime, parse_datetime
 from optsync.emulator.store import parse_record_id
 
 DEFAULT_BATCH = 2000
@@ -58,12 +65,12 @@ def _base(version: str) -> str:
 
 
 def _urls(obj: str, version: str) -> dict[str, str]:
+    """The eight ``urls`` of a describeGlobal entry (also the start of describe's)."""
     b = f"{_base(version)}/sobjects/{obj}"
     return {
         "compactLayouts": f"{b}/describe/compactLayouts",
         "rowTemplate": f"{b}/{{ID}}",
         "approvalLayouts": f"{b}/describe/approvalLayouts",
-        "defaultValues": f"{b}/defaultValues?recordTypeId&fields",
         "listviews": f"{b}/listviews",
         "describe": f"{b}/describe",
         "quickActions": f"{b}/quickActions",
@@ -73,34 +80,21 @@ def _urls(obj: str, version: str) -> dict[str, str]:
 
 
 def _object_summary(org: Org, obj: str, version: str) -> dict[str, Any]:
-    return {
-        "activateable": False,
-        "createable": True,
-        "custom": False,
-        "customSetting": False,
-        "deepCloneable": False,
-        "deletable": True,
-        "deprecatedAndHidden": False,
-        "feedEnabled": True,
-        "hasSubtypes": False,
-        "isInterface": False,
-        "isSubtype": False,
-        "keyPrefix": KEY_PREFIX[obj],
-        "label": obj,
-        "labelPlural": LABEL_PLURAL[obj],
-        "layoutable": True,
-        "mergeable": True,
-        "mruEnabled": True,
-        "name": obj,
-        "queryable": True,
-        "replicateable": True,
-        "retrieveable": True,
-        "searchable": True,
-        "triggerable": True,
-        "undeletable": True,
-        "updateable": True,
-        "urls": _urls(obj, version),
-    }
+    """A describeGlobal entry, also the base of ``sobjects/{type}`` and describe."""
+    d = object_def(obj)
+    body: dict[str, Any] = dict(d.flags)
+    body.update(
+        {
+            "associateEntityType": None,
+            "associateParentEntity": None,
+            "keyPrefix": d.key_prefix,
+            "label": d.label,
+            "labelPlural": d.label_plural,
+            "name": obj,
+            "urls": _urls(obj, version),
+        }
+    )
+    return dict(sorted(body.items()))
 
 
 # ------------------------------------------------------------------ discovery
@@ -195,12 +189,21 @@ async def describe(request: Request, org: Org, version: str) -> Response:
         describe_field(f, updateable=org.store.updateable(obj, f))
         for f in org.store.visible_fields(obj).values()
     ]
+    d = object_def(obj)
     body = _object_summary(org, obj, version)
+    urls = dict(body["urls"])
+    urls.update(
+        {
+            "uiDetailTemplate": f"{org.instance_url}/{{ID}}",
+            "uiEditTemplate": f"{org.instance_url}/{{ID}}/e",
+            "uiNewRecord": f"{org.instance_url}/{d.key_prefix}/e",
+        }
+    )
     body.update(
         {
             "actionOverrides": [],
-            "childRelationships": [],
-            "compactLayoutable": True,
+            "childRelationships": child_relationships(obj),
+            "compactLayoutable": d.flags["layoutable"],
             "defaultImplementation": None,
             "extendedBy": None,
             "extendsInterfaces": None,
@@ -219,15 +222,22 @@ async def describe(request: Request, org: Org, version: str) -> Response:
                     "developerName": "Master",
                     "master": True,
                     "name": "Master",
-                    "recordTypeId": "012000000000000AAA",
-                    "urls": {},
+                    "recordTypeId": MASTER_RECORD_TYPE_ID,
+                    "urls": {
+                        "layout": f"{_base(version)}/sobjects/{obj}/describe/layouts/"
+                        f"{MASTER_RECORD_TYPE_ID}"
+                    },
                 }
             ],
-            "searchLayoutable": True,
+            "searchLayoutable": d.flags["searchable"],
             "sobjectDescribeOption": "FULL",
-            "supportedScopes": [],
+            "supportedScopes": [
+                {"label": label, "name": name} for name, label in d.supported_scopes
+            ],
+            "urls": dict(sorted(urls.items())),
         }
     )
+    body = dict(sorted(body.items()))
     return sf_json(body, headers={"Last-Modified": http_date(changed, usegmt=True)})
 
 
@@ -393,20 +403,46 @@ def _page(
     version: str,
 ) -> tuple[list[dict[str, Any]], int]:
     end = min(offset + cursor.batch_size, len(cursor.rowids))
-    names = ["Id", *[f for f in cursor.fields if f != "Id"]]
+    parent_ids = [f"{rel}.Id" for rel in cursor.relations]
+    names = list(dict.fromkeys(["Id", *cursor.fields, *parent_ids]))
     records = []
     for row in org.store.fetch(cursor.obj, cursor.rowids[offset:end], names):
         values = dict(zip(names, row, strict=True))
-        rec: dict[str, Any] = {
-            "attributes": {
-                "type": cursor.obj,
-                "url": f"{_base(version)}/sobjects/{cursor.obj}/{values['Id']}",
-            }
-        }
-        for f in cursor.fields:
-            rec[f] = values[f]
-        records.append(rec)
+        records.append(_nest(cursor.obj, cursor.fields, cursor.relations, values, version))
     return records, end
+
+
+def _attributes(obj: str, record_id: str, version: str) -> dict[str, str]:
+    return {"type": obj, "url": f"{_base(version)}/sobjects/{obj}/{record_id}"}
+
+
+def _nest(
+    obj: str,
+    paths: list[str],
+    relations: dict[str, str],
+    values: dict[str, Any],
+    version: str,
+) -> dict[str, Any]:
+    """One query row as Salesforce shapes it: parent fields nest under their relationship
+    (``"Account": {"attributes": …, "Name": "Acme"}``), or ``null`` without a parent."""
+    rec: dict[str, Any] = {"attributes": _attributes(obj, values["Id"], version)}
+    for path in paths:
+        *rels, name = path.split(".")
+        target = rec
+        prefix: list[str] = []
+        for rel in rels:
+            prefix.append(rel)
+            key = ".".join(prefix)
+            parent_id = values.get(f"{key}.Id")
+            if parent_id is None:
+                target.setdefault(rel, None)
+                target = {}
+                break
+            if target.get(rel) is None:
+                target[rel] = {"attributes": _attributes(relations[key], parent_id, version)}
+            target = target[rel]
+        target[name] = values[path]
+    return rec
 
 
 def _query_body(
@@ -435,13 +471,79 @@ async def _run_query(
         raise SalesforceError(400, "MALFORMED_QUERY", "A query string must be provided.")
     fields_for = {o: org.store.visible_fields(o) for o in OBJECTS}
     q = compile_query(soql, fields_for)
+    if request.query_params.get("columns", "").lower() == "true":
+        return sf_json(_columns(q))
+    if q.aggregates:
+        rows = org.store.aggregate(q, include_deleted)
+        records = [{"attributes": {"type": "AggregateResult"}, **r} for r in rows]
+        return sf_json({"totalSize": len(records), "done": True, "records": records})
     if q.count_only:
         return sf_json(
             {"totalSize": org.store.count(q, include_deleted), "done": True, "records": []}
         )
     rowids = org.store.matching_rowids(q, include_deleted)
-    cursor = Cursor(q.obj, q.fields, rowids, _batch_size(request), include_deleted)
+    cursor = Cursor(
+        q.obj, q.fields, rowids, _batch_size(request), include_deleted, relations=q.relations
+    )
     return sf_json(_query_body(org, None, cursor, 0, version))
+
+
+def _column(name: str, f: FieldDef | None, display: str, aggregate: bool) -> dict[str, Any]:
+    kind = f.type if f is not None else "int"
+    return {
+        "aggregate": aggregate,
+        "apexType": None if f is None else _APEX_TYPES.get(kind, "String"),
+        "booleanType": kind == "boolean",
+        "columnName": name,
+        "custom": bool(f and f.custom),
+        "displayName": display,
+        "foreignKeyName": None,
+        "insertable": bool(f and f.createable),
+        "joinColumns": [],
+        "numberType": kind in ("int", "double", "currency", "percent"),
+        "textType": f is not None and f.is_string,
+        "updatable": bool(f and f.updateable),
+    }
+
+
+_APEX_TYPES = {
+    "id": "Id",
+    "reference": "Id",
+    "boolean": "Boolean",
+    "date": "Date",
+    "datetime": "Datetime",
+    "double": "Double",
+    "currency": "Decimal",
+    "int": "Integer",
+    "address": "Address",
+}
+
+
+def _columns(q: CompiledQuery) -> dict[str, Any]:
+    """``query?q=…&columns=true``: the column metadata the Salesforce CLI asks for first
+    (relationship paths nest as ``joinColumns``, aggregates by their alias or ``exprN``)."""
+    columns: list[dict[str, Any]] = []
+    if q.aggregates:
+        for a in q.aggregates:
+            columns.append(_column(a.key, a.field, a.display, a.field is None))
+    for path in q.fields:
+        *rels, name = path.split(".")
+        level = columns
+        for rel in rels:
+            found = next((c for c in level if c["columnName"] == rel and c["joinColumns"]), None)
+            if found is None:
+                found = _column(rel, None, rel, False)
+                found["apexType"] = None
+                level.append(found)
+            level = found["joinColumns"]
+        level.append(_column(name, q.defs[path], path, False))
+    return {
+        "columnMetadata": columns,
+        "entityName": q.obj,
+        "groupBy": q.group_sql is not None,
+        "idSelected": "Id" in q.fields,
+        "keyPrefix": object_def(q.obj).key_prefix,
+    }
 
 
 @api("query")
@@ -568,14 +670,52 @@ def _save_all(org: Org, records: list[Any], creating: bool) -> list[str | Salesf
     return [r if isinstance(r, str) else _not_found_as_cross_reference(r) for r in out]
 
 
+def _delete_collection(request: Request, org: Org) -> Response:
+    """``DELETE /composite/sobjects?ids=…[&allOrNone=true]``: up to 200 ids, in order."""
+    ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+    if not ids:
+        raise SalesforceError(400, "MISSING_ARGUMENT", "ids parameter is required", ["ids"])
+    if len(ids) > COLLECTION_MAX:
+        raise SalesforceError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {COLLECTION_MAX} "
+            "records into this call",
+        )
+    all_or_none = request.query_params.get("allOrNone", "false").lower() == "true"
+    results: list[dict[str, Any]] = []
+    try:
+        with org.store.transaction():
+            for record_id in ids:
+                try:
+                    results.append(
+                        {"id": org.store.delete(None, record_id), "success": True, "errors": []}
+                    )
+                except SalesforceError as exc:
+                    err = _not_found_as_cross_reference(exc) if exc.code == "NOT_FOUND" else exc
+                    results.append({"success": False, "errors": [err.save_error()]})
+            if all_or_none and not all(r["success"] for r in results):
+                raise _Rollback
+    except _Rollback:
+        results = [
+            r
+            if not r["success"]
+            else {"id": r["id"], "success": False, "errors": [dict(ROLLED_BACK)]}
+            for r in results
+        ]
+    return sf_json(results)
+
+
 @api("composite/sobjects")
 async def collections(request: Request, org: Org, version: str) -> Response:
     """``POST`` (create) / ``PATCH`` (update) up to 200 records; results in request order."""
+    if request.method == "DELETE":
+        return _delete_collection(request, org)
     if request.method not in ("POST", "PATCH"):
         raise SalesforceError(
             405,
             "METHOD_NOT_ALLOWED",
-            f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH",
+            f"HTTP Method '{request.method}' not allowed. Allowed are POST,PATCH,DELETE",
         )
     all_or_none, records = _collection_records(await json_body(request))
     creating = request.method == "POST"
@@ -648,6 +788,6 @@ def routes() -> list[Route]:
         Route(f"{v}/queryAll", query_all, methods=["GET"]),
         Route(f"{v}/query/{{locator}}", query_more, methods=["GET"]),
         Route(f"{v}/queryAll/{{locator}}", query_more, methods=["GET"]),
-        Route(f"{v}/composite/sobjects", collections, methods=["POST", "PATCH"]),
+        Route(f"{v}/composite/sobjects", collections, methods=["POST", "PATCH", "DELETE"]),
         Route(f"{v}/limits", limits, methods=["GET"]),
     ]

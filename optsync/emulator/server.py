@@ -258,6 +258,7 @@ def build_org(options: EmulatorOptions) -> tuple[Org, Path]:
     store = OrgStore(
         ":memory:" if options.memory else str(emu_dir / "org.sqlite3"),
         sales_opt_out=options.sales_opt_out,
+        username=creds.username,
     )
     governor = Governor(
         FaultSettings(

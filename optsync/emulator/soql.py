@@ -25,7 +25,7 @@ from typing import Any
 
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.ids import BadId, canonical
-from optsync.emulator.schema import FieldDef
+from optsync.emulator.schema import NUMERIC, FieldDef
 
 MAX_OFFSET = 2000
 
@@ -247,6 +247,16 @@ class OrderItem:
 
 
 @dataclass
+class SelectItem:
+    """One entry of the SELECT list: a field path, ``COUNT(field)`` or ``FIELDS(kind)``."""
+
+    kind: str  # field, count, fields
+    name: str
+    pos: int
+    alias: str | None = None
+
+
+@dataclass
 class Statement:
     """A parsed SELECT before it is checked against the object's fields."""
 
@@ -258,6 +268,8 @@ class Statement:
     order: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
     offset: int | None = None
+    select: list[SelectItem] = field(default_factory=list)
+    group_by: list[tuple[str, int]] = field(default_factory=list)
 
 
 class _Parser:
@@ -303,27 +315,35 @@ class _Parser:
         self.expect_kw("SELECT")
         fields: list[tuple[str, int]] = []
         count_only = False
-        if self.is_kw("COUNT"):
-            self.take()
-            self.expect_op("(")
-            if not self.is_op(")"):
-                raise self.error()
-            self.take()
+        ahead = self.tokens[self.i + 1 : self.i + 3]
+        if self.is_kw("COUNT") and [t.text for t in ahead] == ["(", ")"]:
+            self.i += 3
             count_only = True
-        else:
+        select: list[SelectItem] = []
+        if not count_only:
             while True:
-                t = self.ident()
-                fields.append((t.text, t.pos))
+                select.append(self.select_item())
                 if self.is_op(","):
                     self.take()
                     continue
                 break
         self.expect_kw("FROM")
         obj = self.ident()
-        stmt = Statement(fields, count_only, obj.text, obj.pos)
+        fields = [(i.name, i.pos) for i in select if i.kind == "field"]
+        stmt = Statement(fields, count_only, obj.text, obj.pos, select=select)
         if self.is_kw("WHERE"):
             self.take()
             stmt.where = self.expr()
+        if self.is_kw("GROUP"):
+            self.take()
+            self.expect_kw("BY")
+            while True:
+                t = self.ident()
+                stmt.group_by.append((t.text, t.pos))
+                if self.is_op(","):
+                    self.take()
+                    continue
+                break
         if self.is_kw("ORDER"):
             self.take()
             self.expect_kw("BY")
@@ -359,6 +379,24 @@ class _Parser:
         if self.tok.kind != "eof":
             raise self.error()
         return stmt
+
+    def select_item(self) -> SelectItem:
+        if self.is_kw("COUNT"):
+            start = self.take()
+            self.expect_op("(")
+            name = self.ident()
+            self.expect_op(")")
+            alias = self.take().text if self.tok.kind == "ident" else None
+            return SelectItem("count", name.text, start.pos, alias)
+        t = self.ident()
+        if t.text.upper() == "FIELDS" and self.is_op("("):
+            self.take()
+            kind = self.ident()
+            if kind.text.upper() not in ("STANDARD", "CUSTOM", "ALL"):
+                raise _malformed(self.soql, kind.pos, kind.text)
+            self.expect_op(")")
+            return SelectItem("fields", kind.text.upper(), t.pos)
+        return SelectItem("field", t.text, t.pos)
 
     def integer(self) -> int:
         t = self.tok
@@ -433,8 +471,34 @@ def parse(soql: str) -> Statement:
 
 # ---------------------------------------------------------------- compilation to SQL
 @dataclass
+class Column:
+    """A selectable path (``Email``, ``Account.Name``) compiled to a SQLite expression."""
+
+    path: str
+    sql: str
+    field: FieldDef
+    bare: bool  # a plain column of the queried table (keeps its collation and index)
+
+
+@dataclass
+class Aggregate:
+    """One output of an aggregate query: a grouped field or ``COUNT(field)``."""
+
+    key: str
+    sql: str
+    field: FieldDef | None  # None for a count
+    display: str = ""
+
+
+@dataclass
 class CompiledQuery:
-    """A checked query: the object, output fields and a SQLite WHERE/ORDER BY."""
+    """A checked query: the object, output fields and a SQLite WHERE/ORDER BY.
+
+    ``fields`` are the selected paths in order; ``relations`` maps each relationship
+    prefix (``Account``, ``Account.Owner``) to the object it points at, so the REST
+    layer can nest parent fields as Salesforce does. Aggregate queries carry
+    ``aggregates`` and ``group_sql`` instead.
+    """
 
     obj: str
     fields: list[str]
@@ -444,6 +508,10 @@ class CompiledQuery:
     order_sql: str
     limit: int | None
     offset: int | None
+    relations: dict[str, str] = field(default_factory=dict)
+    defs: dict[str, FieldDef] = field(default_factory=dict)
+    aggregates: list[Aggregate] = field(default_factory=list)
+    group_sql: str | None = None
 
 
 def _day_range(literal: str, today: date) -> tuple[date, date]:
@@ -460,43 +528,115 @@ def _day_range(literal: str, today: date) -> tuple[date, date]:
     return today + timedelta(days=1), today + timedelta(days=days + 1)
 
 
-class _Compiler:
-    def __init__(self, soql: str, obj: str, fields: dict[str, FieldDef], now: datetime):
-        self.soql = soql
-        self.obj = obj
-        self.by_lower = {name.lower(): f for name, f in fields.items()}
-        self.params: list[Any] = []
-        self.now = now
+def field_sql(f: FieldDef, alias: str) -> str:
+    """The SQLite expression of ``f`` on table ``alias`` (compound fields are derived)."""
+    if not f.components:
+        return f'{alias}."{f.name}"'
+    parts = dict(f.components)
+    if f.type == "address":
+        pairs = ", ".join(f"'{k}', {alias}.\"{c}\"" for k, c in f.components)
+        empty = " AND ".join(f'{alias}."{c}" IS NULL' for _, c in f.components)
+        return f"(CASE WHEN {empty} THEN NULL ELSE json_object({pairs}) END)"
+    first, last = parts.get("firstName"), parts.get("lastName")
+    return (
+        f"nullif(trim(coalesce({alias}.\"{first}\" || ' ', '') || "
+        f"coalesce({alias}.\"{last}\", '')), '')"
+    )
 
-    def field(self, name: str, pos: int) -> FieldDef:
-        f = self.by_lower.get(name.lower())
-        if f is None:
-            if "." in name:
-                rel = name.split(".", 1)[0]
-                raise _located(
-                    self.soql,
-                    pos,
-                    "INVALID_FIELD",
-                    f"Didn't understand relationship '{rel}' in field path. If you "
-                    "are attempting to use a custom relationship, be sure to append "
-                    "the '__r' after the custom relationship name. Please reference "
-                    "your WSDL or the describe call for the appropriate names.",
-                )
+
+def resolve_path(
+    obj: str,
+    path: str,
+    fields_for: dict[str, dict[str, FieldDef]],
+    *,
+    soql: str = "",
+    pos: int = 0,
+    relations: dict[str, str] | None = None,
+) -> Column:
+    """Compile a field path of ``obj`` (parent relationships any levels deep).
+
+    ``Account.Name`` on Contact becomes a correlated subquery on the Account table;
+    a relationship to an object the org does not serve, or a missing field, fails
+    with Salesforce's ``INVALID_FIELD`` text.
+    """
+    parts = path.split(".")
+    alias = f'"{obj}"'
+    current = obj
+    chain: list[tuple[str, str, str]] = []  # (target object, alias, outer reference sql)
+    prefix: list[str] = []
+    for depth, rel in enumerate(parts[:-1]):
+        by_rel = {
+            f.relationship_name.lower(): f
+            for f in fields_for[current].values()
+            if f.relationship_name and f.type == "reference"
+        }
+        ref = by_rel.get(rel.lower())
+        target = next((t for t in (ref.reference_to if ref else ()) if t in fields_for), None)
+        if ref is None or target is None:
             raise _located(
-                self.soql,
+                soql,
                 pos,
                 "INVALID_FIELD",
-                f"No such column '{name}' on entity '{self.obj}'. If you are "
-                "attempting to use a custom field, be sure to append the '__c' "
-                "after the custom field name. Please reference your WSDL or the "
-                "describe call for the appropriate names.",
+                f"Didn't understand relationship '{rel}' in field path. If you "
+                "are attempting to use a custom relationship, be sure to append "
+                "the '__r' after the custom relationship name. Please reference "
+                "your WSDL or the describe call for the appropriate names.",
             )
-        return f
+        assert ref.relationship_name is not None
+        prefix.append(ref.relationship_name)
+        if relations is not None:
+            relations[".".join(prefix)] = target
+        inner = f"p{depth}"
+        chain.append((target, inner, f'{alias}."{ref.name}"'))
+        alias, current = inner, target
+    by_lower = {n.lower(): f for n, f in fields_for[current].items()}
+    f = by_lower.get(parts[-1].lower())
+    if f is None:
+        raise _located(
+            soql,
+            pos,
+            "INVALID_FIELD",
+            f"No such column '{parts[-1]}' on entity '{current}'. If you are "
+            "attempting to use a custom field, be sure to append the '__c' "
+            "after the custom field name. Please reference your WSDL or the "
+            "describe call for the appropriate names.",
+        )
+    sql = field_sql(f, alias)
+    for target, inner, outer in reversed(chain):
+        sql = f'(SELECT {sql} FROM "{target}" {inner} WHERE {inner}."Id" = {outer})'
+    canonical_path = ".".join([*prefix, f.name])
+    return Column(canonical_path, sql, f, bare=not chain and not f.components)
+
+
+class _Compiler:
+    def __init__(
+        self, soql: str, obj: str, fields_for: dict[str, dict[str, FieldDef]], now: datetime
+    ):
+        self.soql = soql
+        self.obj = obj
+        self.fields_for = fields_for
+        self.params: list[Any] = []
+        self.now = now
+        self.relations: dict[str, str] = {}
+
+    def column(self, name: str, pos: int) -> Column:
+        return resolve_path(
+            self.obj, name, self.fields_for, soql=self.soql, pos=pos, relations=self.relations
+        )
+
+    def field(self, name: str, pos: int) -> FieldDef:
+        return self.column(name, pos).field
 
     def type_error(self, f: FieldDef, tok: Token, pos: int) -> SalesforceError:
-        wanted = {"boolean": "boolean", "datetime": "dateTime", "date": "date"}.get(
-            f.type, "string"
-        )
+        wanted = {
+            "boolean": "boolean",
+            "datetime": "dateTime",
+            "date": "date",
+            "double": "double",
+            "currency": "double",
+            "percent": "double",
+            "int": "int",
+        }.get(f.type, "string")
         if wanted == "string":
             text = (
                 f"value of filter criterion for field '{f.name}' must be of type "
@@ -525,6 +665,17 @@ class _Compiler:
             if tok.kind == "date":
                 return tok.value
             raise self.type_error(f, tok, pos)
+        if f.type in NUMERIC:
+            if tok.kind == "number":
+                return tok.value
+            raise self.type_error(f, tok, pos)
+        if f.type == "address":
+            raise _located(
+                self.soql,
+                pos,
+                "INVALID_FIELD",
+                f"field '{f.name}' can not be filtered in a query call",
+            )
         if tok.kind != "string":
             raise self.type_error(f, tok, pos)
         if f.type in ("id", "reference"):
@@ -546,7 +697,7 @@ class _Compiler:
             return f"(NOT coalesce({self.compile(node.item)}, 0))"
         return self.comparison(node)
 
-    def date_literal(self, f: FieldDef, c: Comparison) -> str:
+    def date_literal(self, f: FieldDef, col: str, c: Comparison) -> str:
         if f.type not in ("datetime", "date"):
             raise self.type_error(f, c.values[0], c.field_pos)
         start, end = _day_range(c.values[0].value, self.now.astimezone(UTC).date())
@@ -555,7 +706,6 @@ class _Compiler:
             hi = format_datetime(datetime(end.year, end.month, end.day, tzinfo=UTC))
         else:
             lo, hi = start.isoformat(), end.isoformat()
-        col = f'"{f.name}"'
         sql = {
             "=": f"({col} >= ? AND {col} < ?)",
             "!=": f"({col} IS NULL OR {col} < ? OR {col} >= ?)",
@@ -569,8 +719,11 @@ class _Compiler:
         return sql
 
     def comparison(self, c: Comparison) -> str:
-        f = self.field(c.field, c.field_pos)
-        col = f'"{f.name}"'
+        column = self.column(c.field, c.field_pos)
+        f = column.field
+        col = column.sql
+        if not column.bare and f.is_string and f.type not in ("id", "reference"):
+            col = f"{col} COLLATE NOCASE"  # derived text keeps SOQL's case-insensitivity
         if c.op in ("IN", "NOTIN"):
             values = [self.value(f, v, c.field_pos) for v in c.values]
             non_null = [v for v in values if v is not None]
@@ -601,7 +754,7 @@ class _Compiler:
             self.params.append(tok.like)
             return f"{col} LIKE ? ESCAPE '\\'"
         if tok.kind == "dateliteral":
-            return self.date_literal(f, c)
+            return self.date_literal(f, col, c)
         value = self.value(f, tok, c.field_pos)
         if value is None:
             if c.op == "=":
@@ -624,6 +777,84 @@ class _Compiler:
         return f"{col} {c.op} ?"
 
 
+FIELDS_LIMIT = 200
+
+
+def _expand_fields(stmt: Statement, fields: dict[str, FieldDef]) -> list[tuple[str, int]]:
+    """The SELECT list with ``FIELDS(STANDARD|CUSTOM|ALL)`` expanded, in describe order."""
+    out: list[tuple[str, int]] = []
+    for item in stmt.select:
+        if item.kind == "field":
+            out.append((item.name, item.pos))
+        elif item.kind == "fields":
+            if item.name != "STANDARD" and (stmt.limit is None or stmt.limit > FIELDS_LIMIT):
+                raise SalesforceError(
+                    400,
+                    "MALFORMED_QUERY",
+                    f"The SOQL FIELDS function must have a LIMIT of at most {FIELDS_LIMIT}",
+                )
+            for f in fields.values():
+                wanted = item.name == "ALL" or (f.custom == (item.name == "CUSTOM"))
+                if wanted and f.name not in (n for n, _ in out):
+                    out.append((f.name, item.pos))
+    return out
+
+
+def _compile_aggregate(stmt: Statement, comp: _Compiler, q: CompiledQuery) -> None:
+    """``SELECT g, COUNT(Id) [alias] FROM … [GROUP BY g]``: the simple aggregates."""
+    grouped: dict[str, Column] = {}
+    for name, pos in stmt.group_by:
+        col = comp.column(name, pos)
+        if not _groupable(col.field):
+            raise _located(
+                comp.soql,
+                pos,
+                "MALFORMED_QUERY",
+                f"field '{col.field.name}' can not be grouped in a query call",
+            )
+        grouped[col.path.lower()] = col
+    expr = 0
+    for item in stmt.select:
+        if item.kind == "fields":
+            raise _located(
+                comp.soql, item.pos, "MALFORMED_QUERY", "FIELDS() is not supported with GROUP BY"
+            )
+        if item.kind == "count":
+            col = comp.column(item.name, item.pos)
+            key = item.alias or f"expr{expr}"
+            expr += 1
+            q.aggregates.append(Aggregate(key, f"count({col.sql})", None, f"COUNT({col.path})"))
+            continue
+        col = comp.column(item.name, item.pos)
+        if col.path.lower() not in grouped:
+            raise _located(
+                comp.soql,
+                item.pos,
+                "MALFORMED_QUERY",
+                f"Field must be grouped or aggregated: {col.field.name}",
+            )
+        q.aggregates.append(Aggregate(col.field.name, col.sql, col.field, col.path))
+    q.group_sql = ", ".join(c.sql for c in grouped.values()) or None
+    order = []
+    for o in stmt.order:
+        found = grouped.get(comp.column(o.field, o.pos).path.lower())
+        if found is None:
+            raise _located(
+                comp.soql, o.pos, "MALFORMED_QUERY", "Ordered field must be grouped or aggregated"
+            )
+        nulls_first = o.nulls_first if o.nulls_first is not None else not o.desc
+        order.append(
+            f"{found.sql} {'DESC' if o.desc else 'ASC'} NULLS {'FIRST' if nulls_first else 'LAST'}"
+        )
+    q.order_sql = ", ".join(order) or (q.group_sql or "1")
+
+
+def _groupable(f: FieldDef) -> bool:
+    return f.type not in ("datetime", "double", "currency", "percent", "address") and not (
+        f.type == "textarea" and f.length > 255
+    )
+
+
 def compile_query(
     soql: str,
     fields_for: dict[str, dict[str, FieldDef]],
@@ -640,8 +871,8 @@ def compile_query(
             400, "MALFORMED_QUERY", "SOQL statements cannot be longer than 100000 characters"
         )
     stmt = parse(soql)
-    canonical = {name.lower(): name for name in fields_for}
-    obj = canonical.get(stmt.obj.lower())
+    canonical_names = {name.lower(): name for name in fields_for}
+    obj = canonical_names.get(stmt.obj.lower())
     if obj is None:
         raise _located(
             soql,
@@ -652,21 +883,7 @@ def compile_query(
             "name. Please reference your WSDL or the describe call for the "
             "appropriate names.",
         )
-    comp = _Compiler(soql, obj, fields_for[obj], now or datetime.now(UTC))
-    names: list[str] = []
-    for name, pos in stmt.fields:
-        f = comp.field(name, pos)
-        if f.name in names:
-            raise _located(soql, pos, "MALFORMED_QUERY", f"duplicate field selected: {f.name}")
-        names.append(f.name)
-    where_sql = comp.compile(stmt.where) if stmt.where is not None else "1"
-    order_parts = []
-    for item in stmt.order:
-        f = comp.field(item.field, item.pos)
-        nulls_first = item.nulls_first if item.nulls_first is not None else not item.desc
-        direction = "DESC" if item.desc else "ASC"
-        order_parts.append(f'"{f.name}" {direction} NULLS {"FIRST" if nulls_first else "LAST"}')
-    order_parts.append("rowid ASC")
+    comp = _Compiler(soql, obj, fields_for, now or datetime.now(UTC))
     if stmt.offset is not None and stmt.offset > MAX_OFFSET:
         raise SalesforceError(
             400, "NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}"
@@ -675,13 +892,27 @@ def compile_query(
         raise _located(
             soql, stmt.order[0].pos, "MALFORMED_QUERY", "ORDER BY is not supported with COUNT()"
         )
-    return CompiledQuery(
-        obj,
-        names,
-        stmt.count_only,
-        where_sql,
-        comp.params,
-        ", ".join(order_parts),
-        stmt.limit,
-        stmt.offset,
-    )
+    q = CompiledQuery(obj, [], stmt.count_only, "1", comp.params, "", stmt.limit, stmt.offset)
+    q.where_sql = comp.compile(stmt.where) if stmt.where is not None else "1"
+    if stmt.group_by or any(i.kind == "count" for i in stmt.select):
+        _compile_aggregate(stmt, comp, q)
+        q.relations = comp.relations
+        return q
+    names: list[str] = []
+    for name, pos in _expand_fields(stmt, fields_for[obj]):
+        col = comp.column(name, pos)
+        if col.path in names:
+            raise _located(soql, pos, "MALFORMED_QUERY", f"duplicate field selected: {col.path}")
+        names.append(col.path)
+        q.defs[col.path] = col.field
+    order_parts = []
+    for item in stmt.order:
+        col = comp.column(item.field, item.pos)
+        nulls_first = item.nulls_first if item.nulls_first is not None else not item.desc
+        direction = "DESC" if item.desc else "ASC"
+        order_parts.append(f"{col.sql} {direction} NULLS {'FIRST' if nulls_first else 'LAST'}")
+    order_parts.append("rowid ASC")
+    q.fields = names
+    q.order_sql = ", ".join(order_parts)
+    q.relations = comp.relations
+    return q

@@ -1,4 +1,4 @@
-"""The emulated org's data: Contacts and Leads in SQLite, with Salesforce's write rules.
+"""The emulated org's data: Accounts, Contacts and Leads in SQLite, with Salesforce's write rules.
 
 Why SQLite: it persists the org across restarts in one file (or lives in memory for
 tests), it evaluates compiled SOQL over a million rows quickly, and ``executemany`` lets
@@ -12,6 +12,7 @@ lets queries remember their results as compact arrays of rowids.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -27,17 +28,23 @@ from typing import Any
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.ids import BadId, canonical, new_id
 from optsync.emulator.schema import (
-    ALL_COLUMNS,
     CONTACT,
+    DATA_OBJECTS,
     KEY_PREFIX,
     LEAD,
+    NUMERIC,
     OBJECT_OF_PREFIX,
     OBJECTS,
+    ORG_ID,
+    ORGANIZATION,
     SALES_OPT_OUT,
+    USER,
+    USER_ID,
     FieldDef,
     fields_of,
+    stored_fields,
 )
-from optsync.emulator.soql import CompiledQuery, format_datetime
+from optsync.emulator.soql import CompiledQuery, format_datetime, parse_datetime, resolve_path
 
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch only
 _DELETED_COL = "DeletedDate_"  # internal: when the record went to the recycle bin
@@ -121,9 +128,28 @@ def parse_record_id(value: str, obj: str | None = None) -> tuple[str, str]:
 def _sql_type(f: FieldDef) -> str:
     if f.is_boolean:
         return "INTEGER NOT NULL DEFAULT 0"
-    if f.type in ("string", "email", "picklist"):
+    if f.type == "int":
+        return "INTEGER"
+    if f.type in NUMERIC:
+        return "REAL"
+    if f.is_string and f.type not in ("id", "reference"):
         return "TEXT COLLATE NOCASE"
     return "TEXT"
+
+
+def _decode(f: FieldDef, v: Any) -> Any:
+    """A stored value as the REST API shows it (booleans, numbers, compound JSON)."""
+    if f.is_boolean:
+        return bool(v)
+    if v is None:
+        return None
+    if f.type == "address":
+        return json.loads(v)
+    if f.type == "int":
+        return int(v)
+    if f.type in NUMERIC:
+        return float(v)
+    return v
 
 
 @dataclass
@@ -137,8 +163,15 @@ class FieldAccess:
 class OrgStore:
     """Contacts and Leads with Salesforce's validation, FLS and audit-field rules."""
 
-    def __init__(self, path: str, *, sales_opt_out: bool = True):
+    def __init__(
+        self,
+        path: str,
+        *,
+        sales_opt_out: bool = True,
+        username: str = "integration@optsync-emulator.example",
+    ):
         self.path = path
+        self.username = username
         self.sales_opt_out = sales_opt_out
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -166,17 +199,26 @@ class OrgStore:
             c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA temp_store=MEMORY")
         c.execute("PRAGMA cache_size=-65536")
-        all_fields = {o: fields_of(o, sales_opt_out=True) for o in OBJECTS}
         for obj in OBJECTS:
-            cols = ", ".join(
-                f'"{name}" {_sql_type(f)}' for name, f in all_fields[obj].items() if name != "Id"
-            )
+            columns = {f.name: _sql_type(f) for f in stored_fields(obj) if f.name != "Id"}
+            columns.setdefault("IsDeleted", "INTEGER NOT NULL DEFAULT 0")
+            columns[_DELETED_COL] = "TEXT"
+            cols = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
             c.execute(
                 f'CREATE TABLE IF NOT EXISTS "{obj}" (rowid INTEGER PRIMARY KEY, '
-                f'"Id" TEXT NOT NULL UNIQUE, {cols}, "{_DELETED_COL}" TEXT)'
+                f'"Id" TEXT NOT NULL UNIQUE, {cols})'
             )
-            c.execute(f'CREATE INDEX IF NOT EXISTS "{obj}_email" ON "{obj}" ("Email")')
-            c.execute(f'CREATE INDEX IF NOT EXISTS "{obj}_modstamp" ON "{obj}" ("SystemModstamp")')
+            # An org file from an older emulator gains the standard fields added since.
+            have = {r[1] for r in c.execute(f'PRAGMA table_info("{obj}")')}
+            for name, kind in columns.items():
+                if name not in have:
+                    c.execute(f'ALTER TABLE "{obj}" ADD COLUMN "{name}" {kind}')
+            for col in ("Email", "SystemModstamp", "AccountId"):
+                if col in columns:
+                    c.execute(
+                        f'CREATE INDEX IF NOT EXISTS "{obj}_{col.lower()}" ON "{obj}" ("{col}")'
+                    )
+        self._add_system_records()
         c.execute(
             "CREATE TABLE IF NOT EXISTS fls (obj TEXT, field TEXT, visible INTEGER, "
             "updateable INTEGER, PRIMARY KEY (obj, field))"
@@ -190,6 +232,53 @@ class OrgStore:
                 c.execute(f'SELECT max(rowid) FROM "{obj}"').fetchone()[0] or 0
             ) + 1
 
+    def _add_system_records(self) -> None:
+        """The integration user and the organization, so identity and audit ids resolve."""
+        stamp = format_datetime(datetime(2024, 1, 2, 9, 0, tzinfo=UTC))
+        audit = {
+            "CreatedDate": stamp,
+            "CreatedById": USER_ID,
+            "LastModifiedDate": stamp,
+            "LastModifiedById": USER_ID,
+            "SystemModstamp": stamp,
+        }
+        records = {
+            USER: {
+                "Id": USER_ID,
+                "Username": self.username,
+                "FirstName": "Integration",
+                "LastName": "User",
+                "CompanyName": "optsync emulator",
+                "Email": self.username,
+                "Alias": "integ",
+                "IsActive": 1,
+                "TimeZoneSidKey": "GMT",
+                "LocaleSidKey": "en_US",
+                "LanguageLocaleKey": "en_US",
+                "UserType": "Standard",
+                **audit,
+            },
+            ORGANIZATION: {
+                "Id": ORG_ID,
+                "Name": "optsync emulator",
+                "OrganizationType": "Developer Edition",
+                "InstanceName": "EMU1",
+                "IsSandbox": 0,
+                "LanguageLocaleKey": "en_US",
+                "TimeZoneSidKey": "GMT",
+                "DefaultLocaleSidKey": "en_US",
+                **audit,
+            },
+        }
+        for obj, row in records.items():
+            cols = ", ".join(f'"{k}"' for k in row)
+            marks = ", ".join("?" for _ in row)
+            self.conn.execute(
+                f'INSERT OR REPLACE INTO "{obj}" (rowid, {cols}) VALUES (1, {marks})',
+                tuple(row.values()),
+            )
+            self._next_num[obj] = 2
+
     def close(self) -> None:
         with self.lock:
             self.conn.close()
@@ -200,6 +289,7 @@ class OrgStore:
             for obj in OBJECTS:
                 self.conn.execute(f'DELETE FROM "{obj}"')
                 self._next_num[obj] = 1
+            self._add_system_records()
             self.conn.execute("DELETE FROM fls")
             self._access.clear()
             now = datetime.now(UTC).replace(microsecond=0)
@@ -314,8 +404,21 @@ class OrgStore:
         out: dict[str, Any] = {}
         for n in names:
             f = fields.get(n)
-            v = row.get(n)
-            out[n] = bool(v) if f is not None and f.is_boolean else v
+            if f is None:
+                out[n] = row.get(n)
+            elif f.type == "address":
+                parts = {k: _decode(fields[c], row.get(c)) for k, c in f.components}
+                out[n] = parts if any(v is not None for v in parts.values()) else None
+            elif f.components:
+                parts = dict(f.components)
+                name = " ".join(
+                    str(row[c])
+                    for c in (parts.get("firstName"), parts.get("lastName"))
+                    if c and row.get(c)
+                )
+                out[n] = name or None
+            else:
+                out[n] = _decode(f, row.get(n))
         return out
 
     # ----------------------------------------------------------------- writes
@@ -352,6 +455,10 @@ class OrgStore:
                     [f.name],
                 )
             return None
+        if f.type in NUMERIC:
+            return self._number(f, value)
+        if f.type in ("date", "datetime"):
+            return self._when(f, value)
         if not isinstance(value, str):
             if isinstance(value, bool | int | float):
                 value = str(value).lower() if isinstance(value, bool) else str(value)
@@ -373,7 +480,88 @@ class OrgStore:
             raise SalesforceError(
                 400, "INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {value}", [f.name]
             )
+        if f.type == "picklist" and f.restricted_picklist and value not in dict(f.picklist):
+            raise SalesforceError(
+                400,
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"{f.label}: bad value for restricted picklist field: {value}",
+                [f.name],
+            )
+        if f.type == "reference":
+            return self._reference(f, value)
         return value
+
+    @staticmethod
+    def _number(f: FieldDef, value: Any) -> Any:
+        try:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+        except (TypeError, ValueError):
+            raise SalesforceError(
+                400,
+                "JSON_PARSER_ERROR"
+                if not isinstance(value, str)
+                else "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                f"{f.label}: value not of required type: {value}",
+                [f.name],
+            ) from None
+        if f.type == "int":
+            if number != int(number):
+                raise SalesforceError(
+                    400,
+                    "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                    f"{f.label}: value not of required type: {value}",
+                    [f.name],
+                )
+            return int(number)
+        return number
+
+    @staticmethod
+    def _when(f: FieldDef, value: Any) -> str:
+        try:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            if f.type == "date":
+                return date.fromisoformat(value[:10]).isoformat()
+            return format_datetime(parse_datetime(value))
+        except ValueError:
+            raise SalesforceError(
+                400,
+                "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                f"{f.label}: value not of required type: {value}",
+                [f.name],
+            ) from None
+
+    def _reference(self, f: FieldDef, value: str) -> str:
+        """A lookup must hold an id of an object it may point at (and, if served, exist)."""
+        try:
+            id18 = canonical(value)
+        except BadId:
+            raise SalesforceError(
+                400, "MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", [f.name]
+            ) from None
+        target = OBJECT_OF_PREFIX.get(id18[:3])
+        if target is not None and target in f.reference_to:
+            with self.lock:
+                found = self.conn.execute(
+                    f'SELECT 1 FROM "{target}" WHERE "Id" = ? AND "IsDeleted" = 0', (id18,)
+                ).fetchone()
+            if found is None:
+                raise SalesforceError(
+                    400,
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    f"{f.label}: id value of incorrect type: {value}",
+                    [f.name],
+                )
+        elif target is not None or not f.reference_to:
+            raise SalesforceError(
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                f"{f.label}: id value of incorrect type: {value}",
+                [f.name],
+            )
+        return id18
 
     def _prepare(
         self, obj: str, values: dict[str, Any], *, enforce_fls: bool, csv: bool, creating: bool
@@ -390,7 +578,8 @@ class OrgStore:
                 )
             if csv and value == "":
                 continue  # Bulk API: an empty cell leaves the field unchanged
-            if not f.system_updateable or (enforce_fls and not self.updateable(obj, f)):
+            writable = f.createable if creating else f.updateable
+            if not writable or (enforce_fls and not self.updateable(obj, f)):
                 readonly.append(f.name)
                 continue
             out[f.name] = self._coerce(obj, f, value, csv=csv)
@@ -433,18 +622,18 @@ class OrgStore:
                 for f in self._fields[obj].values()
                 if f.default_value is not None
             }
-            row.update({"HasOptedOutOfEmail": 0, "IsDeleted": 0})
-            if obj == LEAD:
-                row["IsConverted"] = 0
-            if SALES_OPT_OUT in self._fields[obj]:
-                row[SALES_OPT_OUT] = 0
+            row["IsDeleted"] = 0
+            if "OwnerId" in self._fields[obj]:
+                row["OwnerId"] = USER_ID
             row = {k: (int(v) if isinstance(v, bool) else v) for k, v in row.items()}
             row.update(data)
             row.update(
                 {
                     "Id": id18,
                     "CreatedDate": stamp,
+                    "CreatedById": USER_ID,
                     "LastModifiedDate": stamp,
+                    "LastModifiedById": USER_ID,
                     "SystemModstamp": stamp,
                 }
             )
@@ -662,6 +851,9 @@ class OrgStore:
                 "CreatedDate",
                 "LastModifiedDate",
                 "SystemModstamp",
+                "OwnerId",
+                "CreatedById",
+                "LastModifiedById",
             ]
             if obj == LEAD:
                 cols += ["Company", "Status", "IsConverted"]
@@ -701,6 +893,9 @@ class OrgStore:
                         stamp,
                         stamp,
                         stamp,
+                        USER_ID,
+                        USER_ID,
+                        USER_ID,
                     )
                     if obj == LEAD:
                         row += (_COMPANIES[num % len(_COMPANIES)], "Open - Not Contacted", 0)
@@ -756,9 +951,11 @@ class OrgStore:
         names: list[str],
     ) -> Iterator[tuple[Any, ...]]:
         """Rows for ``rowids`` in the given order, as tuples of ``names`` (booleans as bool)."""
-        fields = self._fields[obj]
-        bool_idx = [i for i, n in enumerate(names) if fields[n].is_boolean]
-        cols = ", ".join(f'"{n}"' for n in names)
+        columns = [resolve_path(obj, n, self._fields) for n in names]
+        defs = [c.field for c in columns]
+        bool_idx = [i for i, f in enumerate(defs) if f.is_boolean]
+        plain = all(f.is_boolean or f.type not in ("address", "int", *NUMERIC) for f in defs)
+        cols = ", ".join(c.sql for c in columns)
         batch: list[int] = []
 
         def flush(batch: list[int]) -> list[tuple[Any, ...]]:
@@ -775,7 +972,9 @@ class OrgStore:
                 row = found.get(rid)
                 if row is None:
                     continue  # hard-deleted since the query ran (reset)
-                if bool_idx:
+                if not plain:
+                    row = tuple(_decode(f, v) for f, v in zip(defs, row, strict=True))
+                elif bool_idx:
                     lst = list(row)
                     for i in bool_idx:
                         lst[i] = bool(lst[i])
@@ -790,6 +989,23 @@ class OrgStore:
                 batch = []
         if batch:
             yield from flush(batch)
+
+    def aggregate(self, q: CompiledQuery, include_deleted: bool) -> list[dict[str, Any]]:
+        """Rows of a ``GROUP BY`` / ``COUNT(field)`` query, keyed as Salesforce names them."""
+        cols = ", ".join(a.sql for a in q.aggregates)
+        sql = f"SELECT {cols} {self._from_where(q, include_deleted)}"
+        if q.group_sql:
+            sql += f" GROUP BY {q.group_sql}"
+        sql += f" ORDER BY {q.order_sql}" + self._limit_clause(q)
+        with self.lock:
+            rows = self.conn.execute(sql, q.params).fetchall()
+        return [
+            {
+                a.key: (_decode(a.field, v) if a.field is not None else int(v))
+                for a, v in zip(q.aggregates, row, strict=True)
+            }
+            for row in rows
+        ]
 
     def updated_ids(self, obj: str, start: str, end: str, limit: int) -> list[str]:
         with self.lock:
@@ -828,8 +1044,9 @@ class OrgStore:
     def total_records(self) -> int:
         with self.lock:
             return sum(
-                int(self.conn.execute(f'SELECT count(*) FROM "{o}"').fetchone()[0]) for o in OBJECTS
+                int(self.conn.execute(f'SELECT count(*) FROM "{o}"').fetchone()[0])
+                for o in DATA_OBJECTS
             )
 
 
-__all__ = ["ALL_COLUMNS", "FieldAccess", "OrgStore", "parse_record_id"]
+__all__ = ["FieldAccess", "OrgStore", "parse_record_id"]

@@ -61,7 +61,13 @@ def test_global_describe(sf: Salesforce) -> None:
     assert body["encoding"] == "UTF-8"
     assert body["maxBatchSize"] == 200
     prefixes = {o["name"]: o["keyPrefix"] for o in body["sobjects"]}
-    assert prefixes == {"Contact": "003", "Lead": "00Q"}
+    assert prefixes == {
+        "Account": "001",
+        "Contact": "003",
+        "Lead": "00Q",
+        "User": "005",
+        "Organization": "00D",
+    }
 
 
 @pytest.mark.parametrize("obj", ["Contact", "Lead"])
@@ -114,7 +120,7 @@ def test_describe_if_modified_since(emu: Emulator) -> None:
 
 
 def test_unknown_object(emu: Emulator) -> None:
-    resp = Raw(emu).get("sobjects/Account/describe")
+    resp = Raw(emu).get("sobjects/Opportunity/describe")
     assert resp.status_code == 404
     assert resp.json() == [
         {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
