@@ -23,7 +23,7 @@ from typing import Any
 
 from optsync.emulator.pubsub.capture import ChangeCapture, RowChange, Writer
 from optsync.emulator.pubsub.schemas import EntitySchema, epoch_ms
-from optsync.emulator.schema import OBJECTS
+from optsync.emulator.schema import SALES_OPT_OUT_OBJECTS as CDC_OBJECTS
 
 ALL_CHANGES = "/data/ChangeEvents"
 DAY_S = 24 * 3600.0
@@ -110,7 +110,7 @@ class EventBus:
         self.cond = threading.Condition()
         self._startup_settings = settings or BusSettings()
         self.settings = self._startup_settings
-        self._default_selected = frozenset(OBJECTS if cdc else ())
+        self._default_selected = frozenset(CDC_OBJECTS if cdc else ())
         self.selected: set[str] = set(self._default_selected)
         self._events: list[Event] = []
         self._replays: list[int] = []
@@ -131,9 +131,9 @@ class EventBus:
         """The selected entities a topic carries, or None if it is not available."""
         with self.cond:
             if topic == ALL_CHANGES:
-                chosen = [o for o in OBJECTS if o in self.selected]
+                chosen = [o for o in CDC_OBJECTS if o in self.selected]
                 return chosen or None
-            for obj in OBJECTS:
+            for obj in CDC_OBJECTS:
                 if topic == entity_topic(obj):
                     return [obj] if obj in self.selected else None
         return None
@@ -154,7 +154,7 @@ class EventBus:
             return self._schemas.get(schema_id)
 
     def select(self, entities: list[str]) -> None:
-        unknown = [e for e in entities if e not in OBJECTS]
+        unknown = [e for e in entities if e not in CDC_OBJECTS]
         if unknown:
             raise ValueError(f"not an entity of this org: {', '.join(unknown)}")
         with self.cond:
@@ -329,7 +329,7 @@ class EventBus:
     def state(self) -> dict[str, Any]:
         with self.cond:
             return {
-                "selected": [o for o in OBJECTS if o in self.selected],
+                "selected": [o for o in CDC_OBJECTS if o in self.selected],
                 "settings": self.settings.to_json(),
                 "retained": len(self._events),
                 "latest_replay_id": encode_replay(self._last_replay).hex(),

@@ -27,7 +27,8 @@ from typing import Any
 
 from optsync.emulator.auth import USER_ID
 from optsync.emulator.ids import new_id
-from optsync.emulator.schema import OBJECTS, USER_PREFIX
+from optsync.emulator.schema import USER_PREFIX
+from optsync.emulator.schema import SALES_OPT_OUT_OBJECTS as CDC_OBJECTS
 
 ADMIN_USER_ID = new_id(USER_PREFIX, 2, pod="5g")
 
@@ -119,7 +120,7 @@ class ChangeCapture:
             "CREATE TEMP TABLE IF NOT EXISTS cdc_log "
             "(seq INTEGER PRIMARY KEY, obj TEXT, old TEXT, new TEXT)"
         )
-        for obj in OBJECTS:
+        for obj in CDC_OBJECTS:
             cols = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{obj}")')]
 
             def row(ref: str, cols: list[str] = cols) -> str:

@@ -136,6 +136,9 @@ class EntitySchema:
 
     def __init__(self, entity: str, fields: dict[str, FieldDef]):
         self.entity = entity
+        # stored fields only: a compound field (Name, an address) is derived from its
+        # components, which the schema groups into the compound's nested record
+        fields = {name: f for name, f in fields.items() if not f.is_compound}
         self.slots: dict[str, Slot] = {}
         self.names: list[str] = ["ChangeEventHeader"]
         avro_fields: list[dict[str, Any]] = [{"name": "ChangeEventHeader", "type": _HEADER}]
