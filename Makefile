@@ -32,6 +32,10 @@ lint: $(STAMP) ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff format --check optsync tests bench
 	$(BIN)/mypy
 
+.PHONY: proto
+proto: $(STAMP) ## regenerate the committed Pub/Sub API stubs from optsync/pubsub_api/pubsub_api.proto
+	$(BIN)/python -m optsync.pubsub_api.generate
+
 .PHONY: format
 format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format optsync tests bench
