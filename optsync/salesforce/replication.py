@@ -9,10 +9,12 @@ with the field set is stamped anew, so it shows up in ``/updated``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from simple_salesforce.api import Salesforce
 
 from optsync.domain.ids import to_18
 from optsync.salesforce import soql
@@ -67,9 +69,7 @@ def read_field(
     fields = ["Id", soql.field_name(field), "SystemModstamp"]
     for chunk in soql.chunks(soql.record_ids(ids, name)):
         query = soql.select_by_ids(fields, name, chunk, where=where)
-        page: Any = gateway.call(
-            "query", lambda sf, q=query: sf.query(q, timeout=gateway.timeout)
-        )
+        page: Any = gateway.call("query", _query(query, gateway))
         while True:
             for rec in page.get("records", []):
                 yield FieldValue(
@@ -80,7 +80,18 @@ def read_field(
             url = page.get("nextRecordsUrl")
             if page.get("done", True) or not url:
                 break
-            page = gateway.call(
-                "query",
-                lambda sf, u=url: sf.query_more(u, identifier_is_url=True, timeout=gateway.timeout),
-            )
+            page = gateway.call("query", _more(str(url), gateway))
+
+
+def _query(query: str, gateway: SalesforceGateway) -> Callable[[Salesforce], Any]:
+    def run(sf: Salesforce) -> Any:
+        return sf.query(query, timeout=gateway.timeout)
+
+    return run
+
+
+def _more(url: str, gateway: SalesforceGateway) -> Callable[[Salesforce], Any]:
+    def run(sf: Salesforce) -> Any:
+        return sf.query_more(url, identifier_is_url=True, timeout=gateway.timeout)
+
+    return run

@@ -7,9 +7,9 @@ from datetime import timedelta
 from optsync.emulator.soql import format_datetime
 from optsync.services.live_pull.poller import poll_object
 from tests.integration.live.conftest import (
+    later,
     ledger_count,
     link,
-    later,
     tick_in_salesforce,
     unsubscribed,
 )

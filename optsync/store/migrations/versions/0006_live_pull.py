@@ -30,7 +30,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("poll_interval_s", sa.Integer(), server_default="60", nullable=False)
         )
-        batch.create_check_constraint("live_pull_mode", "live_pull IN ('auto', 'cdc', 'poll', 'off')")
+        batch.create_check_constraint(
+            "live_pull_mode", "live_pull IN ('auto', 'cdc', 'poll', 'off')"
+        )
         batch.create_check_constraint("poll_interval", "poll_interval_s BETWEEN 15 AND 3600")
     op.create_table(
         "live_pull_state",
