@@ -157,8 +157,11 @@ class Stream:
 class PubSubClient:
     """One gRPC channel to the Pub/Sub API for one connection."""
 
-    def __init__(self, target: str, gateway: SalesforceGateway) -> None:
+    def __init__(
+        self, target: str, gateway: SalesforceGateway, *, timeout_s: float = UNARY_TIMEOUT_S
+    ) -> None:
         self.gateway = gateway
+        self.timeout_s = timeout_s
         ca = gateway.config.ca_bundle
         roots = open(ca, "rb").read() if ca else None  # noqa: SIM115 (read once, closed)
         credentials = grpc.ssl_channel_credentials(root_certificates=roots)
@@ -182,7 +185,7 @@ class PubSubClient:
     def _unary(self, method: Any, request: Any) -> Any:
         for attempt in (1, 2):
             try:
-                return method(request, metadata=self.metadata(), timeout=UNARY_TIMEOUT_S)
+                return method(request, metadata=self.metadata(), timeout=self.timeout_s)
             except grpc.RpcError as exc:
                 error = classify_rpc_error(exc)
                 if error.problem is Problem.AUTH and attempt == 1:
