@@ -37,6 +37,7 @@ from optsync.emulator.faults import Governor
 from optsync.emulator.gateway import api, json_body, sf_json
 from optsync.emulator.ids import new_id
 from optsync.emulator.org import Org
+from optsync.emulator.pubsub.capture import Writer, current_writer, writing_as
 from optsync.emulator.schema import JOB_PREFIX, OBJECTS
 from optsync.emulator.soql import CompiledQuery, compile_query, format_datetime
 from optsync.emulator.store import OrgStore
@@ -89,6 +90,7 @@ class Job:
     directory: Path | None = None
     offsets: array[int] = field(default_factory=lambda: array("q"))
     header: bytes = b""
+    writer: Writer = field(default_factory=current_writer)  # the creating call's, for CDC
 
     def path(self, name: str) -> Path:
         assert self.directory is not None
@@ -402,7 +404,8 @@ class JobManager:
             job.touch("InProgress")
             try:
                 if job.kind == "ingest":
-                    self._process_ingest(job)
+                    with writing_as(job.writer):
+                        self._process_ingest(job)
                 else:
                     self._process_query(job)
             except SalesforceError as exc:

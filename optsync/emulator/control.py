@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.org import Org
+from optsync.emulator.pubsub import control as pubsub_control
+from optsync.emulator.pubsub.capture import capture_paused
 
 PREFIX = "/__emulator__"
 
@@ -89,7 +91,10 @@ async def seed(request: Request, org: Org) -> Response:
         _fraction(data, "opted_out_fraction"),
         _fraction(data, "sales_opted_out_fraction"),
     )
-    contact_ids, lead_ids = await run_in_threadpool(org.store.seed, contacts, leads, opted, sales)
+    with capture_paused():  # seeded records stand for data already there: no CDC events
+        contact_ids, lead_ids = await run_in_threadpool(
+            org.store.seed, contacts, leads, opted, sales
+        )
     body: dict[str, Any] = {"contacts": contacts, "leads": leads}
     if contact_ids is not None and lead_ids is not None:
         body["contact_ids"] = contact_ids
@@ -179,4 +184,5 @@ def routes() -> list[Route]:
         Route(f"{PREFIX}/records/{{record_id}}/merge", merge, methods=["POST"]),
         Route(f"{PREFIX}/fields/{{sobject}}/{{field}}", field_security, methods=["PUT"]),
         Route(f"{PREFIX}/counters", counters, methods=["GET"]),
+        *pubsub_control.routes(control, _body),
     ]

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.org import Org
+from optsync.emulator.pubsub.capture import api_call
 
 Handler = Callable[[Request, Org, str], Awaitable[Response]]
 log = logging.getLogger("optsync.emulator")
@@ -108,7 +109,9 @@ def api(
                 org.governor.admit(name)
                 await org.governor.delay()
                 org.governor.maybe_fault()
-                response = await handler(request, org, version)
+                header = request.headers.get("sforce-call-options")
+                with api_call(request.url.path, version, header):  # who writes, for CDC
+                    response = await handler(request, org, version)
             except SalesforceError as exc:
                 response = sf_json(exc.rest_body(), exc.status)
                 if exc.status == 503:

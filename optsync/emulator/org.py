@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from optsync.emulator.auth import Authority, Credentials
     from optsync.emulator.bulk import JobManager
     from optsync.emulator.faults import Governor
+    from optsync.emulator.pubsub.bus import EventBus
     from optsync.emulator.store import OrgStore
 
 
@@ -29,6 +30,7 @@ class Org:
     instance_url: str = ""
     login_url: str = ""
     cursors: CursorRegistry = field(default_factory=CursorRegistry)
+    pubsub: EventBus | None = None  # Change Data Capture events (emulator/pubsub)
 
     def reset(self) -> None:
         """Empty the org, forget usage and settings; keep the app, user and sessions."""
@@ -36,3 +38,5 @@ class Org:
         self.cursors.clear()
         self.store.reset()
         self.governor.reset()
+        if self.pubsub is not None:
+            self.pubsub.reset()

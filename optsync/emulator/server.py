@@ -25,6 +25,9 @@ from optsync.emulator.auth import Authority, Credentials
 from optsync.emulator.bulk import JobManager
 from optsync.emulator.faults import FaultSettings, Governor
 from optsync.emulator.org import Org
+from optsync.emulator.pubsub.bus import EventBus
+from optsync.emulator.pubsub.capture import capture_paused
+from optsync.emulator.pubsub.server import PubSubServer, start_pubsub
 from optsync.emulator.store import OrgStore
 from optsync.emulator.tls import ensure_tls
 
@@ -39,6 +42,8 @@ class EmulatorOptions:
 
     ``seed`` is a number of records generated into an *empty* org at start (half
     Contacts, half Leads; 10 % email-opted-out, 5 % sales-opted-out); 0 leaves it empty.
+    ``cdc`` False starts with no entity selected for Change Data Capture (an org whose
+    edition has none); ``pubsub_port`` is the Pub/Sub API's own TLS port (0 = free one).
     """
 
     data_dir: Path
@@ -52,6 +57,8 @@ class EmulatorOptions:
     daily_api_limit: int = 1_000_000
     sales_opt_out: bool = True
     token_lifetime_s: float = 7200
+    cdc: bool = True
+    pubsub_port: int = 0
 
     def validate(self) -> None:
         if not 0.0 <= self.fault_rate <= 1.0:
@@ -59,8 +66,9 @@ class EmulatorOptions:
         for name in ("seed", "latency_ms", "jitter_ms", "daily_api_limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be at least 0")
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port must be between 0 and 65535")
+        for name in ("port", "pubsub_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be between 0 and 65535")
         if self.token_lifetime_s <= 0:
             raise ValueError("token_lifetime_s must be positive")
 
@@ -79,6 +87,7 @@ class Emulator:
     private_key_file: str
     refresh_token: str
     control_url: str
+    pubsub_url: str
     data_dir: Path
     org: Org = field(repr=False)
 
@@ -202,6 +211,7 @@ class Emulator:
             "private_key_file": self.private_key_file,
             "refresh_token": self.refresh_token,
             "control_url": self.control_url,
+            "pubsub_url": self.pubsub_url,
         }
 
 
@@ -260,9 +270,11 @@ def build_org(options: EmulatorOptions) -> tuple[Org, Path]:
     jobs = JobManager(store, governor, emu_dir)
     authority = Authority(creds, token_lifetime_s=options.token_lifetime_s)
     org = Org(store=store, authority=authority, governor=governor, jobs=jobs, credentials=creds)
+    org.pubsub = EventBus(store, cdc=options.cdc)
     if options.seed and store.total_records() == 0:
         contacts = options.seed // 2
-        store.seed(contacts, options.seed - contacts, _SEED_OPTED_OUT, _SEED_SALES_OPTED_OUT)
+        with capture_paused():
+            store.seed(contacts, options.seed - contacts, _SEED_OPTED_OUT, _SEED_SALES_OPTED_OUT)
     return org, emu_dir
 
 
@@ -275,6 +287,7 @@ def run_emulator(options: EmulatorOptions) -> Iterator[Emulator]:
     sock = socket.socket(family, socket.SOCK_STREAM)
     thread: threading.Thread | None = None
     server: uvicorn.Server | None = None
+    pubsub: PubSubServer | None = None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit this on Linux; without it Nagle's algorithm holds
@@ -302,6 +315,8 @@ def run_emulator(options: EmulatorOptions) -> Iterator[Emulator]:
         )
         thread.start()
         _wait_for_tls(url_host, port, str(tls.ca_bundle), thread, server)
+        assert org.pubsub is not None
+        pubsub = start_pubsub(org, org.pubsub, options.host, options.pubsub_port, tls)
         creds = org.credentials
         yield Emulator(
             instance_url=org.instance_url,
@@ -314,6 +329,7 @@ def run_emulator(options: EmulatorOptions) -> Iterator[Emulator]:
             private_key_file=str(creds.private_key_file),
             refresh_token=creds.refresh_token,
             control_url=f"{org.instance_url}/__emulator__",
+            pubsub_url=f"https://{url_host}:{pubsub.port}",
             data_dir=options.data_dir,
             org=org,
         )
@@ -325,6 +341,10 @@ def run_emulator(options: EmulatorOptions) -> Iterator[Emulator]:
             server.force_exit = True
         if thread is not None:
             thread.join(timeout=15)
+        if org.pubsub is not None:
+            org.pubsub.close()
+        if pubsub is not None:
+            pubsub.stop()
         sock.close()
         org.jobs.close()
         org.store.close()

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -152,6 +152,8 @@ class OrgStore:
         self._tx_stamp: str | None = None
         self._access: dict[tuple[str, str], FieldAccess] = {}
         self._next_num: dict[str, int] = {}
+        # Change Data Capture hook (optsync/emulator/pubsub): called after every commit.
+        self.change_listeners: list[Callable[[], None]] = []
         with self.lock:
             self._init_schema()
 
@@ -224,6 +226,8 @@ class OrgStore:
             if outer:
                 self._tx_stamp = None
                 self.conn.execute("COMMIT")
+                for listener in self.change_listeners:  # CDC hook: the commit is done
+                    listener()
 
     def stamp(self) -> str:
         """A strictly increasing write timestamp, so every write moves SystemModstamp.
