@@ -38,6 +38,12 @@ BATCH = 100
 """Events requested per FetchRequest (Salesforce serves at most 100 outstanding)."""
 
 
+def grpc_target(url: str) -> str:
+    """``host:port`` from ``https://host:port`` or ``host:port`` (443 when none)."""
+    bare = url.split("://", 1)[-1].rstrip("/")
+    return bare if ":" in bare else f"{bare}:443"
+
+
 class Problem(StrEnum):
     REPLAY_INVALID = "replay_invalid"
     ALLOCATION = "allocation"
@@ -166,7 +172,7 @@ class PubSubClient:
         roots = open(ca, "rb").read() if ca else None  # noqa: SIM115 (read once, closed)
         credentials = grpc.ssl_channel_credentials(root_certificates=roots)
         self.channel = grpc.secure_channel(
-            target,
+            grpc_target(target),
             credentials,
             options=[("grpc.keepalive_time_ms", 60_000), ("grpc.keepalive_timeout_ms", 20_000)],
         )

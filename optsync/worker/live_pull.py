@@ -218,7 +218,9 @@ class LivePull:
         elif pull.thread is not None:
             self._watch(pull, mode, now)
         elif pull.status is Status.CATCHING_UP:
-            self._poll(pull, gateway, field_name, now, via="catch_up")
+            covered = self._poll(pull, gateway, field_name, now, via="catch_up")
+            if covered is None or covered < now:
+                pull.poll_until = now  # the current minute: the next polls cover it
             self._signal(pull, Signal.CAUGHT_UP, mode, pull.detail)
             if pull.next_connect is not None and pull.next_connect > now:
                 self._signal(pull, Signal.STREAM_FAILED, mode, pull.detail)
