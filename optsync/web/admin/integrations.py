@@ -181,15 +181,19 @@ def _stored_secret_names(ctx: Context) -> set[str]:
 
 
 def _settings_changes(form: FormData) -> dict[str, Any]:
-    return {
+    changes: dict[str, Any] = {
         "sync_enabled": form.get("sync_enabled") in ("on", "true", "1"),
         "field": str(form.get("field") or ""),
         "sales_opt_out_field": str(form.get("sales_opt_out_field") or "").strip(),
         "schedule": " ".join(str(form.get("schedule") or "").split()),
         "timezone": str(form.get("timezone") or "").strip(),
-        "live_pull": str(form.get("live_pull") or "auto"),
-        "poll_interval_s": _whole_number(form.get("poll_interval_s")),
     }
+    # the live-pull controls: a form without them (an older page) keeps the stored values
+    if "live_pull" in form:
+        changes["live_pull"] = str(form.get("live_pull") or "")
+    if "poll_interval_s" in form:
+        changes["poll_interval_s"] = _whole_number(form.get("poll_interval_s"))
+    return changes
 
 
 def _whole_number(value: Any) -> Any:
