@@ -19,11 +19,17 @@ from rich.table import Table
 from optsync.errors import UsageError
 
 DEFAULT_DAILY_API_LIMIT = 1_000_000
+DEFAULT_PUBSUB_PORT = 7443  # Salesforce's own Pub/Sub API port
 
 
 def emulator(
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8443, help="HTTPS port; 0 picks a free one."),
+    pubsub_port: int | None = typer.Option(
+        None,
+        help="Pub/Sub API (gRPC over TLS) port; 0 picks a free one. "
+        "Default 7443, or a free one with --port 0.",
+    ),
     seed: int = typer.Option(0, help="Records to generate into an empty org at start."),
     latency_ms: int = typer.Option(0, help="Latency added to every API call, in ms."),
     fault_rate: float = typer.Option(
@@ -34,6 +40,9 @@ def emulator(
     ),
     without_sales_opt_out: bool = typer.Option(
         False, "--without-sales-opt-out", help="Do not create the Sales_Opt_Out__c field."
+    ),
+    without_cdc: bool = typer.Option(
+        False, "--without-cdc", help="Select no entity for Change Data Capture at start."
     ),
     memory: bool = typer.Option(False, "--memory", help="Keep org data in memory only."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON line when ready."),
@@ -55,12 +64,15 @@ def emulator(
     ):
         if value < 0:
             raise UsageError(f"{name} must be at least 0.", field=name, fix="Use 0 or more.")
-    if not 0 <= port <= 65535:
-        raise UsageError(
-            f"--port {port} is not a TCP port.",
-            field="--port",
-            fix="Use 1-65535, or 0 for a free port.",
-        )
+    if pubsub_port is None:
+        pubsub_port = 0 if port == 0 else DEFAULT_PUBSUB_PORT
+    for name, value in (("--port", port), ("--pubsub-port", pubsub_port)):
+        if not 0 <= value <= 65535:
+            raise UsageError(
+                f"{name} {value} is not a TCP port.",
+                field=name,
+                fix="Use 1-65535, or 0 for a free port.",
+            )
     data_dir = load_settings().ensure_data_dir()
     options = EmulatorOptions(
         data_dir=data_dir,
@@ -72,6 +84,8 @@ def emulator(
         fault_rate=fault_rate,
         daily_api_limit=daily_api_limit,
         sales_opt_out=not without_sales_opt_out,
+        cdc=not without_cdc,
+        pubsub_port=pubsub_port,
     )
     console = Console()
     previous = signal.signal(signal.SIGTERM, _terminate)  # before "ready" is printed
@@ -94,9 +108,9 @@ def emulator(
             _wait_for_interrupt()
     except OSError as exc:
         raise UsageError(
-            f"Cannot listen on {host}:{port}: {exc.strerror}.",
+            f"Cannot listen on {host}:{port} (Pub/Sub {pubsub_port}): {exc.strerror or exc}.",
             field="--port",
-            fix="Pick another --port (0 chooses a free one).",
+            fix="Pick another --port / --pubsub-port (0 chooses a free one).",
         ) from None
     except KeyboardInterrupt:
         pass  # interrupted while starting or printing: the server is already stopped
