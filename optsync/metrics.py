@@ -53,6 +53,38 @@ PUSH_BATCH_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 
+LIVE_EVENTS = Counter(
+    "optsync_live_events_received_total",
+    "Change Data Capture events received by the live pull, by object.",
+    ["object"],
+)
+LIVE_APPLIED = Counter(
+    "optsync_live_optouts_applied_total",
+    "Salesforce-side opt-outs the live pull (stream, gap re-read, poll) applied, by object.",
+    ["object"],
+)
+LIVE_SKIPPED_OWN = Counter(
+    "optsync_live_events_skipped_own_total",
+    "Change events of optsync's own writes (client=optsync), skipped.",
+    ["object"],
+)
+LIVE_GAPS = Counter(
+    "optsync_live_gaps_total",
+    "Gap and overflow events, expired replay ids and exhausted allocations, by kind.",
+    ["object", "kind"],
+)
+LIVE_RECONNECTS = Counter(
+    "optsync_live_reconnects_total", "Pub/Sub streams rebuilt, by reason.", ["object", "reason"]
+)
+LIVE_POLLS = Counter(
+    "optsync_live_polls_total", "Polls of sobjects/{type}/updated, by object.", ["object"]
+)
+LIVE_LAG_SECONDS = Histogram(
+    "optsync_live_lag_seconds",
+    "From a change's commit in Salesforce to its event being handled here.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+
 
 class _OutboxGauges(Collector):
     """``optsync_outbox_depth{state}`` and the oldest open push's age, from one reading of

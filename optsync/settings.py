@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     sf_private_key_file: Path | None = Field(default=None, description="PEM key for JWT bearer.")
     sf_api_version: str | None = Field(default=None, description="API version, e.g. 62.0.")
     sf_ca_bundle: Path | None = Field(default=None, description="CA bundle to trust (emulator).")
+    sf_pubsub_url: str = Field(
+        default="api.pubsub.salesforce.com:7443",
+        description="Pub/Sub API endpoint (host:port) the live pull subscribes to.",
+    )
     log_format: Literal["logfmt", "json"] = Field(
         default="logfmt", description="Log lines as logfmt or JSON (also `--log-format`)."
     )

@@ -20,6 +20,8 @@ def _show(view: sync_settings.SyncSettingsView) -> None:
     table.add_row("sales_opt_out_field", view.sales_opt_out_field)
     table.add_row("schedule", view.schedule)
     table.add_row("timezone", view.timezone)
+    table.add_row("live_pull", view.live_pull)
+    table.add_row("poll_interval_s", str(view.poll_interval_s))
     table.add_row("pushes write", view.push_field())
     console.print(table)
 
@@ -44,6 +46,14 @@ def set_(
     ),
     schedule: str = typer.Option(None, "--schedule", help="Cron expression, e.g. '0 20 * * *'."),
     timezone: str = typer.Option(None, "--timezone", help="IANA zone, e.g. America/Los_Angeles."),
+    live_pull: str = typer.Option(
+        None,
+        "--live-pull",
+        help="auto (Change Data Capture where enabled, else polling), cdc, poll or off.",
+    ),
+    poll_interval: int = typer.Option(
+        None, "--poll-interval", help="Seconds between polls when polling (15-3600)."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Change the unsubscribe-sync settings (only the options given)."""
@@ -57,6 +67,8 @@ def set_(
         ("sales_opt_out_field", sales_opt_out_field),
         ("schedule", schedule),
         ("timezone", timezone),
+        ("live_pull", live_pull),
+        ("poll_interval_s", poll_interval),
     ):
         if value is not None:
             changes[key] = value

@@ -155,6 +155,12 @@ class SalesforceGateway:
         assert self._token is not None
         return self._token
 
+    def renew(self) -> Token:
+        """Mint a new token now (a Pub/Sub call was refused as unauthenticated)."""
+        self._renew(self._client)
+        assert self._token is not None
+        return self._token
+
     def close(self) -> None:
         self.http.close()
 

@@ -37,6 +37,8 @@ DEFAULT_READ_TIMEOUT = 60.0
 Timeout = tuple[float, float]
 DEFAULT_TIMEOUT: Timeout = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)
 USER_AGENT = "optsync (+https://github.com/optsync/optsync)"
+CALL_OPTIONS = "client=optsync"
+"""``Sforce-Call-Options``: Salesforce records the client in each change's ``changeOrigin``."""
 
 
 class SalesforceHTTP(requests.Session):
@@ -50,6 +52,9 @@ class SalesforceHTTP(requests.Session):
         if ca_bundle is not None:
             self.verify = ca_bundle
         self.headers["User-Agent"] = USER_AGENT
+        # every optsync request (REST, composite, Bulk 2.0) names its client, so the
+        # change events of optsync's own writes carry client=optsync and are skipped
+        self.headers["Sforce-Call-Options"] = CALL_OPTIONS
         self._seen = threading.local()
 
     def request(

@@ -42,6 +42,11 @@ CONNECT_FIX = (
     "Run `optsync salesforce connect` (or set the OPTSYNC_SF_* variables) with the "
     "connected app's consumer key and the integration user; see docs/salesforce.md."
 )
+CDC_CHECK = "Change Data Capture for Contact and Lead"
+CDC_FIX = (
+    "In Salesforce: Setup → Integrations → Change Data Capture → Selected Entities: add "
+    "Contact and Lead. Until then optsync polls every poll interval (live pull `auto`)."
+)
 LINK_FIX = (
     "Give these persons their Contact or Lead id: `optsync persons import FILE.csv` with a "
     "salesforce_id column, or `optsync persons pull` to link them by email."
@@ -74,6 +79,8 @@ def setup_checks(ctx: Context, profile: Profile | str = Profile.PAGE) -> list[Ch
     gateway = build_gateway(config, profile) if config is not None else None
     try:
         checks = run_checks(gateway, ctx.db)
+        if checks[0].ok and gateway is not None and _wants_cdc(ctx.db):
+            checks.insert(-1, cdc_check(gateway, ctx.settings.sf_pubsub_url))
     finally:
         if gateway is not None:
             gateway.close()
@@ -178,3 +185,39 @@ def _linked_persons(session: Session) -> Check:
     )
     ok = unlinked_unsubscribed == 0
     return Check("persons linked", ok, detail, None if ok else LINK_FIX)
+
+
+def _wants_cdc(db: Database) -> bool:
+    """The CDC check runs when the live pull would subscribe (sync on, mode auto/cdc)."""
+    with db.transaction() as session:
+        settings = get_settings(session)
+    return settings.sync_enabled and settings.live_pull in ("auto", "cdc")
+
+
+def cdc_check(gateway: SalesforceGateway, pubsub_url: str) -> Check:
+    """Can the live pull subscribe to Contact and Lead change events? (``GetTopic`` on
+    each object's topic over the Pub/Sub API.) Not a blocker: without it optsync polls."""
+    from optsync.domain.live_pull import TOPICS
+    from optsync.salesforce.pubsub import Problem, PubSubClient, PubSubError
+
+    client = PubSubClient(pubsub_url, gateway, timeout_s=5.0)
+    missing: list[str] = []
+    try:
+        for obj, topic in TOPICS.items():
+            try:
+                client.topic(topic)
+            except PubSubError as exc:
+                if exc.problem is not Problem.TOPIC_UNAVAILABLE:
+                    return Check(
+                        CDC_CHECK,
+                        False,
+                        f"The Pub/Sub API at {pubsub_url} could not be asked: {exc}",
+                        "Check OPTSYNC_SF_PUBSUB_URL and that the org's edition has the "
+                        "Pub/Sub API (Enterprise, Performance, Unlimited, Developer).",
+                    )
+                missing.append(obj)
+    finally:
+        client.close()
+    if missing:
+        return Check(CDC_CHECK, False, f"CDC not enabled for {' and '.join(missing)}.", CDC_FIX)
+    return Check(CDC_CHECK, True, "Contact and Lead change events can be subscribed to.")

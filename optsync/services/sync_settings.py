@@ -14,6 +14,8 @@ from optsync.errors import UsageError
 from optsync.store.models import SyncSettings
 
 FIELD_CHOICES = {"email_opt_out": "HasOptedOutOfEmail", "sales_opt_out": None}
+LIVE_PULL_CHOICES = ("auto", "cdc", "poll", "off")
+POLL_INTERVAL_MIN, POLL_INTERVAL_MAX = 15, 3600
 CUSTOM_FIELD_RE = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c")  # fullmatch only
 
 
@@ -24,6 +26,12 @@ class SyncSettingsView:
     sales_opt_out_field: str
     schedule: str
     timezone: str
+    live_pull: str = "auto"
+    """How Salesforce-side opt-outs arrive between nightly runs: ``auto`` (Change Data
+    Capture where available, polling otherwise), ``cdc``, ``poll`` or ``off``; only while
+    the sync is on (docs/sync.md "Live pull")."""
+    poll_interval_s: int = 60
+    """Seconds between two polls when polling (15-3600)."""
 
     @property
     def salesforce_field(self) -> str:
@@ -52,7 +60,13 @@ def get_settings(session: Session) -> SyncSettingsView:
     if row is None:
         return DEFAULTS
     return SyncSettingsView(
-        row.sync_enabled, row.field, row.sales_opt_out_field, row.schedule, row.timezone
+        row.sync_enabled,
+        row.field,
+        row.sales_opt_out_field,
+        row.schedule,
+        row.timezone,
+        row.live_pull,
+        row.poll_interval_s,
     )
 
 
@@ -91,6 +105,24 @@ def validate_changes(current: SyncSettingsView, changes: dict[str, Any]) -> Sync
                 value = validate_cron(value)
             except ScheduleError as exc:
                 raise UsageError(f"schedule: {exc}", field="schedule") from None
+        elif key == "live_pull":
+            if value not in LIVE_PULL_CHOICES:
+                raise UsageError(
+                    f"live_pull: {value!r} is not a choice; use auto (Change Data Capture "
+                    "where it is enabled, polling otherwise), cdc, poll or off.",
+                    field="live_pull",
+                )
+        elif key == "poll_interval_s":
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not POLL_INTERVAL_MIN <= value <= POLL_INTERVAL_MAX
+            ):
+                raise UsageError(
+                    f"poll_interval_s: {value!r} is not a whole number of seconds from "
+                    f"{POLL_INTERVAL_MIN} to {POLL_INTERVAL_MAX}.",
+                    field="poll_interval_s",
+                )
         elif key == "timezone":
             try:
                 value = validate_timezone(value)

@@ -200,10 +200,15 @@ class SyncSettings(Base):
     enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str | None] = mapped_column(String(254))
+    # how Salesforce-side opt-outs arrive between nightly runs (docs/sync.md "Live pull")
+    live_pull: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    poll_interval_s: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
 
     __table_args__ = (
         CheckConstraint("id = 1", name="singleton"),
         CheckConstraint("field IN ('email_opt_out', 'sales_opt_out')", name="field_choice"),
+        CheckConstraint("live_pull IN ('auto', 'cdc', 'poll', 'off')", name="live_pull_mode"),
+        CheckConstraint("poll_interval_s BETWEEN 15 AND 3600", name="poll_interval"),
     )
 
 
@@ -394,3 +399,41 @@ class LoginAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
     __table_args__ = (Index("ix_login_attempts_key_time", "key_hash", "created_at"),)
+
+
+class LivePullState(Base):
+    """Where the live pull of one object (Contact, Lead) stands: the Change Data Capture
+    replay id (opaque bytes, written in the transaction of the opt-outs it follows), the
+    commit time of the last change seen (a catch-up starts there), the poller's next
+    window start, and what the Integrations tab shows."""
+
+    __tablename__ = "live_pull_state"
+
+    object: Mapped[str] = mapped_column(String(16), primary_key=True)
+    replay_id: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_commit_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    poll_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    mode: Mapped[str] = mapped_column(String(8), default="cdc")
+    status: Mapped[str] = mapped_column(String(16), default="starting")
+    detail: Mapped[str | None] = mapped_column(String(255))
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("object IN ('Contact', 'Lead')", name="object"),
+        CheckConstraint("mode IN ('cdc', 'poll')", name="mode"),
+    )
+
+
+class LivePullLease(Base):
+    """The one live-pull subscriber of the installation (a single row, id 1): the worker
+    named ``holder`` may subscribe until ``expires_at`` on the database's clock."""
+
+    __tablename__ = "live_pull_lease"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(120))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)

@@ -1,4 +1,6 @@
-"""Start and stop the worker's threads: the push loop, the outbox listener, the scheduler."""
+"""Start and stop the worker's threads: the push loop, the outbox listener, the scheduler
+and the live pull (which subscribes only while this worker holds the installation's
+live-pull lease)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from optsync.bootstrap import Context
 from optsync.domain.retry import RetryPolicy
 from optsync.services.push import DEFAULT_LEASE, Pusher
 from optsync.worker.gateways import GatewayProvider
+from optsync.worker.live_pull import LivePull
 from optsync.worker.push_loop import run_push_loop
 from optsync.worker.scheduler import run_scheduler_loop
 from optsync.worker.wakeup import PostgresListener
@@ -32,6 +35,7 @@ class Worker:
     ctx: Context
     poll_s: float = 1.0
     schedule: bool = True
+    live_pull: bool = True
     lease: timedelta = DEFAULT_LEASE
     policy: RetryPolicy | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
@@ -58,6 +62,9 @@ class Worker:
             self.threads.append(listener)
         if self.schedule:
             self._spawn("optsync-schedule", lambda: run_scheduler_loop(self.ctx, self.stop_event))
+        if self.live_pull:
+            puller = LivePull(self.ctx, self.stop_event, holder=self.pusher.worker)
+            self._spawn("optsync-live-pull", puller.run)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -42,6 +42,7 @@ from optsync.store.models import SalesforceConnection
 from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.chart import activity_svg, legend, sources_in
+from optsync.web.admin.live_pull import LIVE_PULL_LABELS, live_state_lines
 from optsync.web.admin.remote import setup_checks, try_connection
 from optsync.web.admin.templating import Crumb, flash, redirect, render
 from optsync.web.deps import get_context
@@ -151,6 +152,8 @@ def render_tab(
         or (stored or {"auth": "client_credentials", "api_version": DEFAULT_API_VERSION}),
         conn_errors=conn_errors or {},
         auth_labels=AUTH_LABELS,
+        live_pull_choices=LIVE_PULL_LABELS,
+        live_state=live_state_lines(ctx, now),
     )
 
 
@@ -176,13 +179,25 @@ def _stored_secret_names(ctx: Context) -> set[str]:
 
 
 def _settings_changes(form: FormData) -> dict[str, Any]:
-    return {
+    changes: dict[str, Any] = {
         "sync_enabled": form.get("sync_enabled") in ("on", "true", "1"),
         "field": str(form.get("field") or ""),
         "sales_opt_out_field": str(form.get("sales_opt_out_field") or "").strip(),
         "schedule": " ".join(str(form.get("schedule") or "").split()),
         "timezone": str(form.get("timezone") or "").strip(),
     }
+    # the live-pull controls: a form without them (an older page) keeps the stored values
+    if "live_pull" in form:
+        changes["live_pull"] = str(form.get("live_pull") or "")
+    if "poll_interval_s" in form:
+        changes["poll_interval_s"] = _whole_number(form.get("poll_interval_s"))
+    return changes
+
+
+def _whole_number(value: Any) -> Any:
+    """An integer from a form field, or the text as typed (validation names it)."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else text
 
 
 def field_errors(current: SyncSettingsView, changes: dict[str, Any]) -> dict[str, str]:

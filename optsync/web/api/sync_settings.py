@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 from optsync.bootstrap import Context
 from optsync.services import sync_settings
@@ -18,6 +18,7 @@ from optsync.web.errors import error_responses
 router = APIRouter(tags=["settings"])
 
 FieldChoice = Literal["email_opt_out", "sales_opt_out"]
+LivePullChoice = Literal["auto", "cdc", "poll", "off"]
 Setting = Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL)]
 
 
@@ -29,6 +30,10 @@ class SyncSettingsOut(BaseModel):
     sales_opt_out_field: str = Field(description="API name of the Sales Opt Out checkbox.")
     schedule: str = Field(description="Cron expression of the nightly sync.")
     timezone: str = Field(description="IANA zone the schedule is read in.")
+    live_pull: LivePullChoice = Field(
+        description="Salesforce-side opt-outs between runs: auto, cdc, poll or off."
+    )
+    poll_interval_s: int = Field(description="Seconds between polls when polling.")
     salesforce_field: str = Field(description="The API name the sync reconciles.")
     push_field: str = Field(
         description="The field real-time pushes write now (sync off: always HasOptedOutOfEmail)."
@@ -49,6 +54,8 @@ class SyncSettingsIn(StrictIn):
     sales_opt_out_field: Setting | None = None
     schedule: Setting | None = None
     timezone: Setting | None = None
+    live_pull: LivePullChoice | None = None
+    poll_interval_s: Annotated[StrictInt, Field(ge=15, le=3600)] | None = None
 
 
 @router.get(

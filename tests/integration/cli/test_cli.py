@@ -129,6 +129,8 @@ def test_settings_show_and_set(cli_env, capsys):
         "sales_opt_out_field": "Sales_Opt_Out__c",
         "schedule": "0 20 * * *",
         "timezone": "America/Los_Angeles",
+        "live_pull": "auto",
+        "poll_interval_s": 60,
     }
     code, out, _ = optsync(
         capsys,

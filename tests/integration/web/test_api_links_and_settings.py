@@ -60,6 +60,8 @@ def test_settings_read_and_change(client, admin_headers, member_headers):
         "sales_opt_out_field": "Sales_Opt_Out__c",
         "schedule": "0 20 * * *",
         "timezone": "America/Los_Angeles",
+        "live_pull": "auto",
+        "poll_interval_s": 60,
         "salesforce_field": "HasOptedOutOfEmail",
         "push_field": "HasOptedOutOfEmail",
     }

@@ -1,0 +1,97 @@
+"""The REST calls of the live pull's poller: ``sobjects/{type}/updated`` windows and a
+read of the changed records' opt-out field, through the gateway (counted, renewed,
+translated, with the gateway's timeouts).
+
+``/deleted`` is not called: a deletion never opts anyone out, and a record undeleted
+with the field set is stamped anew, so it shows up in ``/updated``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from simple_salesforce.api import Salesforce
+
+from optsync.domain.ids import to_18
+from optsync.salesforce import soql
+from optsync.salesforce.gateway import SalesforceGateway
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_sf_datetime(text: str) -> datetime:
+    """A Salesforce dateTime (``2026-12-08T12:30:00.000+0000``) as aware UTC."""
+    raw = text.strip().replace("Z", "+00:00")
+    m = re.match(r"^(.*)([+-]\d{2}):?(\d{2})$", raw)
+    if m:
+        raw = f"{m.group(1)}{m.group(2)}:{m.group(3)}"
+    value = datetime.fromisoformat(raw)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def updated_ids(
+    gateway: SalesforceGateway, obj: str, start: datetime, end: datetime
+) -> tuple[list[str], datetime]:
+    """Ids of ``obj`` records stamped in ``[start, end)`` and ``latestDateCovered`` (the
+    next window's start: Salesforce holds it back to the start of a long transaction)."""
+    name = soql.object_name(obj)
+    path = f"sobjects/{name}/updated/"
+    params = {"start": _iso(start), "end": _iso(end)}
+    answer: Any = gateway.call(
+        f"sobjects/{name}/updated",
+        lambda sf: sf.restful(path, params=params, timeout=gateway.timeout),
+    )
+    ids = [str(i) for i in (answer or {}).get("ids", [])]
+    covered = (answer or {}).get("latestDateCovered")
+    return ids, parse_sf_datetime(covered) if covered else end
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    record_id: str
+    value: Any
+    stamp: datetime
+
+
+def read_field(
+    gateway: SalesforceGateway, obj: str, ids: Sequence[str], field: str
+) -> Iterator[FieldValue]:
+    """``field`` and ``SystemModstamp`` of these records (deleted
+    and converted Leads left out, as the nightly sync leaves them out)."""
+    name = soql.object_name(obj)
+    where = "IsConverted = false" if name == "Lead" else ""
+    fields = ["Id", soql.field_name(field), "SystemModstamp"]
+    for chunk in soql.chunks(soql.record_ids(ids, name)):
+        query = soql.select_by_ids(fields, name, chunk, where=where)
+        page: Any = gateway.call("query", _query(query, gateway))
+        while True:
+            for rec in page.get("records", []):
+                yield FieldValue(
+                    to_18(str(rec["Id"])),
+                    rec.get(field),
+                    parse_sf_datetime(str(rec["SystemModstamp"])),
+                )
+            url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not url:
+                break
+            page = gateway.call("query", _more(str(url), gateway))
+
+
+def _query(query: str, gateway: SalesforceGateway) -> Callable[[Salesforce], Any]:
+    def run(sf: Salesforce) -> Any:
+        return sf.query(query, timeout=gateway.timeout)
+
+    return run
+
+
+def _more(url: str, gateway: SalesforceGateway) -> Callable[[Salesforce], Any]:
+    def run(sf: Salesforce) -> Any:
+        return sf.query_more(url, identifier_is_url=True, timeout=gateway.timeout)
+
+    return run

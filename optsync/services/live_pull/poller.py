@@ -1,0 +1,71 @@
+"""The poller: ``sobjects/{type}/updated`` windows, then a read of the changed records'
+field, for orgs without Change Data Capture, while the stream is degraded, and as the
+catch-up after lost events.
+
+One poll of an object: read its cursor (short transaction); ask Salesforce for the ids
+stamped in the window :func:`optsync.domain.live_pull.poll_window` gives (from five
+minutes before the cursor to now, minute-aligned; the overlap catches a record committed
+late with an older ``SystemModstamp``); keep the ids linked to subscribed persons
+(short transaction); read only those records' field; apply the ones that have it set
+and move the cursor to ``latestDateCovered`` (one transaction,
+:func:`optsync.services.live_pull.handler.apply_hits`). No transaction is open during a
+Salesforce call. A repeated window changes nothing (the write is idempotent) and costs
+one call per object, plus a read only for linked subscribed records in it.
+
+A catch-up is the same poll: the stream keeps the cursor at the commit time of the
+last event it delivered, so after an overflow, an expired replay id or an exhausted
+allocation the next poll starts where the stream left off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from optsync.domain.live_pull import POLL_OVERLAP, poll_window
+from optsync.metrics import LIVE_POLLS
+from optsync.salesforce import replication
+from optsync.salesforce.gateway import SalesforceGateway
+from optsync.services.live_pull.handler import Hit, Progress, apply_hits, linked_subscribed
+from optsync.store import live_pull as state_store
+from optsync.store.db import Database
+
+
+@dataclass(frozen=True)
+class PollResult:
+    window: tuple[datetime, datetime] | None
+    changed_ids: int = 0
+    applied: int = 0
+    covered: datetime | None = None
+
+
+def poll_object(
+    db: Database,
+    gateway: SalesforceGateway,
+    obj: str,
+    field: str,
+    now: datetime,
+    *,
+    overlap: timedelta = POLL_OVERLAP,
+    via: str = "poll",
+) -> PollResult:
+    """One poll of ``obj`` (see the module docstring)."""
+    with db.transaction() as session:
+        cursor = state_store.get_state(session, obj, now).poll_cursor or now
+    window = poll_window(cursor, now, overlap)
+    if window is None:
+        return PollResult(None)
+    ids, covered = replication.updated_ids(gateway, obj, *window)
+    LIVE_POLLS.labels(object=obj).inc()
+    with db.transaction() as session:
+        linked = linked_subscribed(session, ids)
+    hits = [
+        Hit(v.record_id, v.stamp, None, None, via)
+        for v in (replication.read_field(gateway, obj, sorted(linked), field) if linked else [])
+        if v.value is True
+    ]
+    with db.transaction() as session:
+        applied = apply_hits(
+            session, obj, hits, now, field=field, progress=Progress(poll_cursor=covered)
+        )
+    return PollResult(window, len(ids), applied, covered)

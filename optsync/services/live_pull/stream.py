@@ -1,0 +1,166 @@
+"""Consume one object's Change Data Capture stream until it ends.
+
+:func:`consume` reads a :class:`~optsync.salesforce.pubsub.Stream` answer by answer. For
+each answer it decodes the events, asks :func:`optsync.domain.live_pull.decide_event`
+what each means, re-reads the records of gap events (a Salesforce call made before the
+transaction opens), and applies the opt-outs and the answer's replay id in **one**
+transaction (:func:`~optsync.services.live_pull.handler.apply_hits`): the replay id is
+stored only with the opt-outs it follows. A keepalive (no events) stores its
+``latest_replay_id`` too. More events are requested whenever none are owed.
+
+It returns an :class:`Ending` that names the state machine's signal: an overflow or a
+rejected replay id (``REPLAY_LOST``: catch up by polling), the allocation used up, a
+failed stream, or a stop asked for by the worker (the lease is lost, the mode changed,
+the watchdog fired).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from optsync.domain.live_pull import Action, ChangeEvent, Signal, decide_event, decode_bitmap
+from optsync.metrics import LIVE_EVENTS, LIVE_GAPS, LIVE_LAG_SECONDS, LIVE_SKIPPED_OWN
+from optsync.salesforce import replication
+from optsync.salesforce.gateway import SalesforceGateway
+from optsync.salesforce.pubsub import Problem, PubSubError, Received, Stream
+from optsync.services.live_pull.handler import Hit, Progress, apply_hits
+from optsync.store import live_pull as state_store
+from optsync.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ending:
+    signal: Signal
+    detail: str
+    allocation_exhausted: bool = False
+
+
+def change_event(received: Received, field: str) -> ChangeEvent:
+    """The decision's view of a decoded event."""
+    payload = received.payload
+    header: dict[str, Any] = payload.get("ChangeEventHeader") or {}
+    names, nested = received.schema.names, received.schema.nested
+    return ChangeEvent(
+        entity=str(header.get("entityName") or ""),
+        record_ids=tuple(str(i) for i in header.get("recordIds") or ()),
+        change_type=str(header.get("changeType") or ""),
+        change_origin=header.get("changeOrigin"),
+        commit_timestamp_ms=int(header.get("commitTimestamp") or 0),
+        commit_user=header.get("commitUser"),
+        changed_fields=decode_bitmap(list(header.get("changedFields") or ()), names, nested),
+        field_value=payload.get(field),
+    )
+
+
+def consume(
+    db: Database,
+    gateway: SalesforceGateway,
+    stream: Stream,
+    obj: str,
+    field: str,
+    *,
+    clock: Callable[[], datetime],
+    stop: threading.Event,
+    lease_ok: Callable[[], bool],
+) -> Ending:
+    """Apply the stream's events until it ends (see the module docstring)."""
+    try:
+        for events, latest, pending in stream.responses():
+            if stop.is_set() or not lease_ok():
+                return Ending(Signal.STOP, "stopped")
+            overflow = _handle(db, gateway, obj, field, events, latest, clock())
+            if overflow:
+                return Ending(Signal.REPLAY_LOST, "Change Data Capture overflowed")
+            if pending == 0:
+                stream.request_more()
+    except PubSubError as exc:
+        if stop.is_set():
+            return Ending(Signal.STOP, "stopped")
+        if exc.problem is Problem.REPLAY_INVALID:
+            LIVE_GAPS.labels(object=obj, kind="replay_invalid").inc()
+            with db.transaction() as session:
+                state_store.forget_replay(session, obj, clock())
+            return Ending(Signal.REPLAY_LOST, "the stored replay id is no longer retained")
+        if exc.problem is Problem.ALLOCATION:
+            LIVE_GAPS.labels(object=obj, kind="allocation").inc()
+            return Ending(
+                Signal.REPLAY_LOST,
+                "the daily event delivery allocation is used up",
+                allocation_exhausted=True,
+            )
+        if exc.problem is Problem.TOPIC_UNAVAILABLE:
+            return Ending(Signal.TOPIC_UNAVAILABLE, f"CDC not enabled for {obj}")
+        if exc.problem is Problem.AUTH:
+            gateway.renew()
+        return Ending(Signal.STREAM_FAILED, str(exc)[:200])
+    if stop.is_set():
+        return Ending(Signal.STOP, "stopped")
+    return Ending(Signal.STREAM_FAILED, "the stream was closed")
+
+
+def _handle(
+    db: Database,
+    gateway: SalesforceGateway,
+    obj: str,
+    field: str,
+    events: list[Received],
+    latest: bytes,
+    now: datetime,
+) -> bool:
+    """Apply one answer; returns whether it held an overflow (catch up next)."""
+    hits: list[Hit] = []
+    reread: dict[str, tuple[datetime, str | None, bytes]] = {}
+    last_commit: datetime | None = None
+    overflow = False
+    for received in events:
+        LIVE_EVENTS.labels(object=obj).inc()
+        event = change_event(received, field)
+        commit_at = datetime.fromtimestamp(event.commit_timestamp_ms / 1000, UTC)
+        if event.commit_timestamp_ms:
+            last_commit = commit_at if last_commit is None else max(last_commit, commit_at)
+            LIVE_LAG_SECONDS.observe(max(0.0, (now - commit_at).total_seconds()))
+        action = decide_event(event, field)
+        if action is Action.APPLY:
+            hits.extend(
+                Hit(rid, commit_at, event.commit_user, received.replay_id, "cdc")
+                for rid in event.record_ids
+            )
+        elif action is Action.SKIP_OWN:
+            LIVE_SKIPPED_OWN.labels(object=obj).inc()
+        elif action is Action.REREAD:
+            LIVE_GAPS.labels(object=obj, kind="gap").inc()
+            for rid in event.record_ids:
+                reread[rid] = (commit_at, event.commit_user, received.replay_id)
+        elif action is Action.CATCH_UP:
+            LIVE_GAPS.labels(object=obj, kind="overflow").inc()
+            overflow = True
+    if reread:
+        for value in replication.read_field(gateway, obj, sorted(reread), field):
+            if value.value is True:
+                commit_at, user, replay = reread.get(value.record_id, (value.stamp, None, b""))
+                hits.append(Hit(value.record_id, commit_at, user, replay, "gap"))
+    replay_id = events[-1].replay_id if events else (latest or None)
+    with db.transaction() as session:
+        applied = apply_hits(
+            session,
+            obj,
+            hits,
+            now,
+            field=field,
+            progress=Progress(
+                replay_id=replay_id,
+                last_commit_at=last_commit,
+                poll_cursor=last_commit,
+                event_seen=bool(events),
+            ),
+        )
+    if applied:
+        log.info("applied Salesforce-side opt-outs", extra={"object": obj, "applied": applied})
+    return overflow

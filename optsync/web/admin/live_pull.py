@@ -1,0 +1,25 @@
+"""The Integrations tab's live-pull control and state lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from optsync.bootstrap import Context
+from optsync.services.live_pull.status import describe
+from optsync.services.sync_settings import get_settings
+from optsync.store import live_pull as state_store
+
+LIVE_PULL_LABELS = (
+    ("auto", "Automatic: Change Data Capture where enabled, polling otherwise"),
+    ("cdc", "Change Data Capture only"),
+    ("poll", "Polling only"),
+    ("off", "Off: only the nightly sync"),
+)
+
+
+def live_state_lines(ctx: Context, now: datetime) -> list[str]:
+    with ctx.db.transaction() as session:
+        settings = get_settings(session)
+        states = state_store.all_states(session)
+        _holder, expires = state_store.holder(session)
+    return describe(settings, states, expires, now)
