@@ -32,6 +32,8 @@ OBJECTS = (ACCOUNT, CONTACT, LEAD, USER, ORGANIZATION)
 DATA_OBJECTS = (ACCOUNT, CONTACT, LEAD)
 SALES_OPT_OUT = "Sales_Opt_Out__c"
 SALES_OPT_OUT_OBJECTS = (CONTACT, LEAD)
+CDC_OBJECTS = (CONTACT, LEAD)
+"""The entities Change Data Capture serves here (Pub/Sub API topics and change events)."""
 ORG_PREFIX = "00D"
 USER_PREFIX = "005"
 JOB_PREFIX = "750"

@@ -23,7 +23,7 @@ from typing import Any
 
 from optsync.emulator.pubsub.capture import ChangeCapture, RowChange, Writer
 from optsync.emulator.pubsub.schemas import EntitySchema, epoch_ms
-from optsync.emulator.schema import SALES_OPT_OUT_OBJECTS as CDC_OBJECTS
+from optsync.emulator.schema import CDC_OBJECTS
 
 ALL_CHANGES = "/data/ChangeEvents"
 DAY_S = 24 * 3600.0

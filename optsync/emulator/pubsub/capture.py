@@ -27,8 +27,7 @@ from typing import Any
 
 from optsync.emulator.auth import USER_ID
 from optsync.emulator.ids import new_id
-from optsync.emulator.schema import USER_PREFIX
-from optsync.emulator.schema import SALES_OPT_OUT_OBJECTS as CDC_OBJECTS
+from optsync.emulator.schema import CDC_OBJECTS, USER_PREFIX
 
 ADMIN_USER_ID = new_id(USER_PREFIX, 2, pod="5g")
 
