@@ -137,6 +137,7 @@ def settings_env(facts: Mapping[str, str]) -> dict[str, str]:
         "OPTSYNC_SF_PASSWORD": facts["password"],
         "OPTSYNC_SF_PRIVATE_KEY_FILE": facts["private_key_file"],
         "OPTSYNC_SF_CA_BUNDLE": facts["ca_bundle"],
+        **({"OPTSYNC_SF_PUBSUB_URL": facts["pubsub_url"]} if facts.get("pubsub_url") else {}),
     }
 
 
