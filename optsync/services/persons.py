@@ -281,7 +281,7 @@ def _upsert_rows(
                 report.rejected.append(
                     RowError(
                         row.line,
-                        f"salesforce_id: already linked to person {owner_id}",
+                        f"salesforce_id: already linked to person {owner_email}",
                         row.salesforce_id,
                     )
                 )
