@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-
 from sqlalchemy.orm import Session
 
 from optsync.cli.common import app_context, console, err_console, print_json

@@ -67,14 +67,14 @@ def test_sync_history_fits_80_columns_in_the_configured_zone(
 
 
 def test_import_of_a_missing_file_is_one_line_without_a_bar(cli_env, capsys, tmp_path):
-    code, out, err = optsync(capsys, "persons", "import", str(tmp_path / "nope.csv"))
+    code, _out, err = optsync(capsys, "persons", "import", str(tmp_path / "nope.csv"))
     assert code == 1
     assert not BAR.search(err), err
     assert len(err.strip().splitlines()) == 1 and "nope.csv" in err, err
 
 
 def test_unsubscribe_file_missing_is_one_line_without_a_bar(cli_env, capsys, tmp_path):
-    code, out, err = optsync(capsys, "unsubscribe", "--file", str(tmp_path / "nope.csv"))
+    code, _out, err = optsync(capsys, "unsubscribe", "--file", str(tmp_path / "nope.csv"))
     assert code == 1
     assert not BAR.search(err), err
     assert len(err.strip().splitlines()) == 1 and "nope.csv" in err, err
@@ -113,7 +113,7 @@ def test_up_on_a_busy_port_is_one_clear_line(cli_env, capsys):
 
 
 def test_schedule_more_often_than_hourly_warns(cli_env, capsys):
-    code, out, err = optsync(capsys, "settings", "set", "--schedule", "* * * * *")
+    code, _out, err = optsync(capsys, "settings", "set", "--schedule", "* * * * *")
     assert code == 0
     assert "warning" in err.lower() and "every minute" in err, err
     code, _, err = optsync(capsys, "settings", "set", "--schedule", "0 20 * * *")
@@ -159,7 +159,7 @@ def test_a_bad_address_is_a_sentence_naming_the_field_and_the_fix(cli_env, capsy
 def test_csv_rejections_are_sentences(cli_env, capsys, tmp_path):
     f = tmp_path / "s.csv"
     f.write_text("email\nok@example.com\nnope\n")
-    code, out, err = optsync(capsys, "unsubscribe", "--file", str(f))
+    code, _out, err = optsync(capsys, "unsubscribe", "--file", str(f))
     assert code == 1
     assert "line 3: email: 'nope' is not an email address: it has no @-sign. Write it" in err
     assert "An email address must" not in err
