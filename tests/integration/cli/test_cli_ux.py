@@ -200,3 +200,22 @@ def test_demo_names_an_optsync_that_runs_in_another_shell(monkeypatch, tmp_path)
 def test_readme_says_how_to_reach_optsync_from_another_shell():
     readme = (Path(__file__).parents[3] / "README.md").read_text()
     assert ".venv/bin/optsync" in readme and "source .venv/bin/activate" in readme
+
+
+# item 15: alembic's INFO lines do not clutter the demo
+
+
+def test_upgrading_under_the_demos_logging_prints_no_alembic_lines(tmp_path, capsys):
+    import logging
+
+    from optsync import logs
+
+    logging.getLogger("alembic").setLevel(logging.NOTSET)
+    logs.configure("logfmt")  # as `optsync demo` does before it upgrades its store
+    db = Database(f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()
+    err = capsys.readouterr().err
+    assert "alembic" not in err and "Running upgrade" not in err, err
