@@ -9,6 +9,7 @@ import typer
 from rich import box
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from sqlalchemy import select
 
 from optsync import logs
 from optsync.cli.common import (
@@ -22,6 +23,8 @@ from optsync.cli.common import (
 )
 from optsync.salesforce.gateway import Profile, open_gateway
 from optsync.services.sync_run import PHASES, history, run_sync
+from optsync.store.db import Database
+from optsync.store.models import Person
 
 app = typer.Typer(
     help="The nightly unsubscribe sync: run it now, list past runs.", no_args_is_help=True
@@ -68,20 +71,33 @@ def run(
             progress=_PhaseBars(bar),
         )
         zone = display_zone(ctx)
+        shown = report.get("failures", [])[:20]
+        emails = _emails(ctx.db, [f["person_id"] for f in shown if f["person_id"] is not None])
     if json_:
         print_json(report)
     else:
         console.print(report_table(report, zone))
-        for failure in report.get("failures", [])[:20]:
+        for failure in shown:
+            who = emails.get(failure["person_id"])
+            record = f"{who} ({failure['salesforce_id']})" if who else failure["salesforce_id"]
             err_console.print(
-                f"[red]{failure['code']}[/] {failure['salesforce_id']}: "
-                f"{failure['message']} — {failure['fix']}",
+                f"[red]{failure['code']}[/] {record}: {failure['message']} — {failure['fix']}",
                 highlight=False,
+                soft_wrap=True,
             )
     if report["status"] != "succeeded":
         if not json_:
             err_console.print(f"[red]error:[/] {report['error']}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _emails(db: Database, person_ids: list[int]) -> dict[int, str]:
+    """Persons are shown to people by address (logs never carry one)."""
+    if not person_ids:
+        return {}
+    with db.transaction() as session:
+        rows = session.execute(select(Person.id, Person.email).where(Person.id.in_(person_ids)))
+        return {int(pid): str(email) for pid, email in rows}
 
 
 def report_table(report: dict[str, Any], zone: ZoneInfo | None = None) -> Table:

@@ -219,3 +219,19 @@ def test_upgrading_under_the_demos_logging_prints_no_alembic_lines(tmp_path, cap
         db.dispose()
     err = capsys.readouterr().err
     assert "alembic" not in err and "Running upgrade" not in err, err
+
+
+# item 11: a sync's failed records name their person by address
+
+
+def test_sync_failures_name_the_person_by_address(cli_env, emu_settings, clock, capsys):
+    emu = emu_settings
+    db = Database(cli_env)
+    c = emu.seed(contacts=1)["contact_ids"]
+    emu.control("DELETE", f"records/{c[0]}")
+    add_persons(db, clock, [{"salesforce_id": c[0], "unsubscribed": True, "email": "x@ex.com"}])
+    db.dispose()
+    code, _out, err = optsync(capsys, "sync", "run")
+    assert code == 0, err
+    line = next(line for line in err.splitlines() if c[0] in line)
+    assert "x@ex.com" in line, err
