@@ -34,6 +34,7 @@ from optsync.salesforce.connection import (
     load_connection,
 )
 from optsync.services.salesforce_connection import save_tested, try_in_force
+from optsync.services.salesforce_setup import LINK_FIX, Check
 from optsync.services.sync_run import history
 from optsync.services.sync_settings import (
     SyncSettingsView,
@@ -41,7 +42,6 @@ from optsync.services.sync_settings import (
     update_settings,
     validate_changes,
 )
-from optsync.services.salesforce_setup import LINK_FIX, Check
 from optsync.store.models import Person, SalesforceConnection
 from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
@@ -131,7 +131,10 @@ def _unlinked_unsubscribed(ctx: Context) -> tuple[list[tuple[int, str]], int]:
     with ctx.db.transaction() as session:
         where = (Person.salesforce_id.is_(None), Person.unsubscribed.is_(True))
         rows = session.execute(
-            select(Person.id, Person.email).where(*where).order_by(Person.email).limit(NAMED_UNLINKED)
+            select(Person.id, Person.email)
+            .where(*where)
+            .order_by(Person.email)
+            .limit(NAMED_UNLINKED)
         ).all()
         total = session.scalar(select(func.count(Person.id)).where(*where)) or 0
     return [(int(i), str(e)) for i, e in rows], int(total)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -22,8 +22,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from optsync.bootstrap import Context
-from optsync.services.sync_settings import get_settings
 from optsync.security import hash_password, verify_password
+from optsync.services.sync_settings import get_settings
 from optsync.store.models import User
 from optsync.web.admin.auth import (
     end_session,

@@ -7,7 +7,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
-
 from sqlalchemy import select
 
 from optsync.bootstrap import Context

@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
 from optsync.salesforce.config import SETTING_OF
+from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
 from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
 from optsync.web.api.types import MAX_ID
 from optsync.web.errors import validation_error_json, validation_messages
@@ -56,8 +56,37 @@ def _fix_text(text: str | None) -> Markup:
     """A fix or detail sentence: `backticked` names become <code>, the rest is escaped."""
     parts = _CODE.split(text or "")
     return Markup("").join(
-        Markup("<code>{}</code>").format(p) if i % 2 else escape(p) for i, p in enumerate(parts)
+        Markup("<code>{}</code>").format(p) if i % 2 else _plain(p) for i, p in enumerate(parts)
     )
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def _address(email: str | None) -> Markup:
+    """An address that may break only after its "@" or before one of its dots, never
+    inside a word or at a hyphen: each piece keeps one line, ``<wbr>`` between them."""
+    local, at, domain = (email or "").partition("@")
+    if not at:
+        return Markup('<span class="address">{}</span>').format(email or "")
+    first, *rest = local.split(".")
+    labels = domain.split(".")
+    pieces = [first, *("." + part for part in rest)]
+    pieces[-1] += "@"
+    pieces += [labels[0], *("." + label for label in labels[1:])]
+    inner = Markup("<wbr>").join(Markup('<span class="nowrap">{}</span>').format(p) for p in pieces)
+    return Markup('<span class="address">') + inner + Markup("</span>")
+
+
+def _plain(text: str) -> Markup:
+    """Escaped text with every address in it kept whole (``_address``)."""
+    out, last = [], 0
+    for m in _EMAIL.finditer(text):
+        out.append(escape(text[last : m.start()]))
+        out.append(_address(m.group(0)))
+        last = m.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
 
 
 def _number(value: int | float | None) -> str:
@@ -130,7 +159,16 @@ def _who(actor: str | None, person: Any = None) -> str:
 
 
 TEMPLATES.env.filters["who"] = _who
-TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["address"] = _address
+TEMPLATES.env.filters["plain"] = _plain
+
+
+def _when_html(value: datetime | str | None, tz: str = "UTC") -> Markup:
+    """``_when`` on a page: one line, never broken at its hyphens."""
+    return Markup('<span class="nowrap">{}</span>').format(_when(value, tz))
+
+
+TEMPLATES.env.filters["when"] = _when_html
 TEMPLATES.env.filters["fixtext"] = _fix_text
 TEMPLATES.env.filters["number"] = _number
 TEMPLATES.env.filters["seconds"] = _seconds
