@@ -65,6 +65,8 @@ def demo(
             field="--emulator-port",
             fix="Pick another port, or 0.",
         ) from None
+    # the worker's live pull subscribes to this emulator's Pub/Sub API, not Salesforce's
+    settings = settings.model_copy(update={"sf_pubsub_url": emu.pubsub_url})
     try:
         ctx = open_context(settings, require_schema=False)
         ctx.db.upgrade()

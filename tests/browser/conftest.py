@@ -97,6 +97,7 @@ def live(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         database_url=url,
         secret_key="browser-tests",
         base_url=f"http://127.0.0.1:{port}",
+        sf_pubsub_url=emulator.pubsub_url,
     )
     ctx = Context(settings=settings, db=db)
     with db.transaction() as s:

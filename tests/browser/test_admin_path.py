@@ -41,7 +41,7 @@ def test_a_new_admin_sets_up_the_sync_and_runs_it(live, new_page):
     page.get_by_label("Sales Opt Out API name").fill("Sales_Opt_Out__c")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status").filter(has_text="Settings saved.")).to_be_visible()
-    checks = page.locator("ul.checks")
+    checks = page.get_by_role("region", name="Setup checks").locator("ul.checks")
     expect(checks).to_contain_text("Sales_Opt_Out__c on Contact")
     expect(checks).to_contain_text("Sales_Opt_Out__c on Lead")
     expect(page.locator(".next-run")).to_contain_text("America/Los_Angeles")
