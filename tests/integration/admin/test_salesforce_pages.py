@@ -191,3 +191,29 @@ def test_save_tests_first_and_keeps_the_stored_connection_when_the_test_fails(
     with ctx.db.transaction() as s:
         stored = load_connection(s, ctx.settings.resolved_secret_key)
     assert stored is not None and stored.client_secret == emu.client_secret
+
+
+def test_a_second_integrations_view_within_the_cache_window_calls_salesforce_not_at_all(
+    admin_client, emu, clock
+):
+    assert _connect(admin_client, emu).status_code == 303
+    calls = lambda: emu.control("GET", "counters")["total"]  # noqa: E731
+    before = calls()
+    first = admin_client.get(f"{TAB}?tab=integrations").text
+    assert "Checked just now" in first and 'state-pushed">✓ Pass' in first
+    after_first = calls()
+    assert after_first > before  # the checks asked Salesforce once
+    clock.advance(minutes=4)
+    second = admin_client.get(f"{TAB}?tab=integrations").text
+    assert calls() == after_first  # the cached checks, no API call
+    assert "Checked 4 minutes ago" in second and 'state-pushed">✓ Pass' in second
+    # Re-check asks again, now
+    r = post_form(admin_client, f"{TAB}/integrations/checks", {})
+    assert r.status_code == 303
+    third = admin_client.get(r.headers["location"]).text
+    assert calls() > after_first and "Checked just now" in third
+    # past the 15 minutes the page asks again by itself
+    settled = calls()
+    clock.advance(minutes=16)
+    assert "Checked just now" in admin_client.get(f"{TAB}?tab=integrations").text
+    assert calls() > settled
