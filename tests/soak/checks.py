@@ -57,6 +57,7 @@ class LedgerRow:
     kind: str
     source: str
     created_at: datetime
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,11 @@ def read_store(db: Database) -> Snapshot:
             )
         ledger: dict[int, list[LedgerRow]] = defaultdict(list)
         for r in conn.execute(
-            text("SELECT id, person_id, kind, source, created_at FROM ledger ORDER BY id")
+            text("SELECT id, person_id, kind, source, created_at, actor FROM ledger ORDER BY id")
         ):
-            ledger[r.person_id].append(LedgerRow(r.id, r.kind, r.source, _utc(r.created_at)))
+            ledger[r.person_id].append(
+                LedgerRow(r.id, r.kind, r.source, _utc(r.created_at), r.actor)
+            )
         runs = []
         for r in conn.execute(
             text(
@@ -353,6 +356,77 @@ def check_field_in_force(
         if not took:
             broken.append(f"no push wrote {sf_field} after the switch at {start}")
         checked["inv8_switches_took_effect"] += 1
+    return broken
+
+
+LIVE_ACTOR = "salesforce live pull"
+"""The ledger actor of the live pull's unsubscribes (``services/live_pull/handler.py``)."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A Salesforce user ticked Email Opt Out on ``record_id`` at ``at``; ``person_id``
+    was linked to that record then (None: nobody), already unsubscribed or not."""
+
+    record_id: str
+    person_id: int | None
+    at: datetime
+    was_unsubscribed: bool
+
+
+def check_live_opt_outs(
+    snap: Snapshot,
+    ticks: Iterable[Tick],
+    timeline: FieldTimeline,
+    *,
+    settle: timedelta,
+    checked: Counter[str],
+) -> list[str]:
+    """Invariant 9: every Salesforce-side opt-out on a record linked to a known person is
+    applied here before the final sync (live, or by a sync run of the soak's own).
+
+    Left out, and counted: records nobody was linked to, a person relinked since, records
+    deleted or converted since (the live pull reads neither; the nightly sync follows
+    conversions), a tick while another field was in force or within ``settle`` before a
+    switch (its event may be judged by the next field), a person re-subscribed since."""
+    broken = []
+    for t in ticks:
+        p = snap.persons.get(t.person_id) if t.person_id is not None else None
+        rec = snap.remote.get(t.record_id, {})
+        if p is None:
+            checked["inv9_not_linked"] += 1
+            continue
+        if p.salesforce_id != t.record_id:
+            checked["inv9_relinked_since"] += 1
+            continue
+        if rec.get("IsDeleted") or rec.get("IsConverted"):
+            checked["inv9_deleted_or_converted_since"] += 1
+            continue
+        near = any(t.at <= before <= t.at + settle for before, _, _ in timeline.switches)
+        if timeline.at(t.at) != EMAIL or near:
+            checked["inv9_near_a_field_switch"] += 1
+            continue
+        entries = snap.ledger.get(p.id, [])
+        if any(e.kind == "resubscribe" and e.created_at >= t.at for e in entries):
+            checked["inv9_resubscribed_since"] += 1
+            continue
+        checked["inv9_salesforce_opt_outs_checked"] += 1
+        if not p.unsubscribed:
+            broken.append(
+                f"person {p.id}: Email Opt Out ticked on {t.record_id} at {t.at:%H:%M:%S.%f} "
+                f"is not applied here before the final sync "
+                f"(ledger {[(e.kind, e.source, e.actor) for e in entries]})"
+            )
+        elif t.was_unsubscribed:
+            checked["inv9_already_unsubscribed"] += 1
+        else:
+            last = [e for e in entries if e.kind == "unsubscribe"][-1]
+            if last.actor == LIVE_ACTOR:
+                checked["inv9_applied_by_live_pull"] += 1
+            elif last.source == "salesforce":
+                checked["inv9_applied_by_a_sync"] += 1
+            else:
+                checked["inv9_unsubscribed_otherwise"] += 1
     return broken
 
 
