@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from optsync.services.sync.push_phase import SENT_BY_RUN
 from optsync.store.db import Database
 
 EMAIL, SALES = "HasOptedOutOfEmail", "Sales_Opt_Out__c"
@@ -49,6 +50,7 @@ class PushRow:
     code: str | None
     fix: str | None
     sent_at: datetime | None
+    sent_by_run: int | None = None  # a push a sync run made (and recorded), not a worker
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,21 @@ def read_store(db: Database) -> Snapshot:
         pushes: dict[int, list[PushRow]] = defaultdict(list)
         for r in conn.execute(
             text(
-                "SELECT id, person_id, state, field, target_id, last_error_code, fix, sent_at "
-                "FROM outbox ORDER BY id"
+                "SELECT id, person_id, state, field, target_id, last_error_code, fix, sent_at, "
+                "claimed_by FROM outbox ORDER BY id"
             )
         ):
+            by = r.claimed_by or ""
             pushes[r.person_id].append(
                 PushRow(
-                    r.id, r.state, r.field, r.target_id, r.last_error_code, r.fix, _utc(r.sent_at)
+                    r.id,
+                    r.state,
+                    r.field,
+                    r.target_id,
+                    r.last_error_code,
+                    r.fix,
+                    _utc(r.sent_at),
+                    int(by[len(SENT_BY_RUN) :]) if by.startswith(SENT_BY_RUN) else None,
                 )
             )
         ledger: dict[int, list[LedgerRow]] = defaultdict(list)
@@ -321,9 +331,18 @@ def check_field_in_force(
     """Invariant 8: a push (and a sync run) writes the field in force when it was made, and
     after each switch the new field was actually written."""
     broken = []
+    run_fields = {run.id: run.field for run in snap.runs}
     for rows in snap.pushes.values():
         for r in rows:
             if r.state != "sent" or r.sent_at is None:
+                continue
+            if r.sent_by_run is not None:  # a sync run writes the field of its start
+                if r.field != run_fields.get(r.sent_by_run):
+                    broken.append(
+                        f"push {r.id} made by run #{r.sent_by_run} wrote {r.field}, but the "
+                        f"run synced {run_fields.get(r.sent_by_run)}"
+                    )
+                checked["inv8_sync_pushes_wrote_the_runs_field"] += 1
                 continue
             expected = timeline.at(r.sent_at)
             if expected is None:
@@ -343,17 +362,20 @@ def check_field_in_force(
             )
         checked["inv8_runs_field_checked"] += expected is not None
     for start, until, sf_field in timeline.windows():
-        took = [
+        sent = [
             r
             for rows in snap.pushes.values()
             for r in rows
             if r.state == "sent"
             and r.sent_at
+            and r.sent_by_run is None
             and r.sent_at >= start
             and (until is None or r.sent_at <= until)
-            and r.field == sf_field
         ]
-        if not took:
+        if not sent:  # no push at all in the window (a loaded machine, the end of traffic)
+            checked["inv8_switch_windows_without_pushes"] += 1
+            continue
+        if not any(r.field == sf_field for r in sent):
             broken.append(f"no push wrote {sf_field} after the switch at {start}")
         checked["inv8_switches_took_effect"] += 1
     return broken

@@ -138,6 +138,22 @@ def test_field_timeline_and_pushes_of_the_wrong_field():
     assert checks.check_field_in_force(snap, t, Counter()) == []
 
 
+def test_a_sync_runs_pushes_are_judged_by_the_runs_field_and_empty_windows_skipped():
+    t = FieldTimeline(initial=EMAIL, grace=timedelta(seconds=5))
+    t.switches.append((NOW, NOW + timedelta(seconds=1), SALES))
+    late = NOW + timedelta(seconds=30)
+    run = checks.RunRow(7, "succeeded", EMAIL, None, NOW - timedelta(minutes=1), late, {})
+    made_by_run = checks.PushRow(1, "sent", EMAIL, SID, None, None, late, sent_by_run=7)
+    snap = checks.Snapshot(persons={}, ledger={}, runs=[run], pushes={1: [made_by_run]})
+    seen: Counter[str] = Counter()
+    # the run started before the switch and synced Email Opt Out: its push is right, and
+    # a window in which no worker pushed anything proves nothing either way
+    assert checks.check_field_in_force(snap, t, seen) == []
+    assert seen["inv8_switch_windows_without_pushes"] == 1
+    snap.pushes[1] = [checks.PushRow(1, "sent", SALES, SID, None, None, late, sent_by_run=7)]
+    assert any("made by run #7" in b for b in checks.check_field_in_force(snap, t, Counter()))
+
+
 @pytest.mark.parametrize(
     ("rc", "stdout", "stderr", "outcome"),
     [

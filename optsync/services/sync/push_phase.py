@@ -45,6 +45,8 @@ SyncAttempt = Attempt[int | None]
 SyncFailed = Failed[SyncAttempt]
 
 RECORD_CHUNK = 1_000
+SENT_BY_RUN = "sync run #"
+"""``outbox.claimed_by`` of a push a sync run made (followed by the run's id)."""
 """Sent pushes per INSERT when a run records what it set."""
 
 
@@ -130,6 +132,8 @@ class PushPhase:
                 "next_attempt_at": now,
                 "field": self.field,
                 "target_id": sf,
+                # who sent it: a settled worker push has none, a sync run's push its run
+                "claimed_by": f"{SENT_BY_RUN}{self.run_id}",
                 "created_at": now,
                 "sent_at": now,
                 "settled_at": now,
