@@ -47,6 +47,15 @@ BENCHES = [
         [["bench/push_bench.py"]] + ([["bench/push_bench.py", "--postgres-url", PG]] if PG else []),
     ),
     (
+        "realtime",
+        "Live pull: a Salesforce-side opt-out → unsubscribed in optsync (100 ms per API call)",
+        "CDC p50 ≤ 1 s, p99 ≤ 3 s; poll p99 ≤ 90 s at 60 s; CDC idle ≤ 5 API calls/hour; "
+        "a 10,000 burst lands completely and the nightly run after it changes nothing",
+        "nightly-only pull: up to 24 h; polling every minute: 120 calls/hour idle",
+        [["bench/realtime_bench.py"]]
+        + ([["bench/realtime_bench.py", "--postgres-url", PG]] if PG else []),
+    ),
+    (
         "api",
         "Public one-click endpoint and suppression checks",
         "≥ 500 one-click POSTs/s with p99 < 50 ms; 10,000-email suppression check < 200 ms",
@@ -70,6 +79,7 @@ HEADLINES = {
     "import": ("first import",),
     "emulator": ("seed ", "bulk query"),
     "push": ("emulator latency", "steady", "burst API calls", "burst of"),
+    "realtime": ("cdc steady", "cdc burst", "cdc idle", "poll every", "nightly sync"),
     "api": ("SQLite:", "PostgreSQL:", "open loop", "closed loop", "check of 10,000"),
     "nightly": ("== ", "first run", "second run changes", "extrapolated"),
 }

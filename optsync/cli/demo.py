@@ -19,7 +19,7 @@ from rich.console import Console
 
 from optsync import logs
 from optsync.bootstrap import Context, open_context
-from optsync.cli.common import err_console
+from optsync.cli.common import check_port_free, err_console, optsync_command
 from optsync.errors import UsageError
 
 DEMO_FILE = "demo.json"
@@ -43,6 +43,7 @@ def demo(
     from optsync.emulator import EmulatorOptions, run_emulator
     from optsync.settings import load_settings
 
+    check_port_free("127.0.0.1", port)
     settings = load_settings()
     logs.configure(settings.log_format)
     data_dir = settings.ensure_data_dir()
@@ -175,10 +176,11 @@ def _serve(ctx: Context, emu, port: int, state: dict[str, str]) -> None:  # type
             f"application/json' -d '{{\"HasOptedOutOfEmail\": true}}' "
             f"{emu.control_url}/records/{other.salesforce_id}"
         )
+    cmd = optsync_command()
     console.print(
-        f"3. Turn the sync on and run it now (another shell):\n"
+        f"3. Turn the sync on and run it now (another shell, in this directory):\n"
         f"   export OPTSYNC_DATA_DIR={data}\n"
-        f"   optsync settings set --sync-enabled true && optsync sync run\n"
+        f"   {cmd} settings set --sync-enabled true && {cmd} sync run\n"
         f"   ({other.email if other else 'the Lead'} is now unsubscribed here too)"
     )
     console.print("\nCtrl-C stops everything; running `optsync demo` again reuses the data.")

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import typer
 
-from optsync.cli.common import app_context, console, count_data_lines, err_console, progress_bar
+from optsync.cli.common import (
+    app_context,
+    console,
+    count_data_lines,
+    csv_rows,
+    err_console,
+    progress_bar,
+)
 from optsync.domain.optout import Source
 from optsync.errors import UsageError
 from optsync.services import optouts
 from optsync.services.bulk_unsubscribes import unsubscribe_many
-from optsync.services.persons import read_csv
 
 
 def _actor() -> str:
@@ -54,9 +60,10 @@ def unsubscribe(
                     new += result.changed
                     existing += not result.changed
         if file is not None:
+            rows = csv_rows(file)
             with progress_bar("Unsubscribing") as bar:
                 task = bar.add_task("Unsubscribing", total=count_data_lines(file))
-                for batch in _batches(read_csv(file), FILE_BATCH):
+                for batch in _batches(rows, FILE_BATCH):
                     report = unsubscribe_many(
                         ctx.db,
                         [email for _line, email in batch],
@@ -74,7 +81,7 @@ def unsubscribe(
                     bar.advance(task, len(batch))
     console.print(f"{new} unsubscribed, {existing} already unsubscribed.")
     for message in errors:
-        err_console.print(f"[red]rejected[/] {message}")
+        err_console.print(f"[red]rejected[/] {message}", highlight=False, soft_wrap=True)
     if errors:
         raise typer.Exit(1)
 

@@ -8,8 +8,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from optsync.cli.common import app_context, console, count_data_lines, err_console, progress_bar
-from optsync.services.persons import import_persons, read_csv
+from optsync.cli.common import (
+    app_context,
+    console,
+    count_data_lines,
+    csv_rows,
+    err_console,
+    progress_bar,
+)
+from optsync.services.persons import import_persons
 
 app = typer.Typer(help="Persons: import from CSV, pull from Salesforce.", no_args_is_help=True)
 
@@ -29,7 +36,7 @@ def import_(
     started = time.perf_counter()
     with app_context() as ctx:
         total = count_data_lines(file)
-        rows = read_csv(file)
+        rows = csv_rows(file)
         with progress_bar("Importing") as bar:
             task = bar.add_task(f"Importing {file.name}", total=total)
             report = import_persons(
@@ -49,7 +56,7 @@ def import_(
         table.add_row(label, str(value))
     console.print(table)
     for err in report.rejected[:MAX_LISTED_ERRORS]:
-        err_console.print(f"[red]line {err.line}[/]: {err.reason}")
+        err_console.print(f"[red]line {err.line}[/]: {err.reason}", highlight=False, soft_wrap=True)
     if len(report.rejected) > MAX_LISTED_ERRORS:
         err_console.print(f"... and {len(report.rejected) - MAX_LISTED_ERRORS} more rejected rows")
     if report.rejected:

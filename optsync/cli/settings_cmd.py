@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime, timedelta
+
 import typer
 from rich.table import Table
 
-from optsync.cli.common import app_context, console, print_json
+from optsync.cli.common import app_context, console, err_console, print_json
+from optsync.domain.schedule import next_run
 from optsync.services import sync_settings
 
 app = typer.Typer(help="Unsubscribe-sync settings.", no_args_is_help=True)
@@ -35,6 +39,31 @@ def show(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
         print_json(view.as_dict())
     else:
         _show(view)
+
+
+def _gap_words(gap: timedelta) -> str:
+    minutes = int(gap.total_seconds() // 60)
+    if minutes <= 1:
+        return "every minute"
+    return f"every {minutes} minutes"
+
+
+def warn_if_frequent(view: sync_settings.SyncSettingsView, now: datetime) -> None:
+    """The sync reads every opted-out record on both sides: meant nightly, it is accepted
+    at any rate, but a schedule firing more often than hourly gets a warning line."""
+    runs = [now]
+    for _ in range(24):
+        runs.append(next_run(view.schedule, view.timezone, runs[-1]))
+    gap = min(b - a for a, b in itertools.pairwise(runs[1:]))
+    if gap < timedelta(hours=1):
+        err_console.print(
+            f"[yellow]warning:[/] --schedule '{view.schedule}' runs the sync {_gap_words(gap)}; "
+            "each run reads every opted-out record in Salesforce, and real-time pushes and "
+            "live pull already carry single changes. A nightly time such as '0 20 * * *' "
+            "is usual.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("set")
@@ -74,6 +103,9 @@ def set_(
             changes[key] = value
     with app_context() as ctx, ctx.db.transaction() as session:
         view = sync_settings.update_settings(session, changes, actor="cli", now=ctx.clock())
+        now = ctx.clock()
+    if schedule is not None:
+        warn_if_frequent(view, now)
     if json_:
         print_json(view.as_dict())
     else:

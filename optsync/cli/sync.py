@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from sqlalchemy import select
 
 from optsync import logs
-from optsync.cli.common import app_context, console, err_console, print_json, progress_bar
+from optsync.cli.common import (
+    app_context,
+    console,
+    display_zone,
+    err_console,
+    local_time,
+    print_json,
+    progress_bar,
+)
 from optsync.salesforce.gateway import Profile, open_gateway
 from optsync.services.sync_run import PHASES, history, run_sync
+from optsync.store.db import Database
+from optsync.store.models import Person
 
 app = typer.Typer(
     help="The nightly unsubscribe sync: run it now, list past runs.", no_args_is_help=True
@@ -57,15 +70,20 @@ def run(
             dry_run=dry_run,
             progress=_PhaseBars(bar),
         )
+        zone = display_zone(ctx)
+        shown = report.get("failures", [])[:20]
+        emails = _emails(ctx.db, [f["person_id"] for f in shown if f["person_id"] is not None])
     if json_:
         print_json(report)
     else:
-        console.print(report_table(report))
-        for failure in report.get("failures", [])[:20]:
+        console.print(report_table(report, zone))
+        for failure in shown:
+            who = emails.get(failure["person_id"])
+            record = f"{who} ({failure['salesforce_id']})" if who else failure["salesforce_id"]
             err_console.print(
-                f"[red]{failure['code']}[/] {failure['salesforce_id']}: "
-                f"{failure['message']} — {failure['fix']}",
+                f"[red]{failure['code']}[/] {record}: {failure['message']} — {failure['fix']}",
                 highlight=False,
+                soft_wrap=True,
             )
     if report["status"] != "succeeded":
         if not json_:
@@ -73,14 +91,25 @@ def run(
         raise typer.Exit(1)
 
 
-def report_table(report: dict[str, Any]) -> Table:
+def _emails(db: Database, person_ids: list[int]) -> dict[int, str]:
+    """Persons are shown to people by address (logs never carry one)."""
+    if not person_ids:
+        return {}
+    with db.transaction() as session:
+        rows = session.execute(select(Person.id, Person.email).where(Person.id.in_(person_ids)))
+        return {int(pid): str(email) for pid, email in rows}
+
+
+def report_table(report: dict[str, Any], zone: ZoneInfo | None = None) -> Table:
+    """The run report for people: times in ``zone`` (the sync settings' zone)."""
+    zone = zone or ZoneInfo("UTC")
     kind = "Dry run" if report["dry_run"] else "Sync run"
     table = Table(title=f"{kind} #{report['id']} — {report['status']}", show_header=False)
     would = " (would)" if report["dry_run"] else ""
     rows: list[tuple[str, Any]] = [
         ("field", report["field"]),
         ("trigger", report["trigger"]),
-        ("started", report["started_at"]),
+        ("started", local_time(report["started_at"], zone)),
         ("duration", f"{report['duration_s']} s" if report["duration_s"] is not None else "-"),
         ("opted out in Salesforce", f"{report['remote_opted_out']:,}"),
         ("unsubscribed here", f"{report['local_unsubscribed']:,}"),
@@ -106,37 +135,56 @@ def history_(
     """Past runs, newest first."""
     with app_context() as ctx:
         runs = history(ctx.db, limit)
+        zone = display_zone(ctx)
     if json_:
         print_json(runs)
         return
-    table = Table(title="Sync runs")
-    for column in (
-        "id",
-        "trigger",
-        "dry run",
-        "status",
-        "started",
-        "duration",
-        "pulled",
-        "pushed",
-        "failed",
-        "API calls",
+    console.print(history_table(runs, zone))
+
+
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
+def history_table(runs: list[dict[str, Any]], zone: ZoneInfo) -> Table:
+    """Past runs in 80 columns: one line per run, times in ``zone``, no inner borders."""
+    table = Table(
+        title="Sync runs",
+        caption=f"times in {zone.key}; --json for every field",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column, right in (
+        ("run", True),
+        ("started", False),
+        ("kind", False),
+        ("status", False),
+        ("took", True),
+        ("pulled", True),
+        ("pushed", True),
+        ("failed", True),
+        ("API", True),
     ):
-        table.add_column(column)
+        table.add_column(column, justify="right" if right else "left", no_wrap=True)
     for r in runs:
+        # a dry run is always started by hand; the scheduler never dry-runs
+        kind = "dry run" if r["dry_run"] else r["trigger"]
         table.add_row(
             str(r["id"]),
-            r["trigger"],
-            "yes" if r["dry_run"] else "",
+            local_time(r["started_at"], zone, short=True),
+            kind,
             r["status"],
-            str(r["started_at"]),
-            f"{r['duration_s']} s" if r["duration_s"] is not None else "-",
-            str(r["pulled"]),
-            str(r["pushed"]),
-            str(sum(r["failed"].values())),
-            str(r["api_calls"]),
+            _took(r["duration_s"]),
+            f"{r['pulled']:,}",
+            f"{r['pushed']:,}",
+            f"{sum(r['failed'].values()):,}",
+            f"{r['api_calls']:,}",
         )
-    console.print(table)
+    return table
 
 
 __all__ = ["PHASES", "app"]

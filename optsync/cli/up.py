@@ -7,6 +7,7 @@ import uvicorn
 
 from optsync import logs
 from optsync.bootstrap import open_context
+from optsync.cli.common import check_port_free
 from optsync.web.asgi import UVICORN_OPTIONS, serving_app
 from optsync.worker.runner import Worker
 
@@ -17,6 +18,7 @@ def up(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Web app + push worker + scheduler in one process (a small team on SQLite)."""
+    check_port_free(host, port)
     ctx = open_context()
     logs.configure(ctx.settings.log_format, verbose=verbose)
     worker = Worker(ctx)

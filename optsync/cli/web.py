@@ -7,6 +7,7 @@ import uvicorn
 
 from optsync import logs, metrics
 from optsync.bootstrap import open_context
+from optsync.cli.common import check_port_free
 from optsync.web.asgi import UVICORN_OPTIONS, serving_app
 
 
@@ -22,6 +23,7 @@ def serve(
     ),
 ) -> None:
     """Run the web app with uvicorn (behind a proxy, terminate TLS there)."""
+    check_port_free(host, port)
     ctx = open_context()  # refuse bad settings or an old schema before anything starts
     logs.configure(ctx.settings.log_format)
     # uvicorn applies the same configuration in every process it starts

@@ -54,6 +54,14 @@ def worker(
         min=1.0,
         help="Longest wait between retries of a failing push (exponential backoff cap).",
     ),
+    push_loops: int = typer.Option(
+        2,
+        "--push-loops",
+        min=1,
+        max=8,
+        help="Push loops in this worker: while one loop's Salesforce call is in flight, "
+        "another sends what arrived meanwhile.",
+    ),
     metrics_port: int | None = typer.Option(
         None,
         "--metrics-port",
@@ -72,6 +80,7 @@ def worker(
             ctx,
             schedule=not no_schedule,
             poll_s=poll_seconds,
+            push_loops=push_loops,
             lease=timedelta(seconds=lease_seconds),
             policy=RetryPolicy(
                 cap_s=max_backoff_seconds, daily_limit_pause_s=daily_limit_pause_seconds

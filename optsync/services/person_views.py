@@ -4,6 +4,11 @@ The push state is read from the person's latest outbox row, because that row is 
 truth of what the worker did: ``pending`` (queued or being sent), ``pushed``, ``failed``
 (with the Salesforce code, message and the fix) or ``not_linked`` (waits for a Salesforce
 id). A person who was never unsubscribed has no push.
+
+A sync run that sets the field records each record it set as a sent push
+(:mod:`optsync.services.sync.push_phase`), so ``push`` and ``pushes`` show it too:
+``pushes`` lists the person's pushes newest first (at most :data:`MAX_PUSHES`), each with
+the record it reached (``target_id``), for the person page.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ PUSH_STATES = {
 }
 
 
+MAX_PUSHES = 50
+
+
 @dataclass(frozen=True)
 class PushView:
     state: str
@@ -36,6 +44,7 @@ class PushView:
     code: str | None
     message: str | None
     fix: str | None
+    target_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,17 +62,10 @@ class PersonView:
     created_at: datetime
     updated_at: datetime
     push: PushView | None
+    pushes: tuple[PushView, ...] = ()
 
 
-def latest_push(session: Session, person_id: int) -> PushView | None:
-    row = session.scalars(
-        select(OutboxPush)
-        .where(OutboxPush.person_id == person_id)
-        .order_by(OutboxPush.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
+def _push_view(row: OutboxPush) -> PushView:
     failed = row.state == "failed"
     return PushView(
         state=PUSH_STATES[row.state],
@@ -74,10 +76,28 @@ def latest_push(session: Session, person_id: int) -> PushView | None:
         code=row.last_error_code if failed else None,
         message=row.last_error_message if failed else None,
         fix=row.fix if failed else None,
+        target_id=row.target_id,
     )
 
 
+def pushes_of(session: Session, person_id: int, limit: int = MAX_PUSHES) -> list[PushView]:
+    """The person's pushes, newest first: the worker's and those a sync run made."""
+    rows = session.scalars(
+        select(OutboxPush)
+        .where(OutboxPush.person_id == person_id)
+        .order_by(OutboxPush.id.desc())
+        .limit(limit)
+    )
+    return [_push_view(row) for row in rows]
+
+
+def latest_push(session: Session, person_id: int) -> PushView | None:
+    latest = pushes_of(session, person_id, limit=1)
+    return latest[0] if latest else None
+
+
 def view_of(session: Session, person: Person) -> PersonView:
+    pushes = pushes_of(session, person.id)
     return PersonView(
         id=person.id,
         email=person.email,
@@ -91,7 +111,8 @@ def view_of(session: Session, person: Person) -> PersonView:
         resubscribed_at=person.resubscribed_at,
         created_at=person.created_at,
         updated_at=person.updated_at,
-        push=latest_push(session, person.id),
+        push=pushes[0] if pushes else None,
+        pushes=tuple(pushes),
     )
 
 

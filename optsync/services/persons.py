@@ -276,12 +276,12 @@ def _upsert_rows(
     relinked: list[int] = []
     for row in rows:
         if row.salesforce_id and row.salesforce_id in owners:
-            owner_id, owner_email = owners[row.salesforce_id]
+            _owner_id, owner_email = owners[row.salesforce_id]
             if owner_email != row.email:
                 report.rejected.append(
                     RowError(
                         row.line,
-                        f"salesforce_id: already linked to person {owner_id}",
+                        f"salesforce_id: already linked to person {owner_email}",
                         row.salesforce_id,
                     )
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from optsync import __version__
@@ -59,6 +60,18 @@ def create_app(ctx: Context, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI
     app.include_router(health.router)
     app.include_router(api_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_api_route("/", _root, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route("/favicon.ico", _favicon, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_middleware(RequestGuards, max_body_bytes=max_body_bytes)
     install_admin(app, ctx)
     return app
+
+
+def _root() -> RedirectResponse:
+    """The address ``optsync up`` prints leads to the admin pages (sign-in first)."""
+    return RedirectResponse("/settings", status_code=307)
+
+
+def _favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links: the same icon, no 404."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")

@@ -78,6 +78,8 @@ class ObjectPull:
     next_poll: datetime | None = None
     poll_until: datetime | None = None
     """After a LATEST subscribe: poll until a window has covered this instant."""
+    synced_field: str | None = None
+    """The synced field the open stream applies; a switch reopens the stream."""
     stopped: threading.Event = field(default_factory=threading.Event)
 
 
@@ -215,6 +217,10 @@ class LivePull:
         if mode is Mode.POLL:
             self._end_stream(pull)
             self._signal(pull, Signal.START, mode, None)
+        elif pull.thread is not None and pull.synced_field != field_name:
+            # the synced field was switched: reopen after the stored replay id with it
+            self._end_stream(pull)
+            self._signal(pull, Signal.START, mode, None)
         elif pull.thread is not None:
             self._watch(pull, mode, now)
         elif pull.status is Status.CATCHING_UP:
@@ -282,6 +288,7 @@ class LivePull:
         if state.replay_id is None:
             pull.poll_until = now
         pull.stream = stream
+        pull.synced_field = field_name
         pull.ending = None
         pull.stopped = threading.Event()
         stopped = pull.stopped

@@ -4,6 +4,7 @@ live-pull lease)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -34,6 +35,9 @@ class Worker:
 
     ctx: Context
     poll_s: float = 1.0
+    # push loops in this worker: a second loop claims what arrives while the first one's
+    # call is in flight, so a steady trickle never waits for the previous call to return
+    push_loops: int = 2
     schedule: bool = True
     live_pull: bool = True
     lease: timedelta = DEFAULT_LEASE
@@ -43,19 +47,27 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.gateways = GatewayProvider(self.ctx)
-        self.pusher = Pusher(
-            self.ctx.db,
-            self.gateways,
-            worker=worker_name(),
-            clock=self.ctx.clock,
-            lease=self.lease,
-            policy=self.policy,
-        )
+        name = worker_name()
+        self.pushers = [
+            Pusher(
+                self.ctx.db,
+                self.gateways,
+                # each loop settles only its own claims, so each has a name of its own
+                worker=name if n == 0 else f"{name}/{n}",
+                clock=self.ctx.clock,
+                lease=self.lease,
+                policy=self.policy,
+            )
+            for n in range(max(1, self.push_loops))
+        ]
+        self.pusher = self.pushers[0]
 
     def start(self) -> None:
-        self._spawn(
-            "optsync-push", lambda: run_push_loop(self.pusher, self.stop_event, poll_s=self.poll_s)
-        )
+        for n, pusher in enumerate(self.pushers):
+            self._spawn(
+                f"optsync-push-{n}",
+                functools.partial(run_push_loop, pusher, self.stop_event, poll_s=self.poll_s),
+            )
         if self.ctx.db.dialect == "postgresql":
             listener = PostgresListener(self.ctx.db.url, self.stop_event)
             listener.start()

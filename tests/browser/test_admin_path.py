@@ -69,16 +69,27 @@ def test_a_new_admin_sets_up_the_sync_and_runs_it(live, new_page):
     expect(page).to_have_title(re.compile(r"^Dry run #\d+"))
     expect(page.locator(".status-line .state-succeeded")).to_be_visible(timeout=30_000)
     expect(page.locator(".facts")).to_contain_text("Would pull from Salesforce")
-    would_pull = int(page.locator("dt:has-text('Would pull') + dd").inner_text())
-    assert would_pull > 0  # the seeded org has opted-out records
+    would_pull = _count(page.locator("dt:has-text('Would pull') + dd").inner_text())
+    # "Unsubscribed here": the count before the run, then what it would be
+    here = page.locator("dt:has-text('Unsubscribed here') + dd")
+    expect(here).to_contain_text("before the run; would be:")
+    before, would_be = _before_after(here.inner_text())
+    assert would_be == before + would_pull
+    assert would_be > 0  # the seeded org has opted-out records
 
-    # the real sync pulls them
+    # the real sync pulls them. With the sync on, the live pull may already have pulled
+    # some (it polls the seeded records' window): either way the run ends with every
+    # opted-out record unsubscribed here, the number the dry run said.
     page.get_by_role("link", name="Back to Integrations").click()
     page.get_by_role("button", name="Sync now").click()
     expect(page).to_have_title(re.compile(r"^Sync run #\d+"))
     expect(page.locator(".status-line .state-succeeded")).to_be_visible(timeout=30_000)
-    pulled = int(page.locator("dt:has-text('Pulled from Salesforce') + dd").inner_text())
-    assert pulled == would_pull
+    pulled = _count(page.locator("dt:has-text('Pulled from Salesforce') + dd").inner_text())
+    here = page.locator("dt:has-text('Unsubscribed here') + dd")
+    expect(here).to_contain_text("before the run; after the run:")
+    before, after = _before_after(here.inner_text())
+    assert after == before + pulled and after == would_be
+    assert pulled <= would_pull
     keep_for_docs(shot(page, "sync-report"))
 
     # history and chart
@@ -88,16 +99,28 @@ def test_a_new_admin_sets_up_the_sync_and_runs_it(live, new_page):
     chart = page.locator("svg.chart")
     expect(chart).to_be_visible()
     assert chart.locator("rect.src-salesforce").count() >= 1
-    expect(chart.locator("desc")).to_contain_text(f"{pulled} unsubscribes")
+    expect(chart.locator("desc")).to_contain_text(f"{after} unsubscribes")
     page.locator("#activity").scroll_into_view_if_needed()
     shot(page, "chart")
     shot(page, "integrations-full", full_page=True)
 
     # the pulled persons are on the Unsubscribes tab, source Salesforce
     page.get_by_role("link", name="Unsubscribes", exact=True).last.click()
-    expect(page.locator("h2#list-h")).to_contain_text(f"{pulled} unsubscribed")
+    expect(page.locator("h2#list-h")).to_contain_text(f"{after} unsubscribed")
     expect(page.locator("table.list tbody")).to_contain_text("Salesforce")
     keep_for_docs(shot(page, "unsubscribes"))
+
+
+def _count(text: str) -> int:
+    """A count as the pages print it, with thousands separators."""
+    return int(text.strip().replace(",", ""))
+
+
+def _before_after(text: str) -> tuple[int, int]:
+    """ "7 before the run; after the run: 9" (or "would be: 9") as (7, 9)."""
+    match = re.search(r"([\d,]+) before the run; (?:would be|after the run): ([\d,]+)", text)
+    assert match, text
+    return _count(match.group(1)), _count(match.group(2))
 
 
 def _subscribed_contact(live) -> Person:

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from optsync.services.sync.push_phase import SENT_BY_RUN
 from optsync.store.db import Database
 
 EMAIL, SALES = "HasOptedOutOfEmail", "Sales_Opt_Out__c"
@@ -49,6 +50,7 @@ class PushRow:
     code: str | None
     fix: str | None
     sent_at: datetime | None
+    sent_by_run: int | None = None  # a push a sync run made (and recorded), not a worker
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class LedgerRow:
     kind: str
     source: str
     created_at: datetime
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,20 +111,30 @@ def read_store(db: Database) -> Snapshot:
         pushes: dict[int, list[PushRow]] = defaultdict(list)
         for r in conn.execute(
             text(
-                "SELECT id, person_id, state, field, target_id, last_error_code, fix, sent_at "
-                "FROM outbox ORDER BY id"
+                "SELECT id, person_id, state, field, target_id, last_error_code, fix, sent_at, "
+                "claimed_by FROM outbox ORDER BY id"
             )
         ):
+            by = r.claimed_by or ""
             pushes[r.person_id].append(
                 PushRow(
-                    r.id, r.state, r.field, r.target_id, r.last_error_code, r.fix, _utc(r.sent_at)
+                    r.id,
+                    r.state,
+                    r.field,
+                    r.target_id,
+                    r.last_error_code,
+                    r.fix,
+                    _utc(r.sent_at),
+                    int(by[len(SENT_BY_RUN) :]) if by.startswith(SENT_BY_RUN) else None,
                 )
             )
         ledger: dict[int, list[LedgerRow]] = defaultdict(list)
         for r in conn.execute(
-            text("SELECT id, person_id, kind, source, created_at FROM ledger ORDER BY id")
+            text("SELECT id, person_id, kind, source, created_at, actor FROM ledger ORDER BY id")
         ):
-            ledger[r.person_id].append(LedgerRow(r.id, r.kind, r.source, _utc(r.created_at)))
+            ledger[r.person_id].append(
+                LedgerRow(r.id, r.kind, r.source, _utc(r.created_at), r.actor)
+            )
         runs = []
         for r in conn.execute(
             text(
@@ -318,9 +331,18 @@ def check_field_in_force(
     """Invariant 8: a push (and a sync run) writes the field in force when it was made, and
     after each switch the new field was actually written."""
     broken = []
+    run_fields = {run.id: run.field for run in snap.runs}
     for rows in snap.pushes.values():
         for r in rows:
             if r.state != "sent" or r.sent_at is None:
+                continue
+            if r.sent_by_run is not None:  # a sync run writes the field of its start
+                if r.field != run_fields.get(r.sent_by_run):
+                    broken.append(
+                        f"push {r.id} made by run #{r.sent_by_run} wrote {r.field}, but the "
+                        f"run synced {run_fields.get(r.sent_by_run)}"
+                    )
+                checked["inv8_sync_pushes_wrote_the_runs_field"] += 1
                 continue
             expected = timeline.at(r.sent_at)
             if expected is None:
@@ -340,19 +362,93 @@ def check_field_in_force(
             )
         checked["inv8_runs_field_checked"] += expected is not None
     for start, until, sf_field in timeline.windows():
-        took = [
+        sent = [
             r
             for rows in snap.pushes.values()
             for r in rows
             if r.state == "sent"
             and r.sent_at
+            and r.sent_by_run is None
             and r.sent_at >= start
             and (until is None or r.sent_at <= until)
-            and r.field == sf_field
         ]
-        if not took:
+        if not sent:  # no push at all in the window (a loaded machine, the end of traffic)
+            checked["inv8_switch_windows_without_pushes"] += 1
+            continue
+        if not any(r.field == sf_field for r in sent):
             broken.append(f"no push wrote {sf_field} after the switch at {start}")
         checked["inv8_switches_took_effect"] += 1
+    return broken
+
+
+LIVE_ACTOR = "salesforce live pull"
+"""The ledger actor of the live pull's unsubscribes (``services/live_pull/handler.py``)."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A Salesforce user ticked Email Opt Out on ``record_id`` at ``at``; ``person_id``
+    was linked to that record then (None: nobody), already unsubscribed or not."""
+
+    record_id: str
+    person_id: int | None
+    at: datetime
+    was_unsubscribed: bool
+
+
+def check_live_opt_outs(
+    snap: Snapshot,
+    ticks: Iterable[Tick],
+    timeline: FieldTimeline,
+    *,
+    settle: timedelta,
+    checked: Counter[str],
+) -> list[str]:
+    """Invariant 9: every Salesforce-side opt-out on a record linked to a known person is
+    applied here before the final sync (live, or by a sync run of the soak's own).
+
+    Left out, and counted: records nobody was linked to, a person relinked since, records
+    deleted or converted since (the live pull reads neither; the nightly sync follows
+    conversions), a tick while another field was in force or within ``settle`` before a
+    switch (its event may be judged by the next field), a person re-subscribed since."""
+    broken = []
+    for t in ticks:
+        p = snap.persons.get(t.person_id) if t.person_id is not None else None
+        rec = snap.remote.get(t.record_id, {})
+        if p is None:
+            checked["inv9_not_linked"] += 1
+            continue
+        if p.salesforce_id != t.record_id:
+            checked["inv9_relinked_since"] += 1
+            continue
+        if rec.get("IsDeleted") or rec.get("IsConverted"):
+            checked["inv9_deleted_or_converted_since"] += 1
+            continue
+        near = any(t.at <= before <= t.at + settle for before, _, _ in timeline.switches)
+        if timeline.at(t.at) != EMAIL or near:
+            checked["inv9_near_a_field_switch"] += 1
+            continue
+        entries = snap.ledger.get(p.id, [])
+        if any(e.kind == "resubscribe" and e.created_at >= t.at for e in entries):
+            checked["inv9_resubscribed_since"] += 1
+            continue
+        checked["inv9_salesforce_opt_outs_checked"] += 1
+        if not p.unsubscribed:
+            broken.append(
+                f"person {p.id}: Email Opt Out ticked on {t.record_id} at {t.at:%H:%M:%S.%f} "
+                f"is not applied here before the final sync "
+                f"(ledger {[(e.kind, e.source, e.actor) for e in entries]})"
+            )
+        elif t.was_unsubscribed:
+            checked["inv9_already_unsubscribed"] += 1
+        else:
+            last = [e for e in entries if e.kind == "unsubscribe"][-1]
+            if last.actor == LIVE_ACTOR:
+                checked["inv9_applied_by_live_pull"] += 1
+            elif last.source == "salesforce":
+                checked["inv9_applied_by_a_sync"] += 1
+            else:
+                checked["inv9_unsubscribed_otherwise"] += 1
     return broken
 
 

@@ -138,6 +138,22 @@ def test_field_timeline_and_pushes_of_the_wrong_field():
     assert checks.check_field_in_force(snap, t, Counter()) == []
 
 
+def test_a_sync_runs_pushes_are_judged_by_the_runs_field_and_empty_windows_skipped():
+    t = FieldTimeline(initial=EMAIL, grace=timedelta(seconds=5))
+    t.switches.append((NOW, NOW + timedelta(seconds=1), SALES))
+    late = NOW + timedelta(seconds=30)
+    run = checks.RunRow(7, "succeeded", EMAIL, None, NOW - timedelta(minutes=1), late, {})
+    made_by_run = checks.PushRow(1, "sent", EMAIL, SID, None, None, late, sent_by_run=7)
+    snap = checks.Snapshot(persons={}, ledger={}, runs=[run], pushes={1: [made_by_run]})
+    seen: Counter[str] = Counter()
+    # the run started before the switch and synced Email Opt Out: its push is right, and
+    # a window in which no worker pushed anything proves nothing either way
+    assert checks.check_field_in_force(snap, t, seen) == []
+    assert seen["inv8_switch_windows_without_pushes"] == 1
+    snap.pushes[1] = [checks.PushRow(1, "sent", SALES, SID, None, None, late, sent_by_run=7)]
+    assert any("made by run #7" in b for b in checks.check_field_in_force(snap, t, Counter()))
+
+
 @pytest.mark.parametrize(
     ("rc", "stdout", "stderr", "outcome"),
     [
@@ -162,3 +178,58 @@ def test_the_fault_switch_is_explicit():
         parse("drop-everything")
     cmd = worker_command("drop-one-batch", "/tmp/m", 1.0)
     assert cmd[1] == "-c" and "install('drop-one-batch', '/tmp/m', 1.0)" in cmd[2]
+
+
+def _subscribed(db, email: str, sid: str) -> int:
+    with db.transaction() as s:
+        p = Person(
+            email=email,
+            salesforce_id=sid,
+            salesforce_object="Contact",
+            unsubscribed=False,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        s.add(p)
+        s.flush()
+        return p.id
+
+
+def test_a_salesforce_opt_out_not_applied_before_the_final_sync_breaks_invariant_9(db):
+    other = "003000000000002AAA"
+    pid = _subscribed(db, "live@example.org", SID)
+    gone = _subscribed(db, "gone@example.org", other)
+    timeline = FieldTimeline(initial=EMAIL, grace=timedelta(seconds=5))
+    ticks = [
+        checks.Tick(SID, pid, NOW + timedelta(seconds=1), was_unsubscribed=False),
+        checks.Tick(other, gone, NOW + timedelta(seconds=1), was_unsubscribed=False),
+        checks.Tick("003000000000003AAA", None, NOW, was_unsubscribed=False),
+    ]
+    snap = checks.read_store(db)
+    snap.remote = {SID: {"Id": SID, EMAIL: True}, other: {"Id": other, "IsDeleted": True}}
+    seen: Counter[str] = Counter()
+    broken = checks.check_live_opt_outs(
+        snap, ticks, timeline, settle=timedelta(seconds=15), checked=seen
+    )
+    assert len(broken) == 1 and f"person {pid}:" in broken[0]
+    assert seen["inv9_not_linked"] == 1 and seen["inv9_deleted_or_converted_since"] == 1
+
+    # applied by the live pull: holds, and says so
+    with db.transaction() as s:
+        person = s.get(Person, pid)
+        unsubscribe_person(s, person, source=Source.SALESFORCE, actor=checks.LIVE_ACTOR, now=NOW)
+    snap = checks.read_store(db)
+    snap.remote = {SID: {"Id": SID, EMAIL: True}, other: {"Id": other, "IsDeleted": True}}
+    seen = Counter()
+    assert (
+        checks.check_live_opt_outs(snap, ticks, timeline, settle=timedelta(0), checked=seen) == []
+    )
+    assert seen["inv9_applied_by_live_pull"] == 1
+
+    # a tick just before a switch of the synced field is not counted
+    timeline.switches.append((NOW + timedelta(seconds=3), NOW + timedelta(seconds=4), SALES))
+    seen = Counter()
+    checks.check_live_opt_outs(
+        snap, ticks[:1], timeline, settle=timedelta(seconds=15), checked=seen
+    )
+    assert seen["inv9_near_a_field_switch"] == 1 and not seen["inv9_salesforce_opt_outs_checked"]

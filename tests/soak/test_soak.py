@@ -31,6 +31,13 @@ checkpoint), then once the workers drain and *before* the final sync, then after
 6. pushes that failed on the read-only field end ``sent`` after the fix and the retry;
 7. a relinked unsubscribed person's new record gets the field;
 8. pushes and runs write the field in force at the time, and each switch took effect;
+9. every Email Opt Out a Salesforce user ticked on a record linked to a known person is
+   applied here before the final sync (checked at the drain, waiting up to
+   ``LIVE_WAIT_S`` for a poll catch-up after the last fault): the live pull runs in the
+   workers (mode ``auto``, ``OPTSYNC_SOAK_LIVE_PULL=cdc|poll|off`` to choose; ``off``
+   must fail it) against the emulator's Pub/Sub API, while the soak injects gap and
+   overflow events and drops and stalls the streams; a last round of ticks comes while
+   the workers drain, after the last sync pair;
 plus, after the final sync: every Salesforce opt-out of a linked person is an
 unsubscribe here, and no sync re-subscribed anyone.
 
@@ -96,6 +103,16 @@ LEASE_S, POLL_S = 3, 0.5
 # its cycle, or the lease expiring and another worker taking it over.
 GRACE = timedelta(seconds=2 * LEASE_S + 4 * POLL_S + 2)
 READ_ONLY_CODE = "INVALID_FIELD_FOR_INSERT_UPDATE"
+LIVE = os.environ.get("OPTSYNC_SOAK_LIVE_PULL", "auto")  # read by this test only
+POLL_INTERVAL_S = 15  # the shortest the setting allows: a catch-up covers its minute sooner
+CDC_FAULT_EVERY_S = 5 if DURATION < 600 else 30
+# A stall in the short soak is ended by a drop; the long one leaves it to the 300 s watchdog.
+STALL_S = 5 if DURATION < 600 else 310
+# Invariant 9 waits this long at the drain: a lease take-over (15 s), reconnect backoff,
+# and a catch-up that polls every POLL_INTERVAL_S until it has covered its own minute.
+LIVE_WAIT_S = 120 if DURATION < 600 else 420
+LIVE_SETTLE = timedelta(seconds=15)  # a tick this close before a field switch is not counted
+DRAIN_TICKS = 10
 WORKER_ARGS = (
     "worker",
     "--no-schedule",
@@ -379,7 +396,15 @@ def test_soak(emu, soak_db, tmp_path):
     spares = list(emu.seed(contacts=max(40, int(DURATION / 15)))["contact_ids"])
     with db.transaction() as s:
         update_settings(
-            s, {"sync_enabled": True, "field": "email_opt_out"}, actor="soak", now=ctx.clock()
+            s,
+            {
+                "sync_enabled": True,
+                "field": "email_opt_out",
+                "live_pull": LIVE,
+                "poll_interval_s": POLL_INTERVAL_S,
+            },
+            actor="soak",
+            now=ctx.clock(),
         )
         token = create_token(s, "soak", is_admin=True, now=ctx.clock())
         everyone = list(s.execute(select(Person.id, Person.email, Person.salesforce_id)))
@@ -436,6 +461,47 @@ def test_soak(emu, soak_db, tmp_path):
     sync_threads: list[threading.Thread] = []
     timeline = FieldTimeline(initial=EMAIL, grace=GRACE)
     fls_windows: list[tuple[datetime, datetime]] = []
+    ticks: list[checks.Tick] = []
+    cdc_faults: Counter[str] = Counter()
+    cdc_kinds = ["gap", "overflow", "drop", "stall"]
+    stalls_to_end: list[float] = []
+
+    def tick(record: str) -> None:
+        """A Salesforce user ticks Email Opt Out; remember who was linked to the record."""
+        with db.engine.connect() as c:
+            row = c.execute(
+                text("SELECT id, unsubscribed FROM persons WHERE salesforce_id = :r"),
+                {"r": record},
+            ).first()
+        at = now_utc()
+        emu.control("PATCH", f"records/{record}", {EMAIL: True})
+        ticks.append(
+            checks.Tick(
+                record, row.id if row else None, at, bool(row.unsubscribed) if row else False
+            )
+        )
+
+    def cdc_fault() -> None:
+        """One Change Data Capture fault, in turn: a gap event for records ticked lately,
+        an overflow, every stream dropped, every stream stalled (ended by a drop later)."""
+        kind = cdc_kinds[sum(cdc_faults.values()) % len(cdc_kinds)]
+        if kind == "gap":
+            recent = [t.record_id for t in ticks[-20:]]
+            prefix = rng.choice(["003", "00Q"])
+            ids = [r for r in recent if r.startswith(prefix)][-5:]
+            if not ids:
+                ids = [r for r in recent if not r.startswith(prefix)][-5:]
+            if not ids:
+                return
+            emu.control("POST", "pubsub/gap", {"record_ids": ids, "change_type": "UPDATE"})
+        elif kind == "overflow":
+            emu.control("POST", "pubsub/overflow", {"object": rng.choice(["Contact", "Lead"])})
+        elif kind == "drop":
+            emu.control("POST", "pubsub/streams/drop")
+        else:
+            emu.control("POST", "pubsub/streams/stall")
+            stalls_to_end.append(time.monotonic() + STALL_S)
+        cdc_faults[kind] += 1
 
     def sync_pair() -> None:
         def one() -> None:
@@ -670,6 +736,7 @@ def test_soak(emu, soak_db, tmp_path):
         next_expire = started + 3
         next_sync = started + 8
         next_faults = started
+        next_cdc_fault = started + 2
         next_scenario = started + 1
         scenario_every = max(1.5, DURATION / 600)
         unconverted = [lead for lead in leads if lead not in reserved_records]
@@ -698,8 +765,7 @@ def test_soak(emu, soak_db, tmp_path):
             else:  # Salesforce users
                 what = rng.random()
                 if what < 0.7:  # a user ticks Email Opt Out on a live record
-                    target = rng.choice(live_contacts + unconverted)
-                    emu.control("PATCH", f"records/{target}", {EMAIL: True})
+                    tick(rng.choice(live_contacts + unconverted))
                     stats["salesforce_opt_out"] += 1
                 elif what < 0.85 and unconverted:
                     lead = unconverted.pop(rng.randrange(len(unconverted)))
@@ -717,6 +783,13 @@ def test_soak(emu, soak_db, tmp_path):
                 emu.settings(fault_rate=0.15, latency_ms=300 if spike else 20, jitter_ms=30)
                 stats["latency_spikes"] += spike
                 next_faults = now + 0.5
+            if now >= next_cdc_fault:
+                cdc_fault()
+                next_cdc_fault = now + CDC_FAULT_EVERY_S
+            for due in [d for d in stalls_to_end if now >= d]:
+                stalls_to_end.remove(due)
+                emu.control("POST", "pubsub/streams/drop")  # the stalled streams end
+                cdc_faults["stall_ended_by_drop"] += 1
             if now >= next_expire:
                 emu.control("POST", "sessions/expire")
                 stats["session_expiries"] += 1
@@ -756,6 +829,21 @@ def test_soak(emu, soak_db, tmp_path):
         for due, what, k in sorted(deferred):
             time.sleep(max(0.0, due - time.monotonic()))
             run_planned(what, k)
+        for _ in stalls_to_end:  # a stall the loop did not get to end
+            emu.control("POST", "pubsub/streams/drop")
+        # a last round of Salesforce-side opt-outs, after every sync pair: only the live
+        # pull can apply these before the final sync
+        while timeline.at(now_utc()) != EMAIL:
+            time.sleep(0.5)
+        with db.engine.connect() as c:
+            linked = {
+                r.salesforce_id
+                for r in c.execute(text("SELECT salesforce_id FROM persons WHERE NOT unsubscribed"))
+            }
+        candidates = [r for r in live_contacts + unconverted if r in linked]
+        for record in rng.sample(candidates, min(DRAIN_TICKS, len(candidates))):
+            tick(record)
+            stats["salesforce_opt_out_while_draining"] += 1
         deadline = time.monotonic() + 180
         while True:
             with db.engine.connect() as c:
@@ -774,7 +862,25 @@ def test_soak(emu, soak_db, tmp_path):
                     ).all()
                 raise AssertionError(f"pushes still open after the soak: {stuck[:5]}")
             time.sleep(0.5)
+        live_started = time.monotonic()
+        while True:  # invariant 9, allowing for a catch-up after the last fault
+            probe = checks.take_snapshot(db, emu.salesforce)
+            live_broken = checks.check_live_opt_outs(
+                probe, ticks, timeline, settle=LIVE_SETTLE, checked=Counter()
+            )
+            if not live_broken or time.monotonic() - live_started > LIVE_WAIT_S:
+                break
+            time.sleep(2)
+        live_wait_s = time.monotonic() - live_started
         drained = checkpoint("the drain, before the final sync", drained=True)
+        raise_if(
+            checks.check_live_opt_outs(
+                drained, ticks, timeline, settle=LIVE_SETTLE, checked=checked
+            ),
+            f"invariant 9 (Salesforce-side opt-outs applied before the final sync; live pull "
+            f"{LIVE}, waited {live_wait_s:.0f} s)",
+            "the drain",
+        )
         raise_if(
             checks.check_field_in_force(drained, timeline, checked),
             "invariant 8 (the field in force)",
@@ -882,6 +988,18 @@ def test_soak(emu, soak_db, tmp_path):
             "session_expiries": stats["session_expiries"],
             "daily_limit_exhaustions": stats["daily_limit_exhaustions"],
             "worker_kills": procs.kills,
+        },
+        "live_pull": {
+            "mode": LIVE,
+            "poll_interval_s": POLL_INTERVAL_S,
+            "salesforce_opt_outs_ticked": len(ticks),
+            "ticked_while_draining": stats["salesforce_opt_out_while_draining"],
+            "checked": checked["inv9_salesforce_opt_outs_checked"],
+            "applied_by_live_pull": checked["inv9_applied_by_live_pull"],
+            "applied_by_a_sync": checked["inv9_applied_by_a_sync"],
+            "already_unsubscribed": checked["inv9_already_unsubscribed"],
+            "cdc_faults": dict(cdc_faults),
+            "waited_at_the_drain_s": round(live_wait_s, 1),
         },
         "checkpoints": stats["checkpoints"],
         "sync_runs": len(runs),

@@ -10,14 +10,22 @@ engine (:mod:`optsync.services.follow`), transient failures resent up to
 Before each page and each later round, ``hold()`` checks (and refreshes) the run's
 ownership; a run reaped meanwhile raises :class:`~optsync.services.sync.options.RunLost`
 there, so a lost runner sends nothing more.
+
+Every record the run set is written to the outbox as an already-sent push of its person
+(field, record, time), after the Salesforce call and in a transaction of its own, so the
+person's page and ``GET /api/v1/persons/…`` show the push like one the worker made. Those
+rows are settled (never open): no worker picks them up, retries or the one-open-push rule
+are unaffected, and retention prunes them like every sent push.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from optsync.domain.failures import Outcome
@@ -28,10 +36,18 @@ from optsync.services.follow import Attempt, Failed, follow, needs_following
 from optsync.services.sync.options import RETRIES, SyncOptions
 from optsync.store import sync_runs
 from optsync.store.db import Database
+from optsync.store.models import OutboxPush
+
+OUTBOX = cast(Table, OutboxPush.__table__)
 
 SyncAttempt = Attempt[int | None]
 """A record to set on behalf of a person (``owner``: the person id, if known)."""
 SyncFailed = Failed[SyncAttempt]
+
+RECORD_CHUNK = 1_000
+SENT_BY_RUN = "sync run #"
+"""``outbox.claimed_by`` of a push a sync run made (followed by the run's id)."""
+"""Sent pushes per INSERT when a run records what it set."""
 
 
 @dataclass
@@ -80,11 +96,13 @@ class PushPhase:
         bulk: Callable[[], BulkApi],
         hold: Callable[[Session], None],
         pushed: Callable[[int], None],
+        clock: Callable[[], datetime],
     ) -> None:
         self.db, self.run_id, self.gateway = db, run_id, gateway
         self.field, self.options, self._bulk = field_name, options, bulk
-        self._hold, self._pushed = hold, pushed
+        self._hold, self._pushed, self._clock = hold, pushed, clock
         self.state = PushState()
+        self._sent: list[tuple[int, str]] = []  # (person, record) set, not yet recorded
 
     def run(self, to_push: int) -> PushState:
         if to_push:
@@ -93,10 +111,39 @@ class PushPhase:
             for obj in soql.OBJECTS:
                 failed += self._push_object(obj, use_bulk)
             self._settle(failed)
+            self._record_sent()
         return self.state
 
     def _progress(self) -> None:
+        self._record_sent()
         self._pushed(self.state.pushed)
+
+    def _record_sent(self) -> None:
+        """Write the records set since the last call as sent pushes of their persons. Not
+        held to the run's ownership: the field is set in Salesforce whoever owns the run."""
+        if not self._sent:
+            return
+        now = self._clock()
+        rows = [
+            {
+                "person_id": pid,
+                "state": "sent",
+                "attempts": 1,
+                "next_attempt_at": now,
+                "field": self.field,
+                "target_id": sf,
+                # who sent it: a settled worker push has none, a sync run's push its run
+                "claimed_by": f"{SENT_BY_RUN}{self.run_id}",
+                "created_at": now,
+                "sent_at": now,
+                "settled_at": now,
+            }
+            for pid, sf in self._sent
+        ]
+        self._sent = []
+        with self.db.transaction() as session:
+            for start in range(0, len(rows), RECORD_CHUNK):
+                session.execute(insert(OUTBOX), rows[start : start + RECORD_CHUNK])
 
     def _hold_now(self) -> None:
         with self.db.transaction() as session:
@@ -107,8 +154,11 @@ class PushPhase:
         state = self.state
         if use_bulk:
             state.via.add("bulk")
-            outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(obj))
+            sent: list[tuple[int, str]] = []
+            outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(obj, sent))
             state.pushed += outcome.succeeded
+            bad = {f.salesforce_id for f in outcome.failures}
+            self._sent += [(pid, sf) for pid, sf in sent if sf not in bad]
             self._progress()
             if not outcome.failures:
                 return []
@@ -144,13 +194,18 @@ class PushPhase:
             yield [(pid, sf) for pid, sf, _ in rows]
             after = rows[-1][0]
 
-    def _push_ids(self, obj: str) -> Iterator[str]:
+    def _push_ids(self, obj: str, sent: list[tuple[int, str]]) -> Iterator[str]:
+        """The records of ``obj`` to set; each (person, record) handed out lands in
+        ``sent``."""
         for page in self._push_pages(obj):
+            sent += page
             for _pid, sf in page:
                 yield sf
 
     def _succeeded(self, a: SyncAttempt) -> None:
         self.state.pushed += 1
+        if a.owner is not None:
+            self._sent.append((a.owner, a.target.salesforce_id))
         if a.followed_from is not None and a.owner is not None:
             self.state.relinks[a.owner] = a.target.salesforce_id
 

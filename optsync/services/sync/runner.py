@@ -361,6 +361,7 @@ class SyncRunner:
             bulk=self._bulk,
             hold=self._hold,
             pushed=pushed,
+            clock=self.clock,
         ).run(self.to_push)
         with self.db.transaction() as session:
             self._hold(session)

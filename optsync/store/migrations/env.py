@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from optsync.store.models import Base
 
 config = context.config
+
+# alembic's INFO lines ("Context impl SQLiteImpl.", "Running upgrade 0005 -> 0006") are for
+# whoever debugs a migration; `optsync db upgrade` and `optsync demo` say what happened in
+# one line of their own. Debug logging (``--verbose``) keeps them.
+if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 target_metadata = Base.metadata
 
 

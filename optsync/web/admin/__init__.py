@@ -15,6 +15,7 @@ from optsync.bootstrap import Context
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.web.admin import home, integrations, login, runs, unsubscribes, users
 from optsync.web.admin.auth import install_sessions
+from optsync.web.admin.remote import CheckCache
 from optsync.web.admin.templating import install_page_errors
 from optsync.web.admin.throttle import VerificationGate
 
@@ -28,6 +29,7 @@ def install_admin(app: FastAPI, ctx: Context) -> None:
     if getattr(app.state, "sync_launcher", None) is None:  # shared with the JSON API
         app.state.sync_launcher = SyncLauncher(ctx)
     app.state.verification_gate = VerificationGate()  # this process's password checks
+    app.state.check_cache = CheckCache()  # the Integrations tab's setup checks
     install_page_errors(app)
     for module in (login, home, unsubscribes, integrations, runs, users):
         app.include_router(module.router)

@@ -1,14 +1,17 @@
-"""The chart's numbers: per UTC day over the last 30 days, unsubscribes by source (from
-the ledger), and pushes sent and failed — the worker's real-time pushes (outbox) plus
-what finished sync runs pushed. Grouped in SQL so the cost does not grow with volume."""
+"""The chart's numbers: per calendar day of the configured time zone over the last 30
+days, unsubscribes by source (from the ledger), and pushes sent and failed — the
+worker's real-time pushes (outbox) plus what finished sync runs pushed. Grouped in SQL
+so the cost does not grow with volume: PostgreSQL groups by the zone's day itself;
+SQLite, which knows no zones, groups by UTC quarter hour (every zone's offset is a
+multiple of 15 minutes) and each quarter is put on its local day here."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from optsync.store.models import LedgerEntry, OutboxPush, SyncRun
@@ -17,49 +20,62 @@ from optsync.web.admin.chart import DayCounts
 DAYS = 30
 
 
-def _day(session: Session, column: Any) -> Any:
-    """The UTC calendar day of a timestamp column, on either database."""
+def _bucket(session: Session, column: Any, tz: tzinfo) -> Any:
+    """What to group a timestamp column by: the zone's day (PostgreSQL) or the UTC
+    quarter hour as text, ``YYYY-MM-DD HH:MM`` (SQLite)."""
     if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
+        return cast(func.timezone(str(tz), column), Date)
+    quarter = func.printf("%02d", (cast(func.strftime("%M", column), Integer) / 15) * 15)
+    return func.strftime("%Y-%m-%d %H:", column).op("||")(quarter)
 
 
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+def _local_day(value: Any, tz: tzinfo) -> date:
+    """The zone's day of a bucket: a date already, or a UTC quarter hour."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = str(value)
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    at = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return at.astimezone(tz).date()
 
 
-def last_days(session: Session, now: datetime, days: int = DAYS) -> list[DayCounts]:
-    today = now.date()
+def last_days(
+    session: Session, now: datetime, tz: tzinfo = UTC, days: int = DAYS
+) -> list[DayCounts]:
+    """The last ``days`` calendar days in ``tz``, today (in ``tz``) last."""
+    today = now.astimezone(tz).date()
     first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, time.min, tzinfo=now.tzinfo)
+    since = datetime.combine(first, time.min, tzinfo=tz).astimezone(UTC)
     unsubs: dict[date, dict[str, int]] = defaultdict(dict)
     sent: dict[date, int] = defaultdict(int)
     failed: dict[date, int] = defaultdict(int)
 
-    day = _day(session, LedgerEntry.created_at)
+    day = _bucket(session, LedgerEntry.created_at, tz)
     for d, source, n in session.execute(
         select(day, LedgerEntry.source, func.count())
         .where(LedgerEntry.kind == "unsubscribe", LedgerEntry.created_at >= since)
         .group_by(day, LedgerEntry.source)
     ):
-        unsubs[_as_date(d)][source] = int(n)
+        local = unsubs[_local_day(d, tz)]
+        local[source] = local.get(source, 0) + int(n)
 
-    day = _day(session, OutboxPush.sent_at)
+    day = _bucket(session, OutboxPush.sent_at, tz)
     for d, n in session.execute(
         select(day, func.count())
         .where(OutboxPush.state == "sent", OutboxPush.sent_at >= since)
         .group_by(day)
     ):
-        sent[_as_date(d)] += int(n)
+        sent[_local_day(d, tz)] += int(n)
 
     # A failed push has no failure time of its own; it counts on the day it was queued.
-    day = _day(session, OutboxPush.created_at)
+    day = _bucket(session, OutboxPush.created_at, tz)
     for d, n in session.execute(
         select(day, func.count())
         .where(OutboxPush.state == "failed", OutboxPush.created_at >= since)
         .group_by(day)
     ):
-        failed[_as_date(d)] += int(n)
+        failed[_local_day(d, tz)] += int(n)
 
     for run in session.scalars(
         select(SyncRun).where(
@@ -69,7 +85,7 @@ def last_days(session: Session, now: datetime, days: int = DAYS) -> list[DayCoun
         )
     ):
         report = run.report or {}
-        d = run.started_at.date()
+        d = run.started_at.astimezone(tz).date()
         sent[d] += int(report.get("pushed") or 0)
         failed[d] += sum(int(v) for v in (report.get("failed") or {}).values())
 

@@ -4,7 +4,9 @@ and Dry run, run history, the activity chart and the Salesforce connection.
 Saving validates every field on its own so each error shows next to its field, and
 stores nothing unless all are valid. Stored secrets are never sent back to the browser:
 secret inputs are always empty, a badge says one is stored, and leaving the input empty
-keeps it.
+keeps it. A connection test answers on the same page, beside its button, with the form
+as typed (the form's action carries the ``#connection-result`` fragment, so the browser
+lands there); Disconnect asks on a page of its own first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
+from sqlalchemy import func, select
 from starlette.datastructures import FormData, UploadFile
 
 from optsync.bootstrap import Context
@@ -31,6 +34,7 @@ from optsync.salesforce.connection import (
     load_connection,
 )
 from optsync.services.salesforce_connection import save_tested, try_in_force
+from optsync.services.salesforce_setup import LINK_FIX, Check
 from optsync.services.sync_run import history
 from optsync.services.sync_settings import (
     SyncSettingsView,
@@ -38,13 +42,13 @@ from optsync.services.sync_settings import (
     update_settings,
     validate_changes,
 )
-from optsync.store.models import SalesforceConnection
+from optsync.store.models import Person, SalesforceConnection
 from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.chart import activity_svg, legend, sources_in
 from optsync.web.admin.live_pull import LIVE_PULL_LABELS, live_state_lines
-from optsync.web.admin.remote import setup_checks, try_connection
-from optsync.web.admin.templating import Crumb, flash, redirect, render
+from optsync.web.admin.remote import CheckCache, try_connection
+from optsync.web.admin.templating import Crumb, field_message, flash, redirect, render
 from optsync.web.deps import get_context
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
@@ -78,6 +82,16 @@ AUTH_LABELS = {
     "password": "Username and password",
 }
 MAX_PEM = 64 * 1024
+NAMED_UNLINKED = 10
+"""How many unsubscribed addresses without a Salesforce record the check names."""
+PAGE_FIXES = {
+    "connection": "Fill in “Connect to Salesforce” below and press “Save and test”.",
+    "persons linked": (
+        "Nothing to fix here until Salesforce has a Contact or Lead with the address: "
+        "“Sync now” above links every address that has one."
+    ),
+}
+"""Fixes that send people to the command line, said for this page, which has the control."""
 
 
 def _next_run_text(settings: SyncSettingsView, now: datetime) -> dict[str, str] | None:
@@ -95,6 +109,37 @@ def _next_run_text(settings: SyncSettingsView, now: datetime) -> dict[str, str] 
     }
 
 
+def check_cache(request: Request) -> CheckCache:
+    cache: CheckCache = request.app.state.check_cache
+    return cache
+
+
+def _page_check(check: Check) -> Check:
+    """A check as this page says it: a fix that points at the command line points at the
+    control on this page instead."""
+    if check.ok or check.name not in PAGE_FIXES:
+        return check
+    if check.name == "connection" and check.fix and "optsync salesforce connect" not in check.fix:
+        return check  # a fix of Salesforce's own (a wrong secret, say) stays as it is
+    if check.name == "persons linked" and check.fix != LINK_FIX:
+        return check
+    return Check(check.name, check.ok, check.detail, PAGE_FIXES[check.name])
+
+
+def _unlinked_unsubscribed(ctx: Context) -> tuple[list[tuple[int, str]], int]:
+    """The unsubscribed persons with no Salesforce record (the first few, by address)."""
+    with ctx.db.transaction() as session:
+        where = (Person.salesforce_id.is_(None), Person.unsubscribed.is_(True))
+        rows = session.execute(
+            select(Person.id, Person.email)
+            .where(*where)
+            .order_by(Person.email)
+            .limit(NAMED_UNLINKED)
+        ).all()
+        total = session.scalar(select(func.count(Person.id)).where(*where)) or 0
+    return [(int(i), str(e)) for i, e in rows], int(total)
+
+
 def render_tab(
     request: Request,
     ctx: Context,
@@ -103,13 +148,16 @@ def render_tab(
     errors: dict[str, str] | None = None,
     conn_values: dict[str, Any] | None = None,
     conn_errors: dict[str, str] | None = None,
+    conn_result: tuple[bool, str] | None = None,
+    stored_result: tuple[bool, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    """The whole tab; ``values``/``errors`` re-show a form that failed validation."""
+    """The whole tab; ``values``/``errors`` re-show a form that failed validation, and
+    ``conn_result``/``stored_result`` the outcome of a test beside its button."""
     now = ctx.clock()
     with ctx.db.transaction() as session:
         settings = get_settings(session)
-        days = last_days(session, now)
+        days = last_days(session, now, ZoneInfo(settings.timezone))
         row = session.get(SalesforceConnection, 1)
         stored = None
         if row is not None:
@@ -123,7 +171,15 @@ def render_tab(
                 "updated_at": row.updated_at,
             }
     stored_secrets = _stored_secret_names(ctx) if stored else set()
-    checks = setup_checks(ctx)
+    key = (
+        settings.push_field(),
+        settings.sync_enabled,
+        settings.live_pull,
+        stored["updated_at"] if stored else None,
+    )
+    checked = check_cache(request).get(ctx, key)
+    checks = [_page_check(c) for c in checked.checks]
+    unlinked, unlinked_total = _unlinked_unsubscribed(ctx)
     runs = history(ctx.db, 20)
     env = sorted(env_overrides(ctx.settings)) if _env_set(ctx) else []
     return render(
@@ -139,6 +195,10 @@ def render_tab(
         zones=COMMON_ZONES,
         next_run=_next_run_text(settings, now),
         checks=checks,
+        checked_at=checked.at,
+        checked_minutes=int((now - checked.at).total_seconds() // 60),
+        unlinked=unlinked,
+        unlinked_total=unlinked_total,
         runs=runs,
         tz=settings.timezone,
         chart=Markup(activity_svg(days, title="Unsubscribes and pushes, last 30 days")),  # noqa: S704 (built from escaped parts)
@@ -151,6 +211,8 @@ def render_tab(
         conn=conn_values
         or (stored or {"auth": "client_credentials", "api_version": DEFAULT_API_VERSION}),
         conn_errors=conn_errors or {},
+        conn_result=conn_result,
+        stored_result=stored_result,
         auth_labels=AUTH_LABELS,
         live_pull_choices=LIVE_PULL_LABELS,
         live_state=live_state_lines(ctx, now),
@@ -207,7 +269,7 @@ def field_errors(current: SyncSettingsView, changes: dict[str, Any]) -> dict[str
         try:
             validate_changes(current, {key: value})
         except UsageError as exc:
-            errors[key] = exc.message.removeprefix(f"{key}: ")
+            errors[key] = field_message(key, exc.message, with_label=False)
     return errors
 
 
@@ -232,6 +294,7 @@ async def save_settings(
         return await run_in_threadpool(
             lambda: render_tab(request, ctx, values=changes, errors=errors, status=422)
         )
+    check_cache(request).clear()
     flash(request, "Settings saved.")
     return redirect(TAB + "#sync-settings")
 
@@ -246,15 +309,11 @@ async def _private_key(form: FormData) -> str | None:
     if isinstance(upload, UploadFile) and upload.filename:
         data = await upload.read(MAX_PEM + 1)
         if len(data) > MAX_PEM:
-            raise UsageError(
-                "private_key: the file is too large for a PEM key.", field="private_key"
-            )
+            raise UsageError("The file is too large for a PEM key.", field="private_key")
         try:
             return data.decode("ascii")
         except UnicodeDecodeError:
-            raise UsageError(
-                "private_key: the file is not a PEM text file.", field="private_key"
-            ) from None
+            raise UsageError("The file is not a PEM text file.", field="private_key") from None
     return None
 
 
@@ -314,18 +373,24 @@ async def save_salesforce_connection(
         config = await _config_from(form, ctx)
         if action == "test":
             ok, message = await run_in_threadpool(try_connection, config)
-            flash(request, "Tested only, not saved. " + message, "ok" if ok else "error")
-            return redirect(TAB + "#connection")
+            result = (ok, "Tested only, not saved. " + message)
+            return await run_in_threadpool(
+                lambda: render_tab(
+                    request, ctx, conn_values=_connection_values(form), conn_result=result
+                )
+            )
         # the same save as `optsync salesforce connect`: tested first, stored only if it works
         saved = await run_in_threadpool(lambda: save_tested(ctx, config))
     except UsageError as exc:
-        errors = {exc.field or "auth": str(exc)}
+        field = exc.field or "auth"
+        errors = {field: field_message(field, exc.message, with_label=False)}
         return await run_in_threadpool(
             lambda: render_tab(
                 request, ctx, conn_values=_connection_values(form), conn_errors=errors, status=422
             )
         )
     assert saved.test is not None
+    check_cache(request).clear()
     flash(request, "Connection saved. " + saved.test.message)
     return redirect(TAB + "#connection")
 
@@ -337,8 +402,51 @@ async def test_stored_connection(
     user: SignedInUser = Depends(require_admin),
 ) -> Response:
     result = await run_in_threadpool(try_in_force, ctx)
-    flash(request, result.message, "ok" if result.ok else "error")
-    return redirect(TAB + "#connection")
+    return await run_in_threadpool(
+        lambda: render_tab(request, ctx, stored_result=(result.ok, result.message))
+    )
+
+
+@router.post(f"{BASE}/integrations/checks", response_class=HTMLResponse)
+async def recheck(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """Run the setup checks now (the tab otherwise shows them cached, with their age)."""
+    check_cache(request).clear()
+    flash(request, "Checked again just now.")
+    return redirect(TAB + "#checks")
+
+
+@router.get(f"{BASE}/integrations/connection/delete", response_class=HTMLResponse)
+def confirm_disconnect(
+    request: Request,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """Disconnect deletes the stored secrets: a page of its own asks first."""
+    with ctx.db.transaction() as session:
+        row = session.get(SalesforceConnection, 1)
+        login_url = row.login_url if row is not None else None
+    if login_url is None:
+        flash(request, "There is no stored connection.")
+        return redirect(TAB + "#connection")
+    return render(
+        request,
+        "admin/confirm.html",
+        title="Disconnect Salesforce?",
+        crumbs=[*CRUMBS[:-1], ("Integrations", TAB), ("Disconnect", None)],
+        question="Disconnect from Salesforce?",
+        warning=(
+            f"This deletes the stored connection to {login_url} and its secrets. Pushes wait "
+            "until a connection is saved again; you will have to enter the secrets again."
+        ),
+        action=f"{BASE}/integrations/connection/delete",
+        fields={},
+        button="Disconnect and delete the secrets",
+        cancel=TAB + "#connection",
+    )
 
 
 @router.post(f"{BASE}/integrations/connection/delete", response_class=HTMLResponse)
@@ -351,7 +459,9 @@ async def disconnect(
         with ctx.db.transaction() as session:
             return delete_connection(session)
 
-    if await run_in_threadpool(work):
+    deleted = await run_in_threadpool(work)
+    check_cache(request).clear()
+    if deleted:
         flash(
             request,
             "Disconnected: the stored connection and its secrets are deleted. "

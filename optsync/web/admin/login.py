@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from sqlalchemy import select
 
 from optsync.bootstrap import Context
 from optsync.security import hash_password, verify_password
+from optsync.services.sync_settings import get_settings
 from optsync.store.models import User
 from optsync.web.admin.auth import (
     end_session,
@@ -132,7 +134,10 @@ async def login(request: Request, ctx: Context = Depends(get_context)) -> Respon
 
     def refusal(retry_at: datetime) -> HTMLResponse:
         seconds = int((retry_at - ctx.clock()).total_seconds()) + 1
-        text = retry_at.astimezone(UTC).strftime("%H:%M:%S UTC")
+        # in the configured zone, like every time on the pages (the header stays seconds)
+        with ctx.db.transaction() as session:
+            tz = ZoneInfo(get_settings(session).timezone)
+        text = retry_at.astimezone(tz).strftime("%H:%M:%S %Z")
         return _throttled(request, email, next_path, text, seconds)
 
     if not email or not password:

@@ -7,12 +7,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 
 from optsync.bootstrap import Context
 from optsync.errors import NotFoundError
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
 from optsync.services.sync_settings import get_settings
+from optsync.store.models import Person
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.templating import RecordId, flash, redirect, render
 from optsync.web.deps import get_context
@@ -56,8 +58,13 @@ def run_page(
         report = get_report(ctx.db, run_id)
     except NotFoundError:
         raise PageError(404, "No such run", f"There is no sync run #{run_id}.") from None
+    person_ids = {f["person_id"] for f in report.get("failures") or [] if f.get("person_id")}
     with ctx.db.transaction() as session:
         tz = get_settings(session).timezone
+        # persons by address on the page (members and admins may see them; logs may not)
+        emails = dict(
+            session.execute(select(Person.id, Person.email).where(Person.id.in_(person_ids))).all()
+        )
     running = report["status"] == "running"
     kind = "Dry run" if report["dry_run"] else "Sync run"
     return render(
@@ -78,6 +85,7 @@ def run_page(
         progress=launcher_of(request).progress(run_id) if running else None,
         phases=PHASES,
         tz=tz,
+        emails=emails,
         # the header works in every browser; the template also carries the meta tag
         headers={"Refresh": str(REFRESH_SECONDS)} if running else None,
     )

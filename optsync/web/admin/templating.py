@@ -14,13 +14,16 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
+from optsync.salesforce.config import SETTING_OF
 from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
 from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
 from optsync.web.api.types import MAX_ID
 from optsync.web.errors import validation_error_json, validation_messages
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
+_SETTING_NAMES = sorted(SETTING_OF.values(), key=len, reverse=True)
 
 Crumb = tuple[str, str | None]
 """A breadcrumb: label and link (``None`` for the current page)."""
@@ -46,7 +49,129 @@ def _when(value: datetime | str | None, tz: str = "UTC") -> str:
     return local.strftime("%Y-%m-%d %H:%M %Z")
 
 
-TEMPLATES.env.filters["when"] = _when
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _fix_text(text: str | None) -> Markup:
+    """A fix or detail sentence: `backticked` names become <code>, the rest is escaped."""
+    parts = _CODE.split(text or "")
+    return Markup("").join(
+        Markup("<code>{}</code>").format(p) if i % 2 else _plain(p) for i, p in enumerate(parts)
+    )
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def _address(email: str | None) -> Markup:
+    """An address that may break only after its "@" or before one of its dots, never
+    inside a word or at a hyphen: each piece keeps one line, ``<wbr>`` between them."""
+    local, at, domain = (email or "").partition("@")
+    if not at:
+        return Markup('<span class="address">{}</span>').format(email or "")
+    first, *rest = local.split(".")
+    labels = domain.split(".")
+    pieces = [first, *("." + part for part in rest)]
+    pieces[-1] += "@"
+    pieces += [labels[0], *("." + label for label in labels[1:])]
+    inner = Markup("<wbr>").join(Markup('<span class="nowrap">{}</span>').format(p) for p in pieces)
+    return Markup('<span class="address">') + inner + Markup("</span>")
+
+
+def _plain(text: str) -> Markup:
+    """Escaped text with every address in it kept whole (``_address``)."""
+    out, last = [], 0
+    for m in _EMAIL.finditer(text):
+        out.append(escape(text[last : m.start()]))
+        out.append(_address(m.group(0)))
+        last = m.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
+def _number(value: int | float | None) -> str:
+    """A count with thousands separators: 1,000,000."""
+    if value is None:
+        return "—"
+    return f"{value:,}"
+
+
+def _seconds(value: float | None) -> str:
+    """A phase's time: "0.04 s" rather than "0.0 s", whole seconds past a minute."""
+    if value is None:
+        return "—"
+    if value < 0.01:
+        return "under 0.01 s"
+    if value < 10:
+        return f"{value:.2f} s"
+    return f"{value:,.0f} s"
+
+
+FIELD_LABELS = {
+    "email": "Email",
+    "reason": "Reason",
+    "auth": "Sign-in method",
+    "login_url": "Login URL",
+    "client_id": "Consumer key",
+    "client_secret": "Consumer secret",
+    "username": "Username",
+    "password": "Password",
+    "private_key": "Private key",
+    "api_version": "API version",
+    "ca_bundle": "CA bundle path",
+    "schedule": "Schedule",
+    "timezone": "Time zone",
+    "field": "Field",
+    "sales_opt_out_field": "Sales Opt Out API name",
+    "live_pull": "Live pull",
+    "poll_interval_s": "Poll every",
+}
+"""What the pages call a field in an error ("Email: …"), never the setting's name."""
+_PREFIX = re.compile(r"^(?:[a-z][a-z_.]*[a-z]): ")
+
+
+def field_message(field: str | None, message: str, *, with_label: bool = True) -> str:
+    """One style for every error on the pages: "Email: An email address must have an
+    @-sign." — the page's word for the field, then the sentence; the setting or
+    parameter name the services put first ("email: ", "sf.client_secret: ") goes.
+    ``with_label=False`` for an error shown under its own field."""
+    text = _PREFIX.sub("", message.strip(), count=1)
+    for setting in _SETTING_NAMES:
+        if text.startswith(setting + " "):
+            text = "This" + text[len(setting) :]
+            break
+    text = text[:1].upper() + text[1:]
+    if not with_label or not field:
+        return text
+    return f"{FIELD_LABELS.get(field, field.replace('_', ' ').capitalize())}: {text}"
+
+
+def _who(actor: str | None, person: Any = None) -> str:
+    """Who made a change, as a person reads it: an address, never "person:1"."""
+    kind, _, rest = (actor or "").partition(":")
+    if kind == "user" and rest:
+        return rest
+    if kind == "person" and person is not None and rest == str(getattr(person, "id", "")):
+        return f"{person.email} (themself)"
+    if kind == "person":
+        return "the person themself"
+    return actor or "—"
+
+
+TEMPLATES.env.filters["who"] = _who
+TEMPLATES.env.filters["address"] = _address
+TEMPLATES.env.filters["plain"] = _plain
+
+
+def _when_html(value: datetime | str | None, tz: str = "UTC") -> Markup:
+    """``_when`` on a page: one line, never broken at its hyphens."""
+    return Markup('<span class="nowrap">{}</span>').format(_when(value, tz))
+
+
+TEMPLATES.env.filters["when"] = _when_html
+TEMPLATES.env.filters["fixtext"] = _fix_text
+TEMPLATES.env.filters["number"] = _number
+TEMPLATES.env.filters["seconds"] = _seconds
 TEMPLATES.env.globals["SOURCE_LABELS"] = SOURCE_LABELS
 TEMPLATES.env.globals["PUSH_LABELS"] = PUSH_LABELS
 

@@ -27,7 +27,15 @@ from optsync.web.admin import integrations
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, require_user, verify_csrf
 from optsync.web.admin.listing import unsubscribed_page
 from optsync.web.admin.remote import field_state
-from optsync.web.admin.templating import Crumb, PageNumber, RecordId, flash, redirect, render
+from optsync.web.admin.templating import (
+    Crumb,
+    PageNumber,
+    RecordId,
+    field_message,
+    flash,
+    redirect,
+    render,
+)
 from optsync.web.deps import evidence_of, get_context
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
@@ -126,7 +134,7 @@ async def add_unsubscribe(
     try:
         person_id, changed = await run_in_threadpool(in_transaction, ctx.db, work)
     except UsageError as exc:
-        message = exc.message
+        message = field_message(exc.field or "email", exc.message)
         return await run_in_threadpool(
             lambda: unsubscribes_tab(
                 request,
@@ -150,7 +158,7 @@ def _person_or_404(
     with ctx.db.transaction() as session:
         view = find_by_id(session, person_id)
         if view is None:
-            raise PageError(404, "No such person", f"There is no person #{person_id}.")
+            raise PageError(404, "No such person", "There is no person at this address.")
         ledger = list(
             session.scalars(
                 select(LedgerEntry)
@@ -238,7 +246,7 @@ async def remove(
     def work(session: Session) -> tuple[str, bool]:
         person = lock_person(session, person_id)
         if person is None:
-            raise PageError(404, "No such person", f"There is no person #{person_id}.")
+            raise PageError(404, "No such person", "There is no person at this address.")
         reason = _clean_reason(raw)
         if not reason:
             raise UsageError("reason: say why this person may be emailed again.", field="reason")
@@ -256,7 +264,7 @@ async def remove(
     try:
         _email, changed = await run_in_threadpool(in_transaction, ctx.db, work)
     except UsageError as exc:
-        message = exc.message
+        message = field_message(exc.field, exc.message)
         return await run_in_threadpool(
             lambda: _remove_page(
                 request, ctx, person_id, reason=raw[:MAX_REASON], error=message, status=422

@@ -4,6 +4,7 @@ session's CSRF token the way a browser would."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
@@ -17,6 +18,14 @@ from tests.integration.conftest import BASE_URL
 ADMIN = ("admin@example.com", "correct horse battery")
 MEMBER = ("member@example.com", "member password 1")
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+TAG_RE = re.compile(r"<[^>]*>")
+
+
+def visible(page: str) -> str:
+    """The page's text as a reader sees it: tags gone, entities decoded. Addresses on the
+    pages are split into unbreakable pieces (``<span class="nowrap">p07@</span><wbr>…``),
+    so an address is looked for in this text, not in the markup."""
+    return html.unescape(TAG_RE.sub("", page))
 
 
 @pytest.fixture

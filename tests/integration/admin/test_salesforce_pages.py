@@ -38,7 +38,8 @@ def test_connect_through_the_form_then_checks_pass_and_secrets_stay_hidden(admin
     assert emu.client_secret not in page
     assert 'id="client_secret" name="client_secret" type="password" value=""' in page
     assert '<span class="badge">stored</span>' in page
-    assert page.count('state-pushed">Pass') >= 3  # connection + field on Contact and Lead
+    # connection + field on Contact and Lead; the state is said by a sign, not colour only
+    assert page.count('state-pushed">✓ Pass') >= 3
     # saving again with the secret left empty keeps the stored one
     assert _connect(admin_client, emu, client_secret="").status_code == 303
     with ctx.db.transaction() as s:
@@ -58,7 +59,7 @@ def test_connect_through_the_form_then_checks_pass_and_secrets_stay_hidden(admin
         },
     )
     page = admin_client.get(f"{TAB}?tab=integrations").text
-    assert 'state-failed">Fail' in page and "Missing__c on Contact" in page
+    assert 'state-failed">✗ Fail' in page and "Missing__c on Contact" in page
     # disconnect forgets it
     r = post_form(admin_client, f"{TAB}/integrations/connection/delete", {})
     assert "Disconnected" in admin_client.get(r.headers["location"]).text
@@ -111,8 +112,13 @@ def test_jwt_with_an_uploaded_key_and_the_password_flow(admin_client, emu, ctx):
         data={**base, "action": "test", "csrf_token": csrf_of(admin_client, "/settings")},
         files={"private_key_file": ("server.key", pem, "application/x-pem-file")},
     )
-    assert r.status_code == 303, r.text
-    assert "Tested only, not saved. Connected to" in admin_client.get(r.headers["location"]).text
+    # the answer comes on the same page, beside the button, with the form as typed
+    assert r.status_code == 200, r.text
+    result = r.text[r.text.index('id="connection-result"') :]
+    assert result.startswith('id="connection-result" class="result flash flash-ok"')
+    assert "Tested only, not saved. Connected to" in result[: result.index("</p>")]
+    assert f'id="username" name="username" type="text" value="{emu.username}"' in r.text
+    assert 'value="jwt" checked' in r.text and "BEGIN" not in r.text
     with ctx.db.transaction() as s:
         assert load_connection(s, ctx.settings.resolved_secret_key) is None
     r = admin_client.post(
@@ -185,3 +191,29 @@ def test_save_tests_first_and_keeps_the_stored_connection_when_the_test_fails(
     with ctx.db.transaction() as s:
         stored = load_connection(s, ctx.settings.resolved_secret_key)
     assert stored is not None and stored.client_secret == emu.client_secret
+
+
+def test_a_second_integrations_view_within_the_cache_window_calls_salesforce_not_at_all(
+    admin_client, emu, clock
+):
+    assert _connect(admin_client, emu).status_code == 303
+    calls = lambda: emu.control("GET", "counters")["total"]  # noqa: E731
+    before = calls()
+    first = admin_client.get(f"{TAB}?tab=integrations").text
+    assert "Checked just now" in first and 'state-pushed">✓ Pass' in first
+    after_first = calls()
+    assert after_first > before  # the checks asked Salesforce once
+    clock.advance(minutes=4)
+    second = admin_client.get(f"{TAB}?tab=integrations").text
+    assert calls() == after_first  # the cached checks, no API call
+    assert "Checked 4 minutes ago" in second and 'state-pushed">✓ Pass' in second
+    # Re-check asks again, now
+    r = post_form(admin_client, f"{TAB}/integrations/checks", {})
+    assert r.status_code == 303
+    third = admin_client.get(r.headers["location"]).text
+    assert calls() > after_first and "Checked just now" in third
+    # past the 15 minutes the page asks again by itself
+    settled = calls()
+    clock.advance(minutes=16)
+    assert "Checked just now" in admin_client.get(f"{TAB}?tab=integrations").text
+    assert calls() > settled

@@ -116,3 +116,20 @@ def test_events_apply_own_writes_skip_clearing_changes_nothing(emu, live_ctx, ru
     wait_for(lambda: ids[3] in unsubscribed(db))
     assert unsubscribed(db) == {ids[0], ids[2], ids[3]}  # ids[1]: own write skipped
     assert ledger_count(db) == 3
+
+
+def test_a_switch_of_the_synced_field_reaches_an_open_stream(emu, live_ctx, running):
+    """The stream applies the field in force now, not the one it was opened with."""
+    db = live_ctx.db
+    ids = emu.seed(contacts=2)["contact_ids"]
+    link(db, ids)
+    turn_on(db, field="sales_opt_out")
+    running()
+    wait_for(lambda: status(db) == "live")
+    from optsync.services.sync_settings import update_settings
+
+    with db.transaction() as s:
+        update_settings(s, {"field": "email_opt_out"}, actor="test", now=utcnow())
+    time.sleep(1.0)  # a few ticks of the loop: it has read the new settings
+    tick_in_salesforce(emu, ids[0])  # Email Opt Out, now the synced field
+    wait_for(lambda: unsubscribed(db) == {ids[0]}, timeout=10)

