@@ -537,3 +537,16 @@ def test_an_org_without_cdc_selects_nothing(tmp_path: Path):
 
 def test_the_connection_facts_name_the_pubsub_url(emu: Emulator):
     assert emu.summary()["pubsub_url"].startswith("https://127.0.0.1:")
+
+
+def test_writes_to_an_entity_not_selected_generate_no_events(emu: Emulator, sf: Any):
+    """As in Salesforce: change events exist only for entities selected for CDC."""
+    emu.control("PUT", "pubsub/entities", {"selected": ["Contact"]})
+    try:
+        before = emu.control("GET", "pubsub")["retained"]
+        sf.Lead.create({"LastName": "Quiet", "Company": "Acme"})
+        assert emu.control("GET", "pubsub")["retained"] == before
+        new_contact(sf)
+        assert emu.control("GET", "pubsub")["retained"] == before + 1
+    finally:
+        emu.control("PUT", "pubsub/entities", {"selected": ["Contact", "Lead"]})

@@ -124,7 +124,7 @@ class EventBus:
         self.streams: dict[int, Stream] = {}
         self._stream_ids = 0
         self.closed = False
-        self.capture = ChangeCapture(store, self.publish_commit)
+        self.capture = ChangeCapture(store, self.publish_commit, lambda obj: obj in self.selected)
 
     # ------------------------------------------------------------- topics, schemas
     def topic_entities(self, topic: str) -> list[str] | None:

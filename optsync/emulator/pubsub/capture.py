@@ -106,15 +106,25 @@ class RowChange:
 class ChangeCapture:
     """Installs the triggers on a store's connection and hands committed changes on."""
 
-    def __init__(self, store: Any, on_commit: Callable[[list[RowChange], Writer], None]):
+    def __init__(
+        self,
+        store: Any,
+        on_commit: Callable[[list[RowChange], Writer], None],
+        selected: Callable[[str], bool] = lambda obj: True,
+    ):
+        """``selected(obj)``: whether ``obj`` is selected for Change Data Capture; as in
+        Salesforce, writes to an entity that is not selected generate no change events."""
         self.store = store
         self.on_commit = on_commit
+        self.selected = selected
         with store.lock:
             self._install(store.conn)
         store.change_listeners.append(self.drain)
 
     def _install(self, conn: sqlite3.Connection) -> None:
-        conn.create_function("emulator_capturing", 0, lambda: int(_capturing.get()))
+        conn.create_function(
+            "emulator_capturing", 1, lambda obj: int(_capturing.get() and self.selected(obj))
+        )
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS cdc_log "
             "(seq INTEGER PRIMARY KEY, obj TEXT, old TEXT, new TEXT)"
@@ -129,7 +139,7 @@ class ChangeCapture:
                 conn.execute(f'DROP TRIGGER IF EXISTS temp."cdc_{obj}_{event}"')
                 conn.execute(
                     f'CREATE TEMP TRIGGER "cdc_{obj}_{event}" AFTER {event} ON main."{obj}" '
-                    f"WHEN emulator_capturing() BEGIN INSERT INTO cdc_log (obj, old, new) "
+                    f"WHEN emulator_capturing('{obj}') BEGIN INSERT INTO cdc_log (obj, old, new) "
                     f"VALUES ('{obj}', {old}, {row('NEW')}); END"
                 )
 

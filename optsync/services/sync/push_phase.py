@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from optsync.domain.failures import Outcome
@@ -36,15 +35,12 @@ from optsync.services.follow import Attempt, Failed, follow, needs_following
 from optsync.services.sync.options import RETRIES, SyncOptions
 from optsync.store import sync_runs
 from optsync.store.db import Database
-from optsync.store.models import OutboxPush
-
-OUTBOX = cast(Table, OutboxPush.__table__)
+from optsync.store.outbox import record_sent
 
 SyncAttempt = Attempt[int | None]
 """A record to set on behalf of a person (``owner``: the person id, if known)."""
 SyncFailed = Failed[SyncAttempt]
 
-RECORD_CHUNK = 1_000
 SENT_BY_RUN = "sync run #"
 """``outbox.claimed_by`` of a push a sync run made (followed by the run's id)."""
 """Sent pushes per INSERT when a run records what it set."""
@@ -123,27 +119,15 @@ class PushPhase:
         held to the run's ownership: the field is set in Salesforce whoever owns the run."""
         if not self._sent:
             return
-        now = self._clock()
-        rows = [
-            {
-                "person_id": pid,
-                "state": "sent",
-                "attempts": 1,
-                "next_attempt_at": now,
-                "field": self.field,
-                "target_id": sf,
-                # who sent it: a settled worker push has none, a sync run's push its run
-                "claimed_by": f"{SENT_BY_RUN}{self.run_id}",
-                "created_at": now,
-                "sent_at": now,
-                "settled_at": now,
-            }
-            for pid, sf in self._sent
-        ]
-        self._sent = []
+        sent, self._sent = self._sent, []
         with self.db.transaction() as session:
-            for start in range(0, len(rows), RECORD_CHUNK):
-                session.execute(insert(OUTBOX), rows[start : start + RECORD_CHUNK])
+            record_sent(
+                session,
+                sent,
+                field=self.field,
+                sent_by=f"{SENT_BY_RUN}{self.run_id}",
+                now=self._clock(),
+            )
 
     def _hold_now(self) -> None:
         with self.db.transaction() as session:
