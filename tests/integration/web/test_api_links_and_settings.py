@@ -38,12 +38,14 @@ def test_cli_link_prints_url_and_headers(cli_env, monkeypatch):
     runner = CliRunner()
     r = runner.invoke(app, ["bob@example.com"])
     assert r.exit_code == 0, r.output
-    url, list_unsub, post = r.output.strip().splitlines()
+    # stdout is the URL and the headers; the note that a person was added goes to stderr
+    url, list_unsub, post = r.stdout.strip().splitlines()
+    assert "Added bob@example.com as a new person" in r.stderr
     assert url.startswith("https://mail.example.org/u/")
     assert list_unsub == f"List-Unsubscribe: <{url}>"
     assert post == "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
     r = runner.invoke(app, ["bob@example.com", "--json"])
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)
     assert data["url"] == url and data["headers"]["List-Unsubscribe"] == f"<{url}>"
     settings = load_settings()
     links = UnsubscribeLinks.from_settings(settings)
