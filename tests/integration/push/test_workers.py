@@ -64,7 +64,8 @@ def test_worker_killed_mid_batch_loses_nothing(emu, db, database_url, clock, tmp
     link_and_unsubscribe(db, clock, all_ids)
     emu.settings(latency_ms=400)
     env = worker_env(emu, database_url, tmp_path / "data")
-    first = start_worker(env, "--lease-seconds", "2")
+    # one loop, so that its second claim is in flight while the first one is already sent
+    first = start_worker(env, "--lease-seconds", "2", "--push-loops", "1")
     try:
         wait_for(lambda: counts(db).get("in_flight", 0) > 0 and counts(db).get("sent", 0) > 0)
     finally:
