@@ -24,10 +24,10 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import requests
+from org_reads import opted_out_stamps
 from sqlalchemy import text
 
 from optsync.store.scratch import scratch_database
@@ -76,27 +76,7 @@ def control(info: dict[str, str], method: str, path: str, body: object = None) -
 def stamps(info: dict[str, str]) -> dict[str, float]:
     """SystemModstamp (epoch seconds) of every opted-out record, read after the run."""
     with http(info) as s:
-        tok = s.post(
-            info["login_url"] + "/services/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            auth=(info["client_id"], info["client_secret"]),
-            timeout=60,
-        ).json()
-        headers = {"Authorization": f"Bearer {tok['access_token']}"}
-        out: dict[str, float] = {}
-        for obj in ("Contact", "Lead"):
-            url = (
-                f"{tok['instance_url']}/services/data/v62.0/query?q=SELECT+Id,SystemModstamp"
-                f"+FROM+{obj}+WHERE+HasOptedOutOfEmail+=+true"
-            )
-            while url:
-                page = s.get(url, headers=headers, timeout=120).json()
-                for rec in page["records"]:
-                    stamp = datetime.strptime(rec["SystemModstamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
-                    out[rec["Id"]] = stamp.timestamp()
-                nxt = page.get("nextRecordsUrl")
-                url = tok["instance_url"] + nxt if nxt else ""
-    return out
+        return opted_out_stamps(s, info, "HasOptedOutOfEmail")
 
 
 def pct(values: list[float], p: float) -> float:

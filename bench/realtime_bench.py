@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from org_reads import opted_out_stamps
 from sqlalchemy import text
 
 from optsync.store.scratch import scratch_database
@@ -126,28 +127,7 @@ class Org:
     def stamps(self) -> dict[str, float]:
         """``SystemModstamp`` (epoch s) of every record with the field set, read with the
         REST API once all measuring is done."""
-        s = self._http()
-        tok = s.post(
-            self.info["login_url"] + "/services/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            auth=(self.info["client_id"], self.info["client_secret"]),
-            timeout=60,
-        ).json()
-        headers = {"Authorization": f"Bearer {tok['access_token']}"}
-        out: dict[str, float] = {}
-        for obj in ("Contact", "Lead"):
-            url = (
-                f"{tok['instance_url']}/services/data/v62.0/query?q=SELECT+Id,SystemModstamp"
-                f"+FROM+{obj}+WHERE+{FIELD}+=+true"
-            )
-            while url:
-                page = s.get(url, headers=headers, timeout=120).json()
-                for rec in page["records"]:
-                    stamp = datetime.strptime(rec["SystemModstamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
-                    out[rec["Id"]] = stamp.timestamp()
-                nxt = page.get("nextRecordsUrl")
-                url = tok["instance_url"] + nxt if nxt else ""
-        return out
+        return opted_out_stamps(self._http(), self.info, FIELD)
 
 
 # -- Pub/Sub RPCs, counted at the client ----------------------------------------------------
