@@ -16,6 +16,7 @@ Register with ``pytest_plugins = ["tests.fixtures_emulator"]`` (or ``-p tests.fi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,10 +30,10 @@ def settings_env(emu: Emulator) -> dict[str, str]:
     return _settings_env(emu.summary())
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    options = EmulatorOptions(
-        data_dir=tmp_path_factory.mktemp("emulator-data"),
+def emulator_options(data_dir: Path) -> EmulatorOptions:
+    """A test emulator: in memory, on a free port, no latency or faults."""
+    return EmulatorOptions(
+        data_dir=data_dir,
         host="127.0.0.1",
         port=0,
         memory=True,
@@ -44,7 +45,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         sales_opt_out=True,
         token_lifetime_s=7200,
     )
-    with run_emulator(options) as emu:
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    with run_emulator(emulator_options(tmp_path_factory.mktemp("emulator-data"))) as emu:
         yield emu
 
 

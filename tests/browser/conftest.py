@@ -23,13 +23,14 @@ from typing import Any
 import pytest
 
 from optsync.bootstrap import Context
-from optsync.emulator import Emulator
+from optsync.emulator import Emulator, run_emulator
 from optsync.salesforce.connection import save_connection
 from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services.accounts import add_user
 from optsync.services.persons_pull import pull_persons
 from optsync.settings import load_settings
 from optsync.store.db import Database
+from tests.fixtures_emulator import emulator_options
 from tests.integration.salesforce.conftest import config_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -76,16 +77,27 @@ class LiveApp:
         return self.url + path
 
 
-@pytest.fixture(scope="session")
-def live(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+@pytest.fixture(scope="package")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    """The admin app with a running worker, over an emulator of its own.
+
+    Its own emulator and package scope matter: the worker keeps a live pull and pushes
+    running, which must neither spend calls on nor hold streams open in the session's
+    shared emulator that later tests count exactly, nor outlive the browser tests.
+    """
     _require_browser()
+
+    with run_emulator(emulator_options(tmp_path_factory.mktemp("browser-emulator"))) as emulator:
+        yield from _live_app(emulator, tmp_path_factory)
+
+
+def _live_app(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     import uvicorn
 
     from optsync.web.admin import install_admin
     from optsync.web.app import create_app
     from optsync.worker.runner import Worker
 
-    emulator.reset()
     emulator.seed(contacts=40, leads=30, opted_out_fraction=0.1)
     data = tmp_path_factory.mktemp("browser-data")
     url = f"sqlite:///{data / 'optsync.db'}"
@@ -130,7 +142,7 @@ def live(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         ctx.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(live: LiveApp) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
