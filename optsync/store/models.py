@@ -94,7 +94,7 @@ class Person(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "salesforce_object IS NULL OR salesforce_object IN ('Contact', 'Lead')",
+            "salesforce_object IS NULL OR salesforce_object IN ('Contact', 'Lead', 'Account')",
             name="object_kind",
         ),
         CheckConstraint(
@@ -203,12 +203,26 @@ class SyncSettings(Base):
     # how Salesforce-side opt-outs arrive between nightly runs (docs/sync.md "Live pull")
     live_pull: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
     poll_interval_s: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    # which of an address's records becomes the person's primary (linked) record
+    # (docs/sync.md "Records per address"; optsync.domain.records.LINK_RULES)
+    link_rule: Mapped[str] = mapped_column(
+        String(24), default="contact_then_lead", server_default="contact_then_lead"
+    )
+    # a Salesforce opt-out of an address optsync has never seen adds a suppressed person
+    suppress_unknown: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=text("true")
+    )
 
     __table_args__ = (
         CheckConstraint("id = 1", name="singleton"),
         CheckConstraint("field IN ('email_opt_out', 'sales_opt_out')", name="field_choice"),
         CheckConstraint("live_pull IN ('auto', 'cdc', 'poll', 'off')", name="live_pull_mode"),
         CheckConstraint("poll_interval_s BETWEEN 15 AND 3600", name="poll_interval"),
+        CheckConstraint(
+            "link_rule IN ('contact_then_lead', 'lead_then_contact', 'contact_only', "
+            "'lead_only', 'off')",
+            name="link_rule",
+        ),
     )
 
 
@@ -304,7 +318,9 @@ class SyncRemoteOptOut(Base):
     salesforce_id: Mapped[str] = mapped_column(String(18), primary_key=True)
     object: Mapped[str] = mapped_column(String(16))
 
-    __table_args__ = (CheckConstraint("object IN ('Contact', 'Lead')", name="object_kind"),)
+    __table_args__ = (
+        CheckConstraint("object IN ('Contact', 'Lead', 'Account')", name="object_kind"),
+    )
 
 
 class User(Base):
@@ -420,7 +436,7 @@ class LivePullState(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        CheckConstraint("object IN ('Contact', 'Lead')", name="object"),
+        CheckConstraint("object IN ('Contact', 'Lead', 'Account')", name="object"),
         CheckConstraint("mode IN ('cdc', 'poll')", name="mode"),
     )
 
@@ -437,3 +453,76 @@ class LivePullLease(Base):
     acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+
+class SalesforceRecord(Base):
+    """optsync's mirror of the Salesforce records that carry an address: Contacts, Leads
+    and Person Accounts, fed by pulls, the nightly run, the live pull and push-time
+    lookups. ``email`` is normalised as optsync normalises addresses (NULL when the
+    record has none, or one optsync cannot use); the opt-out fields hold the last value
+    seen (NULL when not read). A record stays mirrored when it loses its address: the
+    opt-out it carries is never cleared by optsync."""
+
+    __tablename__ = "salesforce_records"
+
+    record_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    object: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(254))
+    email_opt_out: Mapped[bool | None] = mapped_column(Boolean)
+    sales_opt_out: Mapped[bool | None] = mapped_column(Boolean)
+    converted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    system_modstamp: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("object IN ('Contact', 'Lead', 'Account')", name="object_kind"),
+        # every record of an address (push fan-out, pull by address, the person page)
+        Index("ix_salesforce_records_email", "email"),
+        # records changed since a point in time (the nightly's incremental pass)
+        Index("ix_salesforce_records_modstamp", "system_modstamp"),
+    )
+
+
+class SalesforceMirror(Base):
+    """How far the record mirror can be trusted (a single row, id 1): every record changed
+    in Salesforce up to ``through`` (a SystemModstamp) is mirrored; ``complete_at`` is the
+    last full re-mirror. ``trusted`` turns false when a change may have been missed (a
+    Change Data Capture gap or overflow, a changed field choice): the next nightly run
+    re-mirrors in full."""
+
+    __tablename__ = "salesforce_mirror"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    through: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    complete_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint("id = 1", name="singleton"),)
+
+
+class PushRecord(Base):
+    """One Salesforce record a push set (or failed to set): a push of an address fans out
+    to every record that carries it."""
+
+    __tablename__ = "push_records"
+
+    push_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    record_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    object: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    message: Mapped[str | None] = mapped_column(Text)
+    fix: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("object IN ('Contact', 'Lead', 'Account')", name="object_kind"),
+        CheckConstraint("state IN ('sent', 'failed')", name="state"),
+        # the records a push failed on (the "some records failed" filter)
+        Index("ix_push_records_state", "state", "push_id"),
+    )

@@ -1,0 +1,191 @@
+"""The Salesforce record mirror: every Contact, Lead and Person Account optsync has seen,
+by address (``salesforce_records``), and how far it can be trusted (``salesforce_mirror``).
+
+Writers (pulls, the nightly run, the live pull, push-time lookups) hand over what they
+read as :class:`MirroredRecord` rows; :func:`upsert_records` keeps the newest version of
+each record by SystemModstamp, so a slow reader cannot overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from optsync.domain.emails import InvalidEmail, normalise_email
+from optsync.domain.records import RecordObject, RecordView
+from optsync.store.models import SalesforceMirror, SalesforceRecord
+
+Field = Literal["email_opt_out", "sales_opt_out"]
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class MirroredRecord:
+    """A record as read from Salesforce. ``email`` is the raw value; the opt-out values are
+    None when the read did not include that field (the stored value is then kept)."""
+
+    record_id: str
+    object: RecordObject
+    email: str | None
+    email_opt_out: bool | None = None
+    sales_opt_out: bool | None = None
+    converted: bool = False
+    deleted: bool = False
+    system_modstamp: datetime | None = None
+
+
+def mirror_email(raw: str | None) -> str | None:
+    """The address a record carries, normalised as persons' addresses are, or None when
+    the record has none that optsync could use."""
+    if not raw:
+        return None
+    try:
+        return normalise_email(raw)
+    except InvalidEmail:
+        return None
+
+
+def upsert_records(session: Session, records: Iterable[MirroredRecord], now: datetime) -> int:
+    """Insert or refresh mirrored records; an older read (by SystemModstamp) than the one
+    stored changes nothing. Returns how many rows were given."""
+    table = SalesforceRecord.__table__
+    insert: Any = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else (sqlite.insert)
+    )
+    given = 0
+    batch: dict[str, dict[str, Any]] = {}
+
+    def flush() -> None:
+        if not batch:
+            return
+        stmt = insert(table)
+        excluded = stmt.excluded
+        newer = or_(
+            table.c.system_modstamp.is_(None),
+            excluded.system_modstamp.is_(None),
+            excluded.system_modstamp >= table.c.system_modstamp,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.record_id],
+            set_={
+                "object": excluded.object,
+                "email": excluded.email,
+                # a read without the field keeps the value known before
+                "email_opt_out": _coalesce(excluded.email_opt_out, table.c.email_opt_out),
+                "sales_opt_out": _coalesce(excluded.sales_opt_out, table.c.sales_opt_out),
+                "converted": excluded.converted,
+                "deleted": excluded.deleted,
+                "system_modstamp": _coalesce(excluded.system_modstamp, table.c.system_modstamp),
+                "seen_at": excluded.seen_at,
+            },
+            where=newer,
+        )
+        session.execute(stmt, list(batch.values()))
+        batch.clear()
+
+    for r in records:
+        given += 1
+        # one row per record and statement (PostgreSQL refuses a row twice in one upsert);
+        # the later read of a record within a batch wins
+        batch[r.record_id] = {
+            "record_id": r.record_id,
+            "object": r.object,
+            "email": mirror_email(r.email),
+            "email_opt_out": r.email_opt_out,
+            "sales_opt_out": r.sales_opt_out,
+            "converted": r.converted,
+            "deleted": r.deleted,
+            "system_modstamp": r.system_modstamp,
+            "seen_at": now,
+        }
+        if len(batch) >= CHUNK:
+            flush()
+    flush()
+    return given
+
+
+def _coalesce(first: Any, second: Any) -> Any:
+    return func.coalesce(first, second)
+
+
+def mark_deleted(session: Session, record_ids: Sequence[str], now: datetime) -> int:
+    """Records Salesforce deleted (or merged away): kept for the history, never set."""
+    done = 0
+    for start in range(0, len(record_ids), CHUNK):
+        chunk = list(record_ids[start : start + CHUNK])
+        result = session.execute(
+            update(SalesforceRecord)
+            .where(SalesforceRecord.record_id.in_(chunk))
+            .values(deleted=True, seen_at=now)
+        )
+        done += int(getattr(result, "rowcount", 0) or 0)
+    return done
+
+
+def _view(row: SalesforceRecord, field: Field) -> RecordView:
+    return RecordView(
+        record_id=row.record_id,
+        object=row.object,  # type: ignore[arg-type]
+        email=row.email,
+        opted_out=getattr(row, field),
+        converted=row.converted,
+        deleted=row.deleted,
+        system_modstamp=row.system_modstamp,
+    )
+
+
+def records_by_email(
+    session: Session, emails: Iterable[str], field: Field
+) -> dict[str, list[RecordView]]:
+    """Every mirrored record of each (normalised) address, deleted ones included."""
+    out: dict[str, list[RecordView]] = defaultdict(list)
+    wanted = sorted(set(emails))
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        rows = session.scalars(
+            select(SalesforceRecord)
+            .where(SalesforceRecord.email.in_(chunk))
+            .order_by(SalesforceRecord.email, SalesforceRecord.record_id)
+        )
+        for row in rows:
+            assert row.email is not None
+            out[row.email].append(_view(row, field))
+    return dict(out)
+
+
+def mirror_state(session: Session) -> SalesforceMirror | None:
+    return session.get(SalesforceMirror, 1)
+
+
+def save_mirror_state(
+    session: Session,
+    now: datetime,
+    *,
+    through: datetime | None = None,
+    complete: bool = False,
+    trusted: bool | None = None,
+    reason: str | None = None,
+) -> SalesforceMirror:
+    """Move the mirror's watermark forward (never back), record a full re-mirror, or mark
+    it untrusted with the reason (the next nightly run then re-mirrors in full)."""
+    state = session.get(SalesforceMirror, 1, with_for_update=True)
+    if state is None:
+        state = SalesforceMirror(id=1, trusted=False, updated_at=now)
+        session.add(state)
+    if through is not None and (state.through is None or through > state.through):
+        state.through = through
+    if complete:
+        state.complete_at = now
+    if trusted is not None:
+        state.trusted = trusted
+        state.reason = None if trusted else (reason or "")[:255]
+    state.updated_at = now
+    session.flush()
+    return state
