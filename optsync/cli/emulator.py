@@ -44,6 +44,9 @@ def emulator(
     without_cdc: bool = typer.Option(
         False, "--without-cdc", help="Select no entity for Change Data Capture at start."
     ),
+    person_accounts: bool = typer.Option(
+        False, "--person-accounts", help="Enable Person Accounts in the org at start."
+    ),
     memory: bool = typer.Option(False, "--memory", help="Keep org data in memory only."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON line when ready."),
 ) -> None:
@@ -86,6 +89,7 @@ def emulator(
         sales_opt_out=not without_sales_opt_out,
         cdc=not without_cdc,
         pubsub_port=pubsub_port,
+        person_accounts=person_accounts,
     )
     console = Console()
     previous = signal.signal(signal.SIGTERM, _terminate)  # before "ready" is printed

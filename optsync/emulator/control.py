@@ -169,6 +169,21 @@ async def field_security(request: Request, org: Org) -> Response:
 
 
 @control
+async def org_options(request: Request, org: Org) -> Response:
+    """``GET``/``PUT /__emulator__/org``: org features (``{"person_accounts": bool}``)."""
+    if request.method == "PUT":
+        data = await _body(request)
+        unknown = sorted(set(data) - {"person_accounts"})
+        if unknown:
+            raise ValueError(f"unknown org option {unknown[0]!r}; use person_accounts")
+        if "person_accounts" in data:
+            if not isinstance(data["person_accounts"], bool):
+                raise ValueError("person_accounts must be true or false")
+            org.store.set_person_accounts(data["person_accounts"])
+    return JSONResponse({"person_accounts": org.store.person_accounts})
+
+
+@control
 async def counters(request: Request, org: Org) -> Response:
     return JSONResponse(org.governor.counters())
 
@@ -184,5 +199,6 @@ def routes() -> list[Route]:
         Route(f"{PREFIX}/records/{{record_id}}/merge", merge, methods=["POST"]),
         Route(f"{PREFIX}/fields/{{sobject}}/{{field}}", field_security, methods=["PUT"]),
         Route(f"{PREFIX}/counters", counters, methods=["GET"]),
+        Route(f"{PREFIX}/org", org_options, methods=["GET", "PUT"]),
         *pubsub_control.routes(control, _body),
     ]

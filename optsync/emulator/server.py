@@ -44,6 +44,7 @@ class EmulatorOptions:
     Contacts, half Leads; 10 % email-opted-out, 5 % sales-opted-out); 0 leaves it empty.
     ``cdc`` False starts with no entity selected for Change Data Capture (an org whose
     edition has none); ``pubsub_port`` is the Pub/Sub API's own TLS port (0 = free one).
+    ``person_accounts`` starts the org with Person Accounts enabled.
     """
 
     data_dir: Path
@@ -59,6 +60,7 @@ class EmulatorOptions:
     token_lifetime_s: float = 7200
     cdc: bool = True
     pubsub_port: int = 0
+    person_accounts: bool = False
 
     def validate(self) -> None:
         if not 0.0 <= self.fault_rate <= 1.0:
@@ -258,6 +260,7 @@ def build_org(options: EmulatorOptions) -> tuple[Org, Path]:
     store = OrgStore(
         ":memory:" if options.memory else str(emu_dir / "org.sqlite3"),
         sales_opt_out=options.sales_opt_out,
+        person_accounts=options.person_accounts,
         username=creds.username,
     )
     governor = Governor(
