@@ -21,6 +21,7 @@ from optsync.emulator.errors import SalesforceError
 from optsync.emulator.org import Org
 from optsync.emulator.pubsub import control as pubsub_control
 from optsync.emulator.pubsub.capture import capture_paused
+from optsync.emulator.store import SeedResult
 
 PREFIX = "/__emulator__"
 
@@ -84,21 +85,42 @@ def _fraction(data: dict[str, Any], key: str) -> float:
 
 @control
 async def seed(request: Request, org: Org) -> Response:
-    """Insert generated Contacts and Leads; ids are listed only up to 10,000 records."""
+    """Insert generated Contacts, Leads and person accounts, some sharing addresses;
+    ids are listed only up to 10,000 records."""
     data = await _body(request)
     contacts, leads = _count(data, "contacts"), _count(data, "leads")
-    opted, sales = (
+    persons = _count(data, "person_accounts")
+    opted, sales, duplicates = (
         _fraction(data, "opted_out_fraction"),
         _fraction(data, "sales_opted_out_fraction"),
+        _fraction(data, "duplicate_fraction"),
     )
-    with capture_paused():  # seeded records stand for data already there: no CDC events
-        contact_ids, lead_ids = await run_in_threadpool(
-            org.store.seed, contacts, leads, opted, sales
+
+    def run() -> SeedResult:
+        return org.store.seed(
+            contacts,
+            leads,
+            opted,
+            sales,
+            person_accounts=persons,
+            duplicate_fraction=duplicates,
         )
-    body: dict[str, Any] = {"contacts": contacts, "leads": leads}
-    if contact_ids is not None and lead_ids is not None:
-        body["contact_ids"] = contact_ids
-        body["lead_ids"] = lead_ids
+
+    with capture_paused():  # seeded records stand for data already there: no CDC events
+        result = await run_in_threadpool(run)
+    body: dict[str, Any] = {
+        "contacts": contacts,
+        "leads": leads,
+        "person_accounts": persons,
+        "duplicates": result.duplicates,
+    }
+    if result.contact_ids is not None:
+        body["contact_ids"] = result.contact_ids
+        body["lead_ids"] = result.lead_ids
+        body["person_account_ids"] = result.person_account_ids
+        body["duplicate_ids"] = [
+            {"id": dup, "duplicate_of": orig} for dup, orig in result.duplicate_ids or []
+        ]
     return JSONResponse(body)
 
 

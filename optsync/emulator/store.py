@@ -17,6 +17,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -170,6 +171,47 @@ def _decode(f: FieldDef, v: Any) -> Any:
     if f.type in NUMERIC:
         return float(v)
     return v
+
+
+@dataclass
+class SeedResult:
+    """What ``seed`` made: ids (None above ``SEED_IDS_MAX`` records) and the duplicates,
+    as (duplicate id, id of the record whose address it carries) pairs."""
+
+    contact_ids: list[str] | None
+    lead_ids: list[str] | None
+    person_account_ids: list[str] | None
+    duplicates: int
+    duplicate_ids: list[tuple[str, str]] | None
+
+
+def _seed_identity(num: int, tag: str) -> tuple[str, str, str]:
+    """The generated first name, last name and address of seeded record ``num``."""
+    first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
+    last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
+    return first, last, f"{first}.{last}.{tag}{num}@example.com".lower()
+
+
+def _unit(num: int, salt: int) -> float:
+    """A well-mixed number in [0, 1) from ``num`` (a 32-bit integer hash)."""
+    h = (num * 0x9E3779B1 + salt) & 0xFFFFFFFF
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h / 4294967296.0
+
+
+def _case_variant(email: str) -> str:
+    """The same address as people type it: ``Ann.Smith.C12@Example.com``."""
+    local, _, domain = email.partition("@")
+    return ".".join(p.capitalize() for p in local.split(".")) + "@" + domain.capitalize()
+
+
+def _insert_sql(obj: str, cols: list[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in cols)
+    return f'INSERT INTO "{obj}" (rowid, {names}) VALUES (?, {", ".join("?" for _ in cols)})'
 
 
 def _last_name_missing() -> SalesforceError:
@@ -1089,76 +1131,127 @@ class OrgStore:
         opted_out_fraction: float,
         sales_opted_out_fraction: float,
         *,
+        person_accounts: int = 0,
+        duplicate_fraction: float = 0.0,
         rng_seed: int = 0,
-    ) -> tuple[list[str] | None, list[str] | None]:
-        """Insert generated records fast (chunked ``executemany``, streamed from generators).
+    ) -> SeedResult:
+        """Insert generated records fast (chunked ``executemany``, rows computed on the fly).
 
-        Ids are returned only up to ``SEED_IDS_MAX`` records in total, so seeding a million
-        records never builds a million-element response.
+        Contacts first, then Leads, then person accounts (each with its PersonContact).
+        With ``duplicate_fraction`` F each record after the first Contact carries, with
+        probability F, the address of an earlier seeded record instead of its own: a
+        Contact's address on a second Contact, on a Lead or on a person account (a Lead's
+        when no Contacts are seeded); a third of those differ in case
+        (``Ann.Smith…@Example.com``). An address is a pure function of its record's
+        number, so no lookup is needed at a million records.
+        Ids (and duplicate pairs) are returned only up to ``SEED_IDS_MAX`` records.
         """
-        want_ids = contacts + leads <= SEED_IDS_MAX
-        out: dict[str, list[str] | None] = {}
-        for obj, count in ((CONTACT, contacts), (LEAD, leads)):
-            ids: list[str] | None = [] if want_ids else None
-            rng = Random(f"{rng_seed}:{obj}:{self._next_num[obj]}")
-            stamp = self.stamp()
-            cols = [
-                "Id",
-                "FirstName",
-                "LastName",
-                "Email",
-                "HasOptedOutOfEmail",
-                SALES_OPT_OUT,
-                "IsDeleted",
-                "CreatedDate",
-                "LastModifiedDate",
-                "SystemModstamp",
-                "OwnerId",
-                "CreatedById",
-                "LastModifiedById",
-            ]
+        if person_accounts and not self.person_accounts:
+            raise ValueError(
+                "person_accounts needs the Person Accounts org option: "
+                'PUT /__emulator__/org {"person_accounts": true} first'
+            )
+        total = contacts + leads + person_accounts
+        want_ids = total <= SEED_IDS_MAX
+        result = SeedResult(
+            [] if want_ids else None,
+            [] if want_ids else None,
+            [] if want_ids else None,
+            0,
+            [] if want_ids else None,
+        )
+        with self.lock:
+            c_start = self._next_num[CONTACT]
+            l_start = self._next_num[LEAD]
+        # where a duplicate's address comes from: (prefix tag, key prefix, first num, count)
+        source = ("c", KEY_PREFIX[CONTACT], c_start, contacts) if contacts else None
+        if source is None and leads:
+            source = ("l", KEY_PREFIX[LEAD], l_start, leads)
+        stamp = self.stamp()
+        audit = (stamp, stamp, stamp, USER_ID, USER_ID, USER_ID)
+        base = [
+            "CreatedDate",
+            "LastModifiedDate",
+            "SystemModstamp",
+            "OwnerId",
+            "CreatedById",
+            "LastModifiedById",
+        ]
+        rng = Random(f"{rng_seed}:{c_start}:{l_start}")
+        rand = rng.random
+
+        salt = {t: zlib.crc32(f"{rng_seed}:{t}".encode()) for t in ("c", "l", "p")}
+
+        def is_duplicate(num: int, tag: str) -> bool:
+            """Whether record ``num`` carries another's address: a hash of its number, so
+            an origin can be checked to hold its own address without remembering it."""
+            return bool(duplicate_fraction) and _unit(num, salt[tag]) < duplicate_fraction
+
+        def origin(tag: str, prefix: str, start: int, num: int) -> tuple[str, str, int] | None:
+            if source is None or source[0] == tag or tag == "c":
+                o_tag, o_prefix, o_start, o_count = tag, prefix, start, num - start
+            else:
+                o_tag, o_prefix, o_start, o_count = source
+            if o_count <= 0:
+                return None
+            o_num = o_start + rng.randrange(o_count)
+            for _ in range(64):
+                if not is_duplicate(o_num, o_tag):
+                    return o_tag, o_prefix, o_num
+                o_num = o_start + (o_num - o_start + 1) % o_count
+            return None
+
+        def person(num: int, tag: str, prefix: str, start: int) -> tuple[str, str, str, str]:
+            """(first, last, email, id) of this record, or of the record it duplicates."""
+            id18 = new_id(prefix, num)
+            if not duplicate_fraction or _unit(num, salt[tag]) >= duplicate_fraction:
+                first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
+                last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
+                return first, last, f"{first}.{last}.{tag}{num}@example.com".lower(), id18
+            found = origin(tag, prefix, start, num)
+            if found is None:
+                return (*_seed_identity(num, tag), id18)
+            o_tag, o_prefix, o_num = found
+            first, last, email = _seed_identity(o_num, o_tag)
+            if rng.random() < 1 / 3:
+                email = _case_variant(email)
+            result.duplicates += 1
+            if result.duplicate_ids is not None:
+                result.duplicate_ids.append((id18, new_id(o_prefix, o_num)))
+            return first, last, email, id18
+
+        def flags() -> tuple[int, int]:
+            return (
+                int(rng.random() < opted_out_fraction),
+                int(rng.random() < sales_opted_out_fraction),
+            )
+
+        for obj, count, tag in ((CONTACT, contacts, "c"), (LEAD, leads, "l")):
+            ids = result.contact_ids if obj == CONTACT else result.lead_ids
+            cols = ["Id", "FirstName", "LastName", "Email", "HasOptedOutOfEmail", SALES_OPT_OUT]
+            cols += ["IsDeleted", *base]
             if obj == LEAD:
                 cols += ["Company", "Status", "IsConverted"]
-            sql = (
-                f'INSERT INTO "{obj}" (rowid, {", ".join(chr(34) + c + chr(34) for c in cols)})'
-                f" VALUES (?, {', '.join('?' for _ in cols)})"
-            )
+            sql = _insert_sql(obj, cols)
             prefix = KEY_PREFIX[obj]
-            tag = "c" if obj == CONTACT else "l"
+            start = c_start if obj == CONTACT else l_start
 
             def rows(
-                start: int,
+                first_num: int,
                 n: int,
-                rng: Random = rng,
-                prefix: str = prefix,
-                tag: str = tag,
                 obj: str = obj,
-                stamp: str = stamp,
+                tag: str = tag,
+                prefix: str = prefix,
+                start: int = start,
                 ids: list[str] | None = ids,
             ) -> Iterable[tuple[Any, ...]]:
-                for num in range(start, start + n):
-                    first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
-                    last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
-                    id18 = new_id(prefix, num)
+                for num in range(first_num, first_num + n):
+                    first, last, email, id18 = person(num, tag, prefix, start)
                     if ids is not None:
                         ids.append(id18)
-                    r = rng.random()
-                    row: tuple[Any, ...] = (
-                        num,
-                        id18,
-                        first,
-                        last,
-                        f"{first}.{last}.{tag}{num}@example.com".lower(),
-                        int(r < opted_out_fraction),
-                        int(rng.random() < sales_opted_out_fraction),
-                        0,
-                        stamp,
-                        stamp,
-                        stamp,
-                        USER_ID,
-                        USER_ID,
-                        USER_ID,
-                    )
+                    opted = int(rand() < opted_out_fraction)
+                    sales = int(rand() < sales_opted_out_fraction)
+                    row: tuple[Any, ...] = (num, id18, first, last, email, opted, sales, 0, *audit)
                     if obj == LEAD:
                         row += (_COMPANIES[num % len(_COMPANIES)], "Open - Not Contacted", 0)
                     yield row
@@ -1167,12 +1260,81 @@ class OrgStore:
             while done < count:
                 n = min(_SEED_CHUNK, count - done)
                 with self.lock, self.transaction():
-                    start = self._next_num[obj]
-                    self.conn.executemany(sql, rows(start, n))
-                    self._next_num[obj] = start + n
+                    first_num = self._next_num[obj]
+                    self.conn.executemany(sql, rows(first_num, n))
+                    self._next_num[obj] = first_num + n
                 done += n
-            out[obj] = ids
-        return out[CONTACT], out[LEAD]
+        self._seed_person_accounts(person_accounts, person, flags, audit, base, result)
+        return result
+
+    def _seed_person_accounts(
+        self,
+        count: int,
+        person: Callable[[int, str, str, int], tuple[str, str, str, str]],
+        flags: Callable[[], tuple[int, int]],
+        audit: tuple[str, ...],
+        base: list[str],
+        result: SeedResult,
+    ) -> None:
+        pc = "Sales_Opt_Out__pc"
+        account_sql = _insert_sql(
+            ACCOUNT,
+            [
+                "Id",
+                "Name",
+                "FirstName",
+                "LastName",
+                "PersonEmail",
+                "PersonHasOptedOutOfEmail",
+                pc,
+                "IsPersonAccount",
+                "PersonContactId",
+                "RecordTypeId",
+                "IsDeleted",
+                *base,
+            ],
+        )
+        contact_sql = _insert_sql(
+            CONTACT,
+            [
+                "Id",
+                "FirstName",
+                "LastName",
+                "Email",
+                "HasOptedOutOfEmail",
+                SALES_OPT_OUT,
+                "IsPersonAccount",
+                "AccountId",
+                "IsDeleted",
+                *base,
+            ],
+        )
+        with self.lock:
+            a_start = self._next_num[ACCOUNT]
+        done = 0
+        while done < count:
+            n = min(_SEED_CHUNK, count - done)
+            with self.lock, self.transaction():
+                a0, c0 = self._next_num[ACCOUNT], self._next_num[CONTACT]
+                accounts, contacts = [], []
+                for k in range(n):
+                    a_num, c_num = a0 + k, c0 + k
+                    first, last, email, a_id = person(a_num, "p", KEY_PREFIX[ACCOUNT], a_start)
+                    c_id = new_id(KEY_PREFIX[CONTACT], c_num)
+                    opted, sales = flags()
+                    if result.person_account_ids is not None:
+                        result.person_account_ids.append(a_id)
+                    name = f"{first} {last}"
+                    row = (a_num, a_id, name, first, last, email, opted, sales, 1, c_id)
+                    accounts.append((*row, PERSON_RECORD_TYPE_ID, 0, *audit))
+                    contacts.append(
+                        (c_num, c_id, first, last, email, opted, sales, 1, a_id, 0, *audit)
+                    )
+                self.conn.executemany(account_sql, accounts)
+                self.conn.executemany(contact_sql, contacts)
+                self._next_num[ACCOUNT] = a0 + n
+                self._next_num[CONTACT] = c0 + n
+            done += n
 
     # ----------------------------------------------------------------- queries
     def _from_where(self, q: CompiledQuery, include_deleted: bool) -> str:
