@@ -255,3 +255,66 @@ def click_command() -> Any:
     app = typer.Typer()
     app.command()(emulator)
     return typer.main.get_command(app)
+
+
+def test_composite_lookup_and_fan_out_over_every_record_of_an_address(
+    emu: Emulator, sf: Salesforce
+) -> None:
+    """The push pattern: one composite finds every record of an address by email (case
+    differences included) and a second sets the field on all of them."""
+    _enable(emu)
+    person = _person(sf, PersonEmail="Ann@Example.com")
+    contact = sf.Contact.create({"LastName": "Lee", "Email": "ann@example.com"})["id"]
+    lead = sf.Lead.create({"LastName": "Lee", "Company": "X", "Email": "ANN@example.com"})["id"]
+    b = "/services/data/v59.0"
+    where = "IN+('ann@example.com')"
+    found = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "compositeRequest": [
+                {
+                    "method": "GET",
+                    "url": f"{b}/query?q=SELECT+Id+FROM+Contact+WHERE+Email+{where}+"
+                    "AND+IsPersonAccount+=+false",
+                    "referenceId": "contacts",
+                },
+                {
+                    "method": "GET",
+                    "url": f"{b}/query?q=SELECT+Id+FROM+Lead+WHERE+Email+{where}+"
+                    "AND+IsConverted+=+false",
+                    "referenceId": "leads",
+                },
+                {
+                    "method": "GET",
+                    "url": f"{b}/query?q=SELECT+Id+FROM+Account+WHERE+PersonEmail+{where}",
+                    "referenceId": "persons",
+                },
+            ]
+        },
+    )["compositeResponse"]
+    ids = {r["referenceId"]: [x["Id"] for x in r["body"]["records"]] for r in found}
+    assert ids == {"contacts": [contact], "leads": [lead], "persons": [person]}
+    records = [
+        {"attributes": {"type": "Contact"}, "id": contact, "HasOptedOutOfEmail": True},
+        {"attributes": {"type": "Lead"}, "id": lead, "HasOptedOutOfEmail": True},
+        {"attributes": {"type": "Account"}, "id": person, "PersonHasOptedOutOfEmail": True},
+    ]
+    out = sf.restful(
+        "composite",
+        method="POST",
+        json={
+            "compositeRequest": [
+                {
+                    "method": "PATCH",
+                    "url": f"{b}/composite/sobjects",
+                    "referenceId": "set",
+                    "body": {"allOrNone": False, "records": records},
+                }
+            ]
+        },
+    )["compositeResponse"]
+    assert [r["success"] for r in out[0]["body"]] == [True, True, True]
+    opted = sf.query("SELECT COUNT() FROM Contact WHERE HasOptedOutOfEmail = true")
+    assert opted["totalSize"] == 2  # the Contact and the person account's PersonContact
+    assert emu.control("GET", "counters")["by_endpoint"]["composite"] == 2
