@@ -50,6 +50,7 @@ from optsync.services.transactions import in_transaction
 from optsync.settings import LOGO_TYPES, Settings
 from optsync.store.models import Person
 from optsync.web import i18n
+from optsync.web.address_markup import address_html
 from optsync.web.batching import GroupCommit
 from optsync.web.deps import evidence_of, get_context, get_links
 from optsync.web.errors import error_responses
@@ -150,7 +151,7 @@ def page_values(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
 def _page(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
     common, headers = page_values(request)
     if "email" in values and values["email"] is not None:
-        values["em"] = Markup('<strong class="address">{}</strong>').format(values["email"])
+        values["em"] = Markup("<strong>{}</strong>").format(address_html(values["email"]))
     return TEMPLATES.TemplateResponse(
         request, name, common | values, status_code=status, headers=headers
     )

@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from optsync.salesforce.config import SETTING_OF
+from optsync.web.address_markup import address_html as _address
 from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
 from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
 from optsync.web.api.types import MAX_ID
@@ -61,21 +62,6 @@ def _fix_text(text: str | None) -> Markup:
 
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-
-
-def _address(email: str | None) -> Markup:
-    """An address that may break only after its "@" or before one of its dots, never
-    inside a word or at a hyphen: each piece keeps one line, ``<wbr>`` between them."""
-    local, at, domain = (email or "").partition("@")
-    if not at:
-        return Markup('<span class="address">{}</span>').format(email or "")
-    first, *rest = local.split(".")
-    labels = domain.split(".")
-    pieces = [first, *("." + part for part in rest)]
-    pieces[-1] += "@"
-    pieces += [labels[0], *("." + label for label in labels[1:])]
-    inner = Markup("<wbr>").join(Markup('<span class="nowrap">{}</span>').format(p) for p in pieces)
-    return Markup('<span class="address">') + inner + Markup("</span>")
 
 
 def _plain(text: str) -> Markup:
