@@ -4,7 +4,7 @@ public pages' one rule; ``tests/browser/test_layout.py`` measures it)."""
 
 from __future__ import annotations
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 
 def address_html(email: str | None) -> Markup:
@@ -17,5 +17,7 @@ def address_html(email: str | None) -> Markup:
     pieces = [first, *("." + part for part in rest)]
     pieces[-1] += "@"
     pieces += [labels[0], *("." + label for label in labels[1:])]
-    inner = Markup("<wbr>").join(Markup('<span class="nowrap">{}</span>').format(p) for p in pieces)
-    return Markup('<span class="address">') + inner + Markup("</span>")
+    # plain joins of escaped pieces: Markup.format per piece costs 4x as much, and this
+    # runs on every one-click POST's confirmation
+    inner = "<wbr>".join(f'<span class="nowrap">{escape(p)}</span>' for p in pieces)
+    return Markup(f'<span class="address">{inner}</span>')  # noqa: S704 (escaped pieces)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ class Catalogue:
 
     def __call__(self, key: str, **values: Any) -> Markup:
         """The text of ``key``, escaped, with ``values`` filled in (escaped too)."""
-        return Markup(escape(self.texts[key])).format(**values)  # noqa: S704 (escaped first)
+        filled = str(escape(self.texts[key])).format(**{k: escape(v) for k, v in values.items()})
+        return Markup(filled)  # noqa: S704 (the text and every value are escaped)
 
 
 def _read(code: str) -> dict[str, str]:
@@ -61,6 +62,8 @@ def catalogue(code: str) -> Catalogue:
     return Catalogue(code, _read(code))
 
 
+@lru_cache(maxsize=512)
 def for_header(accept_language: str | None) -> Catalogue:
-    """The catalogue ``Accept-Language`` prefers; English when none of ours matches."""
+    """The catalogue ``Accept-Language`` prefers; English when none of ours matches.
+    Cached: browsers send few distinct headers, and this runs on every one-click POST."""
     return catalogue(negotiate_language(accept_language, LANGUAGES, DEFAULT))
