@@ -312,3 +312,27 @@ def undo_unsubscribe(
     )
     assert result.changed, "the latest entry is an unsubscribe, so the person is unsubscribed"
     return UndoResult(person.email, None, salesforce_had_it=sent is not None)
+
+
+def undoable_entry(
+    session: Session, person_id: int, *, now: datetime, window: timedelta = optout.UNDO_WINDOW
+) -> int | None:
+    """The ledger entry a recipient may still undo from the page: the person's latest
+    entry if it is an unsubscribe made on the page within ``window``, else None. Lets a
+    second click of the button, or the link opened again, offer the same Undo."""
+    latest = session.execute(
+        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.source, LedgerEntry.created_at)
+        .where(LedgerEntry.person_id == person_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.source != Source.PAGE.value:
+        return None
+    refusal = optout.undo_refusal(
+        entry_kind=optout.EventKind(latest.kind),
+        entry_at=latest.created_at,
+        entry_is_latest=True,
+        now=now,
+        window=window,
+    )
+    return None if refusal is not None else int(latest.id)

@@ -45,7 +45,7 @@ from optsync.domain.optout import UNDO_WINDOW, ReasonProblem, Source, UndoRefusa
 from optsync.errors import NotFoundError
 from optsync.services.bulk_unsubscribes import ByIdRequest
 from optsync.services.links import InvalidLinkToken, InvalidUndoToken, UnsubscribeLinks
-from optsync.services.optouts import undo_unsubscribe
+from optsync.services.optouts import undo_unsubscribe, undoable_entry
 from optsync.services.transactions import in_transaction
 from optsync.settings import LOGO_TYPES, Settings
 from optsync.store.models import Person
@@ -200,6 +200,11 @@ def show(
         row = session.execute(
             select(Person.email, Person.unsubscribed).where(Person.id == person_id)
         ).first()
+        entry = (
+            undoable_entry(session, person_id, now=ctx.clock())
+            if row is not None and row.unsubscribed
+            else None
+        )
     if row is None:
         return _bad_link(request, 404)
     return _page(
@@ -208,6 +213,8 @@ def show(
         email=row.email,
         unsubscribed=row.unsubscribed,
         reasons=ctx.settings.reason_choices,
+        undo=links.undo_token(person_id, entry) if entry is not None else None,
+        minutes=UNDO_MINUTES,
     )
 
 
@@ -249,11 +256,13 @@ async def confirm(request: Request, token: str) -> HTMLResponse:
     outcome = await group.submit(ByIdRequest(person_id, source, f"person:{person_id}", evidence))
     if outcome.email is None:
         return _bad_link(request, 404)
-    undo = None
+    entry = outcome.ledger_id
     if outcome.changed:
         UNSUBSCRIBES.labels(source.value).inc()
-        if source is Source.PAGE and outcome.ledger_id is not None:
-            undo = links.undo_token(person_id, outcome.ledger_id)
+    elif source is Source.PAGE:  # a second click, or the form sent again: the same Undo
+        ctx: Context = request.app.state.ctx
+        entry = await run_in_threadpool(_undoable, ctx, person_id)
+    undo = links.undo_token(person_id, entry) if entry and source is Source.PAGE else None
     return _page(
         request,
         "unsubscribed.html",
@@ -321,6 +330,11 @@ async def undo(request: Request, token: str) -> HTMLResponse:
         salesforce_had_it=result.salesforce_had_it,
         again=f"{request.scope.get('root_path', '')}/u/{token}",
     )
+
+
+def _undoable(ctx: Context, person_id: int) -> int | None:
+    with ctx.db.transaction() as session:
+        return undoable_entry(session, person_id, now=ctx.clock())
 
 
 async def _form_fields(request: Request) -> dict[str, str]:

@@ -426,3 +426,32 @@ def test_the_undo_of_an_unknown_person_is_a_404(client, ctx, links):
     ghost = 999_999
     r = client.post(path_for(links, ghost) + "/undo", data={"undo": links.undo_token(ghost, 1)})
     assert r.status_code == 404
+
+
+def test_a_second_click_and_the_link_opened_again_offer_the_same_undo(
+    client, ctx, links, ann, clock
+):
+    path = path_for(links, ann)
+    unsubscribe_on_page(client, path)
+    again = unsubscribe_on_page(client, path)  # a double click: no change, same Undo
+    clock.advance(minutes=5)
+    before = counts(ctx.db)
+    page = client.get(path)
+    assert counts(ctx.db) == before  # showing the Undo changes nothing
+    assert "is unsubscribed" in page.text
+    token = UNDO.search(page.text).group(1)
+    assert links.undo_of(token, ann) == links.undo_of(again, ann) == entries(ctx, ann)[0].id
+    assert client.post(path + "/undo", data={"undo": token}).status_code == 200
+    assert len(entries(ctx, ann)) == 2
+
+
+def test_no_undo_is_offered_after_the_window_or_for_a_one_click(
+    client, ctx, links, ann, bob, clock
+):
+    unsubscribe_on_page(client, path_for(links, ann))
+    clock.advance(minutes=10, seconds=1)
+    assert 'name="undo"' not in client.get(path_for(links, ann)).text
+    client.post(path_for(links, bob), data={"List-Unsubscribe": "One-Click"})
+    repeat = client.post(path_for(links, bob), data={"confirm": "yes"})
+    assert 'name="undo"' not in repeat.text
+    assert 'name="undo"' not in client.get(path_for(links, bob)).text

@@ -16,6 +16,7 @@ LOCALES = Path(i18n.__file__).parent / "locales"
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 PUBLIC = (
     "public_base.html",
+    "_undo_form.html",
     "unsubscribe.html",
     "unsubscribed.html",
     "resubscribed.html",
