@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -455,3 +456,55 @@ def test_no_undo_is_offered_after_the_window_or_for_a_one_click(
     repeat = client.post(path_for(links, bob), data={"confirm": "yes"})
     assert 'name="undo"' not in repeat.text
     assert 'name="undo"' not in client.get(path_for(links, bob)).text
+
+
+def _race_undo_and_admin(ctx: Context, person_id: int, entry_id: int) -> list[object]:
+    import threading
+
+    from optsync.services.optouts import undo_unsubscribe
+    from optsync.services.transactions import in_transaction
+
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def undo() -> None:
+        start.wait()
+        outcomes.append(
+            in_transaction(
+                ctx.db, lambda s: undo_unsubscribe(s, person_id, entry_id, now=ctx.clock())
+            ).refusal
+        )
+
+    def admin() -> None:
+        start.wait()
+        outcomes.append(
+            in_transaction(
+                ctx.db,
+                lambda s: resubscribe_by_id(
+                    s, person_id, source=Source.ADMIN, actor="user:x", now=ctx.clock(), reason="r"
+                ),
+            ).changed
+        )
+
+    threads = [threading.Thread(target=undo), threading.Thread(target=admin)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return outcomes
+
+
+def test_an_undo_racing_an_admin_re_subscribe_records_one_re_subscribe(ctx, links, ann, client):
+    """The person is locked before the latest entry is read: whichever commits first
+    re-subscribes, the other changes nothing (the undo refuses, the admin's is a no-op)."""
+    for _round in range(5):
+        unsubscribe_on_page(client, path_for(links, ann))
+        outcomes = _race_undo_and_admin(ctx, ann, entries(ctx, ann)[-1].id)
+        assert len(outcomes) == 2, outcomes
+        refusal = next(o for o in outcomes if not isinstance(o, bool))
+        admin_changed = next(o for o in outcomes if isinstance(o, bool))
+        # exactly one of them re-subscribed, and the undo knows whether it was the one
+        assert (refusal is None) != admin_changed, outcomes
+        kinds = [e.kind for e in entries(ctx, ann)]
+        assert kinds[-2:] == ["unsubscribe", "resubscribe"], kinds  # exactly one re-subscribe
+        assert all(a != b for a, b in itertools.pairwise(kinds)), kinds
