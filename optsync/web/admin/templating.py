@@ -17,11 +17,13 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from optsync.salesforce.config import SETTING_OF
+from optsync.settings import REASON_CHOICES
 from optsync.web.address_markup import address_html as _address
 from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
 from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
 from optsync.web.api.types import MAX_ID
 from optsync.web.errors import validation_error_json, validation_messages
+from optsync.web.i18n import catalogue
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 _SETTING_NAMES = sorted(SETTING_OF.values(), key=len, reverse=True)
@@ -160,6 +162,10 @@ TEMPLATES.env.filters["number"] = _number
 TEMPLATES.env.filters["seconds"] = _seconds
 TEMPLATES.env.globals["SOURCE_LABELS"] = SOURCE_LABELS
 TEMPLATES.env.globals["PUSH_LABELS"] = PUSH_LABELS
+# the recipient's answer on the public page, in the admin pages' English
+TEMPLATES.env.globals["REASON_LABELS"] = {
+    r: catalogue("en").texts[f"reason.{r}"] for r in REASON_CHOICES
+}
 
 
 def render(
