@@ -550,6 +550,8 @@ class NotificationSettings(Base):
     webhook_retries: Mapped[int] = mapped_column(Integer, default=2)
     stuck_after_min: Mapped[int] = mapped_column(Integer, default=15)
     notify_resolved: Mapped[bool] = mapped_column(Boolean, default=True)
+    # when a channel was last switched on: failures before it are not announced
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str | None] = mapped_column(String(254))

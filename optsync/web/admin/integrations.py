@@ -46,6 +46,7 @@ from optsync.store.models import Person, SalesforceConnection
 from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.chart import activity_svg, legend, sources_in
+from optsync.web.admin.health_banner import health_banner
 from optsync.web.admin.live_pull import LIVE_PULL_LABELS, live_state_lines
 from optsync.web.admin.remote import CheckCache, try_connection
 from optsync.web.admin.templating import Crumb, field_message, flash, redirect, render
@@ -189,6 +190,7 @@ def render_tab(
         crumbs=CRUMBS,
         status=status,
         tab="integrations",
+        health=health_banner(ctx),
         settings=settings,
         values=values or settings.as_dict(),
         errors=errors or {},

@@ -20,7 +20,13 @@ from optsync.salesforce.config import SETTING_OF
 from optsync.settings import REASON_CHOICES
 from optsync.web.address_markup import address_html as _address
 from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
-from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
+from optsync.web.admin.health_banner import age_text
+from optsync.web.admin.labels import (
+    LIVE_PULL_STATES,
+    PROBLEM_LABELS,
+    PUSH_LABELS,
+    SOURCE_LABELS,
+)
 from optsync.web.api.types import MAX_ID
 from optsync.web.errors import validation_error_json, validation_messages
 from optsync.web.i18n import catalogue
@@ -166,6 +172,9 @@ TEMPLATES.env.globals["PUSH_LABELS"] = PUSH_LABELS
 TEMPLATES.env.globals["REASON_LABELS"] = {
     r: catalogue("en").texts[f"reason.{r}"] for r in REASON_CHOICES
 }
+TEMPLATES.env.globals["LIVE_PULL_STATES"] = LIVE_PULL_STATES
+TEMPLATES.env.globals["PROBLEM_LABELS"] = PROBLEM_LABELS
+TEMPLATES.env.globals["age_text"] = age_text
 
 
 def render(

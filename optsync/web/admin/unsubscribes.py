@@ -25,6 +25,7 @@ from optsync.services.transactions import in_transaction
 from optsync.store.models import LedgerEntry
 from optsync.web.admin import integrations
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, require_user, verify_csrf
+from optsync.web.admin.health_banner import health_banner
 from optsync.web.admin.listing import unsubscribed_page
 from optsync.web.admin.remote import field_state
 from optsync.web.admin.templating import (
@@ -96,6 +97,7 @@ def unsubscribes_tab(
         request,
         "admin/unsubscribes_tab.html",
         push_failures=push_failures,
+        health=health_banner(ctx),
         title="Unsubscribes",
         crumbs=tab_crumbs("Unsubscribes tab"),
         status=status,

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("webhook_retries", sa.Integer(), nullable=False),
         sa.Column("stuck_after_min", sa.Integer(), nullable=False),
         sa.Column("notify_resolved", sa.Boolean(), nullable=False),
+        sa.Column("enabled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("secrets", sa.LargeBinary(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=254), nullable=True),
@@ -93,9 +94,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_notification_events_due", "notification_events", ["state", "next_attempt_at"]
     )
-    op.create_index(
-        "ix_notification_events_kind", "notification_events", ["kind", "resolved_at"]
-    )
+    op.create_index("ix_notification_events_kind", "notification_events", ["kind", "resolved_at"])
     op.create_table(
         "sync_run_preview",
         sa.Column("run_id", BIG_ID, autoincrement=False, nullable=False),
