@@ -13,7 +13,15 @@ from fastapi import FastAPI
 
 from optsync.bootstrap import Context
 from optsync.services.sync_launcher import SyncLauncher
-from optsync.web.admin import home, integrations, login, runs, unsubscribes, users
+from optsync.web.admin import (
+    home,
+    integrations,
+    login,
+    notifications,
+    runs,
+    unsubscribes,
+    users,
+)
 from optsync.web.admin.auth import install_sessions
 from optsync.web.admin.remote import CheckCache
 from optsync.web.admin.templating import install_page_errors
@@ -31,7 +39,7 @@ def install_admin(app: FastAPI, ctx: Context) -> None:
     app.state.verification_gate = VerificationGate()  # this process's password checks
     app.state.check_cache = CheckCache()  # the Integrations tab's setup checks
     install_page_errors(app)
-    for module in (login, home, unsubscribes, integrations, runs, users):
+    for module in (login, home, unsubscribes, integrations, notifications, runs, users):
         app.include_router(module.router)
     install_sessions(app, ctx)
 

@@ -151,6 +151,7 @@ def render_tab(
     conn_errors: dict[str, str] | None = None,
     conn_result: tuple[bool, str] | None = None,
     stored_result: tuple[bool, str] | None = None,
+    notify: dict[str, Any] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     """The whole tab; ``values``/``errors`` re-show a form that failed validation, and
@@ -218,7 +219,14 @@ def render_tab(
         auth_labels=AUTH_LABELS,
         live_pull_choices=LIVE_PULL_LABELS,
         live_state=live_state_lines(ctx, now),
+        notify=notify or notifications_section(ctx),
     )
+
+
+def notifications_section(ctx: Context) -> dict[str, Any]:
+    from optsync.web.admin.notifications import section  # it imports this module
+
+    return section(ctx)
 
 
 def _env_set(ctx: Context) -> bool:
