@@ -31,6 +31,7 @@ from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services.sync.options import (
     CONNECT_FIX,
     MAX_LISTED,
+    PREVIEW_LISTED,
     Progress,
     RunFailed,
     RunLost,
@@ -307,6 +308,13 @@ class SyncRunner:
             counts = sync_runs.diff_counts(session, self.run_id)
             since = runs.last_completed_start(session, before_run=self.run_id, field=self.field)
             reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
+            if self.dry_run:  # what it would do, record by record (docs/sync.md "Dry run")
+                self._hold(session)
+                sync_runs.store_preview(session, self.run_id)
+                preview = {
+                    d: sync_runs.preview_rows(session, self.run_id, d, limit=PREVIEW_LISTED)
+                    for d in ("pull", "push")
+                }
         self.report.update(
             remote_opted_out=counts.remote_opted_out,
             local_unsubscribed=counts.local_unsubscribed,
@@ -316,7 +324,13 @@ class SyncRunner:
         )
         self.to_pull, self.to_push = counts.to_pull, counts.to_push
         if self.dry_run:
-            self.report.update(pulled=counts.to_pull, pushed=counts.to_push)
+            self.report.update(
+                pulled=counts.to_pull,
+                pushed=counts.to_push,
+                would_pull=[_listed(r) for r in preview["pull"]],
+                would_push=[_listed(r) for r in preview["push"]],
+                preview_listed=PREVIEW_LISTED,
+            )
         self.progress("diff", 1, 1)
         self._end("diff")
 
@@ -378,6 +392,10 @@ class SyncRunner:
             push_via=sorted(state.via),
         )
         self._end("push")
+
+
+def _listed(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("person_id", "email", "salesforce_id", "object")}
 
 
 def _chunked(values: Iterator[str], size: int) -> Iterator[list[str]]:

@@ -4,6 +4,9 @@ report."""
 
 from __future__ import annotations
 
+import csv
+import io
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
@@ -14,6 +17,8 @@ from optsync.errors import NotFoundError
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
 from optsync.services.sync_settings import get_settings
+from optsync.store import runs as runs_store
+from optsync.store import sync_runs
 from optsync.store.models import Person
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.templating import RecordId, flash, redirect, render
@@ -45,6 +50,76 @@ async def start(
             return redirect(f"{BASE}/runs/{exc.run_id}")
         return redirect(f"{BASE}?tab=integrations#runs")
     return redirect(f"{BASE}/runs/{run_id}")
+
+
+@router.post(BASE + "/runs/{run_id}/real", response_class=HTMLResponse)
+async def run_for_real(
+    request: Request,
+    run_id: RecordId,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """ "Run it for real" on a dry run's page: a real manual run with the same options —
+    the same field; if the field setting changed since, the dry run no longer says what
+    the run would do, so it asks for a new dry run instead."""
+    try:
+        report = await run_in_threadpool(get_report, ctx.db, run_id)
+    except NotFoundError:
+        raise PageError(404, "No such run", f"There is no sync run #{run_id}.") from None
+    if not report["dry_run"] or report["status"] != "succeeded":
+        flash(request, "Only a dry run that succeeded can be run for real.", "warn")
+        return redirect(f"{BASE}/runs/{run_id}")
+
+    def current_field() -> str:
+        with ctx.db.transaction() as session:
+            return get_settings(session).salesforce_field
+
+    field = await run_in_threadpool(current_field)
+    if field != report["field"]:
+        flash(
+            request,
+            f"The synced field changed since this dry run ({report['field']} → {field}); "
+            "start a new dry run to see what a run would do now.",
+            "warn",
+        )
+        return redirect(f"{BASE}/runs/{run_id}")
+    try:
+        new_id = await run_in_threadpool(lambda: launcher_of(request).start(dry_run=False))
+    except RunInProgress as exc:
+        flash(request, "A sync run is already in progress; it is shown below.", "warn")
+        return redirect(f"{BASE}/runs/{exc.run_id}" if exc.run_id else f"{BASE}/runs/{run_id}")
+    return redirect(f"{BASE}/runs/{new_id}")
+
+
+@router.get(BASE + "/runs/{run_id}/preview.csv")
+def preview_csv(
+    run_id: RecordId,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """Every record a dry run would pull and push (stored at the run, not recomputed)."""
+    with ctx.db.transaction() as session:
+        if runs_store.get_run(session, run_id) is None:
+            raise PageError(404, "No such run", f"There is no sync run #{run_id}.")
+        rows = sync_runs.preview_rows(session, run_id)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["direction", "person_id", "email", "salesforce_id", "object"])
+    for r in rows:
+        writer.writerow(
+            [
+                r["direction"],
+                r["person_id"],
+                r["email"],
+                r["salesforce_id"] or "",
+                r["object"] or "",
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="dry-run-{run_id}.csv"'},
+    )
 
 
 @router.get(BASE + "/runs/{run_id}", response_class=HTMLResponse)

@@ -105,3 +105,46 @@ def test_members_cannot_change_notifications_and_csrf_is_required(member_client,
     assert r.status_code == 403
     r = admin_client.post(NOTIFY, data={"webhook_url": "https://x.example.com"})
     assert r.status_code in (400, 403)
+
+
+def _wait_run(client, run_id: int) -> str:
+    import time
+
+    for _ in range(300):
+        page = client.get(f"{TAB}/runs/{run_id}").text
+        if "refreshes every" not in page:
+            return page
+        time.sleep(0.05)
+    raise AssertionError("the run did not end")
+
+
+def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_client, emu, ctx):
+    from optsync.services.persons import PersonInput, upsert_person
+    from tests.integration.admin.conftest import post_form
+    from tests.integration.admin.test_salesforce_pages import _connect
+
+    [contact] = emu.seed(contacts=1, opted_out_fraction=1.0)["contact_ids"]
+    with ctx.db.transaction() as s:
+        upsert_person(s, PersonInput(1, "ann.pull@example.com", contact, "Contact"), ctx.clock())
+    assert _connect(admin_client, emu).status_code == 303
+    r = post_form(admin_client, f"{TAB}/runs", {"mode": "dry_run"}, page=INTEGRATIONS)
+    dry_id = int(r.headers["location"].rsplit("/", 1)[1])
+    page = _wait_run(admin_client, dry_id)
+    text = visible(page)
+    assert f"What dry run #{dry_id} would do" in text
+    assert "ann.pull@example.com" in text and contact in text
+    assert "Run it for real" in text
+    assert "Run it for real" in visible(admin_client.get(INTEGRATIONS).text)
+    csv_text = admin_client.get(f"{TAB}/runs/{dry_id}/preview.csv").text
+    assert csv_text.splitlines() == [
+        "direction,person_id,email,salesforce_id,object",
+        f"pull,1,ann.pull@example.com,{contact},Contact",
+    ]
+    r = post_form(admin_client, f"{TAB}/runs/{dry_id}/real", {}, page=f"{TAB}/runs/{dry_id}")
+    real_id = int(r.headers["location"].rsplit("/", 1)[1])
+    assert real_id != dry_id
+    text = visible(_wait_run(admin_client, real_id))
+    assert f"Sync run #{real_id}" in text and "Pulled from Salesforce" in text
+    # a real run is not run "for real" again
+    r = post_form(admin_client, f"{TAB}/runs/{real_id}/real", {}, page=f"{TAB}/runs/{real_id}")
+    assert r.headers["location"].endswith(f"/runs/{real_id}")
