@@ -175,6 +175,13 @@ TEMPLATES.env.globals["REASON_LABELS"] = {
 TEMPLATES.env.globals["LIVE_PULL_STATES"] = LIVE_PULL_STATES
 TEMPLATES.env.globals["PROBLEM_LABELS"] = PROBLEM_LABELS
 TEMPLATES.env.globals["age_text"] = age_text
+TEMPLATES.env.globals["EVIDENCE_LABELS"] = {
+    "ip": "IP address",
+    "user_agent": "Browser",
+    "sync_run": "Sync run",
+    "field": "Salesforce field",
+    "record_id": "Salesforce record",
+}
 
 
 def render(

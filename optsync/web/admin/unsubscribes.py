@@ -18,7 +18,7 @@ from optsync.bootstrap import Context
 from optsync.domain.optout import Source
 from optsync.errors import UsageError
 from optsync.services.optouts import lock_person, parse_email, resubscribe_email, unsubscribe_email
-from optsync.services.person_views import PersonView, find_by_id
+from optsync.services.person_views import PersonView, find_by_id, pushes_of
 from optsync.services.push_retry import failures_by_code, retry_pushes
 from optsync.services.sync_settings import SyncSettingsView, get_settings
 from optsync.services.transactions import in_transaction
@@ -182,6 +182,8 @@ def person_page(
     user: SignedInUser = Depends(require_user),
 ) -> Response:
     view, ledger, settings = _person_or_404(ctx, person_id)
+    with ctx.db.transaction() as session:
+        all_pushes = pushes_of(session, person_id, limit=None)
     return render(
         request,
         "admin/person.html",
@@ -189,8 +191,83 @@ def person_page(
         crumbs=[*CRUMBS, ("Unsubscribes", BASE), (view.email, None)],
         person=view,
         ledger=ledger,
+        all_pushes=all_pushes,
         tz=settings.timezone,
     )
+
+
+def _again_page(request: Request, view: PersonView) -> HTMLResponse:
+    return render(
+        request,
+        "admin/confirm.html",
+        title=f"Unsubscribe {view.email} again?",
+        crumbs=[
+            *CRUMBS,
+            ("Unsubscribes", BASE),
+            (view.email, f"{BASE}/persons/{view.id}"),
+            ("Unsubscribe again", None),
+        ],
+        question="Unsubscribe this person again?",
+        warning=(
+            f"{view.email} was re-subscribed. Unsubscribing again stops emails to them at "
+            "once, records it in the ledger (source: admin) and pushes the opt-out to "
+            "Salesforce."
+        ),
+        action=f"{BASE}/persons/{view.id}/unsubscribe",
+        fields={},
+        button="Unsubscribe again",
+        cancel=f"{BASE}/persons/{view.id}",
+    )
+
+
+@router.get(BASE + "/persons/{person_id}/unsubscribe", response_class=HTMLResponse)
+def unsubscribe_again_confirm(
+    request: Request,
+    person_id: RecordId,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """ "Unsubscribe again" after a re-subscribe asks on a page of its own first."""
+    view, _ledger, _settings = _person_or_404(ctx, person_id)
+    if view.unsubscribed:
+        flash(request, "This person is already unsubscribed; nothing to do.")
+        return redirect(f"{BASE}/persons/{person_id}")
+    return _again_page(request, view)
+
+
+@router.post(BASE + "/persons/{person_id}/unsubscribe", response_class=HTMLResponse)
+async def unsubscribe_again(
+    request: Request,
+    person_id: RecordId,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """The one write path (services.optouts → store.optouts), source admin."""
+    evidence = evidence_of(request)
+
+    def work(session: Session) -> bool:
+        person = lock_person(session, person_id)
+        if person is None:
+            raise PageError(404, "No such person", "There is no person at this address.")
+        result = unsubscribe_email(
+            session,
+            person.email,
+            source=Source.ADMIN,
+            actor=user.actor,
+            now=ctx.clock(),
+            reason="unsubscribed again by an admin",
+            evidence=evidence,
+        )
+        return result.changed
+
+    changed = await run_in_threadpool(in_transaction, ctx.db, work)
+    flash(
+        request,
+        "Unsubscribed again; the push to Salesforce is queued."
+        if changed
+        else "This person was already unsubscribed; nothing changed.",
+    )
+    return redirect(f"{BASE}/persons/{person_id}")
 
 
 def _remove_page(

@@ -148,3 +148,89 @@ def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_cli
     # a real run is not run "for real" again
     r = post_form(admin_client, f"{TAB}/runs/{real_id}/real", {}, page=f"{TAB}/runs/{real_id}")
     assert r.headers["location"].endswith(f"/runs/{real_id}")
+
+
+def test_the_person_page_lists_every_push_with_the_run_that_made_it_and_the_evidence(
+    admin_client, ctx
+):
+    from optsync.domain.optout import Source
+    from optsync.services.optouts import unsubscribe_email
+    from optsync.services.persons import PersonInput, upsert_person
+    from optsync.store.models import OutboxPush
+
+    now = ctx.clock()
+    run_id = add_failed_run(ctx)
+    with ctx.db.transaction() as s:
+        upsert_person(s, PersonInput(1, "ann@example.com", "003000000000001AAA", "Contact"), now)
+        pid = unsubscribe_email(
+            s,
+            "ann@example.com",
+            source=Source.ADMIN,
+            actor="user:admin@example.com",
+            now=now,
+            evidence={"ip": "203.0.113.9", "user_agent": "Tester/1.0"},
+        ).person.id
+        s.add(
+            OutboxPush(
+                person_id=pid,
+                state="sent",
+                attempts=1,
+                next_attempt_at=now,
+                claimed_by=f"sync run #{run_id}",
+                field="HasOptedOutOfEmail",
+                target_id="00Q000000000009AAA",
+                created_at=now,
+                sent_at=now,
+            )
+        )
+        s.flush()
+        s.execute(
+            OutboxPush.__table__.update()
+            .where(OutboxPush.person_id == pid, OutboxPush.claimed_by.is_(None))
+            .values(state="sent", sent_at=now)
+        )
+    page = admin_client.get(f"{TAB}/persons/{pid}").text
+    text = visible(page)
+    assert "Pushes to Salesforce" in text
+    assert f'href="{TAB}/runs/{run_id}">Sync run #{run_id}</a>' in page
+    assert "00Q000000000009AAA" in text
+    assert page.count('data-label="Sent by"') == 2
+    assert "IP address" in text and "203.0.113.9" in text and "Tester/1.0" in text
+
+
+def test_unsubscribe_again_after_a_re_subscribe(admin_client, member_client, ctx):
+    from sqlalchemy import select
+
+    from optsync.domain.optout import Source
+    from optsync.services.optouts import resubscribe_email, unsubscribe_email
+    from optsync.store.models import LedgerEntry
+    from tests.integration.admin.conftest import post_form
+
+    now = ctx.clock()
+    with ctx.db.transaction() as s:
+        pid = unsubscribe_email(s, "bo@example.com", source=Source.API, actor="api", now=now)
+        pid = pid.person.id
+    person = f"{TAB}/persons/{pid}"
+    assert "Unsubscribe again" not in visible(admin_client.get(person).text)
+    with ctx.db.transaction() as s:
+        resubscribe_email(
+            s, "bo@example.com", source=Source.ADMIN, actor="user:a@example.com", now=now,
+            reason="asked by phone",
+        )  # fmt: skip
+    assert "Unsubscribe again…" in visible(admin_client.get(person).text)
+    assert "Unsubscribe again" not in visible(member_client.get(person).text)
+    confirm = admin_client.get(f"{person}/unsubscribe")
+    assert confirm.status_code == 200 and "Unsubscribe this person again?" in confirm.text
+    assert post_form(member_client, f"{person}/unsubscribe", {}, page=TAB).status_code == 403
+    assert admin_client.post(f"{person}/unsubscribe").status_code in (400, 403)  # no CSRF
+    r = post_form(admin_client, f"{person}/unsubscribe", {}, page=f"{person}/unsubscribe")
+    assert r.status_code == 303
+    text = visible(admin_client.get(person).text)
+    assert "Unsubscribed again; the push to Salesforce is queued." in text
+    with ctx.db.transaction() as s:
+        last = s.scalars(select(LedgerEntry).order_by(LedgerEntry.id.desc())).first()
+        assert (last.kind, last.source, last.actor) == (
+            "unsubscribe",
+            "admin",
+            "user:admin@example.com",
+        )
