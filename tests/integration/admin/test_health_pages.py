@@ -134,7 +134,14 @@ def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_cli
     assert f"What dry run #{dry_id} would do" in text
     assert "ann.pull@example.com" in text and contact in text
     assert "Run it for real" in text
-    assert "Run it for real" in visible(admin_client.get(INTEGRATIONS).text)
+    import re
+
+    form = re.compile(
+        rf'action="{TAB}/runs/{dry_id}/real"[^>]*>\s*'
+        r'<input type="hidden" name="csrf_token" value="[^"]+"'
+    )
+    assert form.search(page), "the Run it for real form carries the CSRF token"
+    assert form.search(admin_client.get(INTEGRATIONS).text)
     csv_text = admin_client.get(f"{TAB}/runs/{dry_id}/preview.csv").text
     assert csv_text.splitlines() == [
         "direction,person_id,email,salesforce_id,object",
