@@ -91,6 +91,7 @@ def _pages(live) -> list[str]:
                 s, LONG, source=Source.ADMIN, actor=f"user:{ADMIN[0]}", now=live.ctx.clock()
             ).person
         person_id = person.id
+    dry_id, again_id = _health_pages(live, person_id)
     return [
         "/settings",
         TAB,
@@ -99,7 +100,53 @@ def _pages(live) -> list[str]:
         f"{TAB}/persons/{person_id}/remove",
         "/settings/admin/users",
         f"{TAB}/integrations/connection/delete",
+        f"{TAB}/runs/{dry_id}",
+        f"{TAB}/persons/{again_id}/unsubscribe",
     ]
+
+
+LAYOUT_RUN = "layout check: a failed run with a long error to wrap"
+
+
+def _health_pages(live, person_id: int) -> tuple[int, int]:
+    """A failed run (the banner's failing state), a dry run listing records with a long
+    address, and a re-subscribed person (the "Unsubscribe again" confirmation)."""
+    from datetime import timedelta
+
+    from optsync.services.optouts import resubscribe_email
+    from optsync.store.models import SyncRun
+
+    now = live.ctx.clock()
+    with live.ctx.db.transaction() as s:
+        dry = s.scalars(select(SyncRun).where(SyncRun.error == LAYOUT_RUN)).first()
+        if dry is None:
+            s.add(
+                SyncRun(
+                    trigger="manual", dry_run=False, status="failed", error=LAYOUT_RUN,
+                    field="HasOptedOutOfEmail", started_at=now - timedelta(minutes=3),
+                    finished_at=now - timedelta(minutes=2), report={},
+                )
+            )  # fmt: skip
+            row = {"person_id": person_id, "email": LONG, "object": "Contact",
+                   "salesforce_id": "003000000000001AAA"}  # fmt: skip
+            dry = SyncRun(
+                trigger="manual", dry_run=True, status="succeeded", error=LAYOUT_RUN,
+                field="HasOptedOutOfEmail", started_at=now - timedelta(minutes=1),
+                finished_at=now, report={"pulled": 1, "pushed": 1, "would_pull": [row],
+                                         "would_push": [row], "preview_listed": 100},
+            )  # fmt: skip
+            s.add(dry)
+            s.flush()
+        again = s.scalars(select(Person).where(Person.email == "again." + LONG)).first()
+        if again is None:
+            again = unsubscribe_email(
+                s, "again." + LONG, source=Source.ADMIN, actor=f"user:{ADMIN[0]}", now=now
+            ).person
+            resubscribe_email(
+                s, again.email, source=Source.ADMIN, actor=f"user:{ADMIN[0]}", now=now,
+                reason="layout check",
+            )  # fmt: skip
+        return dry.id, again.id
 
 
 @pytest.mark.parametrize("width", WIDTHS)
