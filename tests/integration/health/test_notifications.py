@@ -223,3 +223,18 @@ def test_secrets_are_sealed_never_shown_and_the_change_is_audited(ctx):
     assert view.smtp_password_stored and view.webhook_secret_stored
     assert audits[0] == "changed: webhook_url, smtp_password, webhook_secret"
     assert not any("hunter2" in (a or "") for a in audits)
+
+
+def test_secret_rotation_reseals_the_notification_secrets(ctx):
+    from optsync.services.notifications.settings import load_secrets
+    from optsync.services.secret_rotation import rotate
+
+    saved = save(ctx, password="pw-123456", webhook_url="https://hooks.example.com/x")
+    new_key = "n" * 40
+    with ctx.db.transaction() as s:
+        rotate(s, KEY, new_key, actor="cli:test", now=ctx.clock())
+    with ctx.db.transaction() as s:
+        assert load_secrets(s, new_key) == {
+            "smtp_password": "pw-123456",
+            "webhook_secret": saved.new_webhook_secret,
+        }
