@@ -238,3 +238,75 @@ def test_secret_rotation_reseals_the_notification_secrets(ctx):
             "smtp_password": "pw-123456",
             "webhook_secret": saved.new_webhook_secret,
         }
+
+
+def test_no_database_transaction_is_open_while_sending(ctx, clock):
+    """The sending thread holds no pooled connection (no open transaction) during the
+    SMTP conversation or the webhook POST."""
+    import threading
+
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    from optsync.services.notifications.channels import send_email
+
+    owners: dict[int, int] = {}
+    lock = threading.Lock()
+    held: list[str] = []
+    calls: list[str] = []
+
+    def checkout(_dbapi, record, _proxy):
+        with lock:
+            owners[id(record)] = threading.get_ident()
+
+    def checkin(_dbapi, record):
+        with lock:
+            owners.pop(id(record), None)
+
+    def guarded(name, send):
+        def wrapped(*args, **kwargs):
+            with lock:
+                calls.append(name)
+                if threading.get_ident() in owners.values():
+                    held.append(name)
+            return send(*args, **kwargs)
+
+        return wrapped
+
+    event.listen(Pool, "checkout", checkout)
+    event.listen(Pool, "checkin", checkin)
+    try:
+        with SmtpServer() as smtp, WebhookServer() as hook:
+            save(
+                ctx,
+                **{**email_settings(smtp.port), "smtp_username": None},
+                webhook_enabled=True,
+                webhook_url=hook.url,
+            )
+            with ctx.db.transaction() as s:
+                add_run(s, clock(), status="failed", error="boom", minutes_ago=2)
+            senders = Channels(
+                email=guarded("email", send_email),
+                webhook=guarded("webhook", functools.partial(send_webhook, sleep=lambda s: None)),
+            )
+            result = notify_tick(
+                ctx.db, secret_key=KEY, base_url="https://x", now=clock(), senders=senders
+            )
+            assert len(result.sent) == 1 and len(smtp.box.messages) == 1
+    finally:
+        event.remove(Pool, "checkout", checkout)
+        event.remove(Pool, "checkin", checkin)
+    assert calls == ["email", "webhook"]
+    assert held == [], f"a transaction was open while sending by {held}"
+
+
+def test_the_worker_scheduler_tick_sends_notifications(ctx, clock):
+    from optsync.worker.scheduler import notify_now
+
+    with WebhookServer() as hook:
+        save(ctx, webhook_enabled=True, webhook_url=hook.url)
+        with ctx.db.transaction() as s:
+            run_id = add_run(s, clock(), status="failed", error="boom", minutes_ago=2)
+        notify_now(ctx)
+        notify_now(ctx)  # the next tick: nothing again
+        assert [json.loads(b)["run_id"] for _h, b in hook.hook.requests] == [run_id]
