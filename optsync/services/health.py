@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from optsync.domain.health import (
@@ -92,12 +92,18 @@ def stuck_after_min(session: Session) -> int:
 
 
 def failed_push_count(session: Session) -> int:
-    """Persons whose latest push failed (what the Failed pushes table lists)."""
+    """Persons whose latest push failed (what the Failed pushes table lists): the failed
+    rows (``ix_outbox_state_sent``), each checked against its person's newest push
+    (``ix_outbox_person_latest``), so the cost follows the failures, not the outbox."""
     newer = aliased(OutboxPush)
-    later = exists().where(newer.person_id == OutboxPush.person_id, newer.id > OutboxPush.id)
+    latest = (
+        select(func.max(newer.id)).where(newer.person_id == OutboxPush.person_id).scalar_subquery()
+    )
     return int(
         session.scalar(
-            select(func.count()).select_from(OutboxPush).where(OutboxPush.state == "failed", ~later)
+            select(func.count())
+            .select_from(OutboxPush)
+            .where(OutboxPush.state == "failed", OutboxPush.id == latest)
         )
         or 0
     )
