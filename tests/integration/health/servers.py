@@ -4,6 +4,7 @@ process) and an HTTP server that records webhook POSTs and answers a scripted st
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -34,7 +35,14 @@ class Mailbox:
 class SmtpServer:
     """``with SmtpServer(port, users={"u": "p"}) as smtp: smtp.box.messages``."""
 
-    def __init__(self, port: int | None = None, users: dict[str, str] | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        users: dict[str, str] | None = None,
+        *,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+    ):
         self.port = port or free_port()
         self.box = Mailbox()
         self.users = users
@@ -47,9 +55,13 @@ class SmtpServer:
             )
             return AuthResult(success=ok)
 
-        kwargs = {}
+        kwargs: dict[str, object] = {}
         if users is not None:
-            kwargs = {"authenticator": authenticate, "auth_require_tls": False}
+            kwargs = {"authenticator": authenticate, "auth_require_tls": starttls is not None}
+        if starttls is not None:
+            kwargs.update(tls_context=starttls, require_starttls=True)
+        if implicit_tls is not None:
+            kwargs.update(ssl_context=implicit_tls)
         self.controller = Controller(self.box, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> SmtpServer:

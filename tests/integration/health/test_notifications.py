@@ -310,3 +310,36 @@ def test_the_worker_scheduler_tick_sends_notifications(ctx, clock):
         notify_now(ctx)
         notify_now(ctx)  # the next tick: nothing again
         assert [json.loads(b)["run_id"] for _h, b in hook.hook.requests] == [run_id]
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_email_over_starttls_and_tls_with_login_and_an_untrusted_server(tmp_path, security):
+    """The channel itself over real TLS (the emulator's local CA signs the server's
+    certificate): STARTTLS or implicit TLS, then AUTH (aiosmtpd offers AUTH only after
+    STARTTLS here); an untrusted certificate is a clear error naming the handshake."""
+    import ssl
+
+    from optsync.emulator.tls import ensure_tls
+    from optsync.services.notifications.channels import DeliveryError, send_email
+    from optsync.services.notifications.settings import NotificationSettingsView
+
+    files = ensure_tls(tmp_path / "tls", ["127.0.0.1"])
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(files.cert_file, files.key_file)
+    kwargs = {"starttls": server_ctx} if security == "starttls" else {"implicit_tls": server_ctx}
+    with SmtpServer(users={"ops": "pw-tls-1"}, **kwargs) as smtp:
+        view = NotificationSettingsView(
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            smtp_security=security,
+            smtp_username="ops",
+            email_from="optsync@example.com",
+            email_to=("ops@example.com",),
+        )
+        trusted = ssl.create_default_context(cafile=str(files.ca_bundle))
+        send_email(view, "pw-tls-1", "subject", "text", tls_context=trusted)
+        assert smtp.box.messages[0]["Subject"] == "subject"
+        with pytest.raises(DeliveryError) as untrusted:
+            send_email(view, "pw-tls-1", "subject", "text", timeout=5)
+        assert "TLS handshake" in str(untrusted.value)
+        assert "pw-tls-1" not in str(untrusted.value)
