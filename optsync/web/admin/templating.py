@@ -119,9 +119,19 @@ FIELD_LABELS = {
     "sales_opt_out_field": "Sales Opt Out API name",
     "live_pull": "Live pull",
     "poll_interval_s": "Poll every",
+    "source": "Source",
+    "state": "Push state",
+    "code": "Error code",
+    "object": "Salesforce object",
+    "since": "From",
+    "until": "To",
+    "q": "Search",
+    "sort": "Sort",
+    "size": "Per page",
+    "cursor": "Page link",
 }
 """What the pages call a field in an error ("Email: …"), never the setting's name."""
-_PREFIX = re.compile(r"^(?:[a-z][a-z_.]*[a-z]): ")
+_PREFIX = re.compile(r"^(?:[a-z](?:[a-z_.]*[a-z])?): ")
 
 
 def field_message(field: str | None, message: str, *, with_label: bool = True) -> str:
