@@ -1,5 +1,5 @@
 """The admin web app: sign-in, Settings → Admin Settings → Unsubscribes (tabs
-Unsubscribes and Integrations), sync runs, server-rendered with Jinja2.
+Unsubscribes, Failures and Integrations), sync runs, server-rendered with Jinja2.
 
 ``install_admin(app, ctx)`` is the one way in: ``create_app`` calls it last, and it adds
 the session middleware, the HTML error pages and the routers. Nothing here is global, so
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from optsync.bootstrap import Context
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.web.admin import (
+    failures,
     home,
     integrations,
     login,
@@ -39,7 +40,7 @@ def install_admin(app: FastAPI, ctx: Context) -> None:
     app.state.verification_gate = VerificationGate()  # this process's password checks
     app.state.check_cache = CheckCache()  # the Integrations tab's setup checks
     install_page_errors(app)
-    for module in (login, home, unsubscribes, integrations, notifications, runs, users):
+    for module in (login, home, unsubscribes, failures, integrations, notifications, runs, users):
         app.include_router(module.router)
     install_sessions(app, ctx)
 

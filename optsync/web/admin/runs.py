@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,13 +24,40 @@ from optsync.store import runs as runs_store
 from optsync.store import sync_runs
 from optsync.store.models import Person
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
-from optsync.web.admin.templating import RecordId, flash, redirect, render
+from optsync.web.admin.templating import TEMPLATES, RecordId, flash, redirect, render
 from optsync.web.deps import get_context
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
 BASE = "/settings/admin/unsubscribes"
 REFRESH_SECONDS = 2
+
+
+def run_links(report: dict[str, Any]) -> dict[str, Any]:
+    """Where a run's counts lead: the records behind them, as the Unsubscribes tab's
+    filtered list or the Failures view (``pulled``: the unsubscribes that came from
+    Salesforce while the run ran; ``not_linked``: those still waiting for a record now;
+    ``failed``: the Failures view at each code). A running or dry run links nothing: its
+    numbers are not final or changed nothing."""
+    if report.get("status") == "running" or report.get("dry_run"):
+        return {"pulled": None, "not_linked": None, "failed": {}}
+    pulled = None
+    if report.get("pulled") and report.get("finished_at"):
+        until = datetime.fromisoformat(report["finished_at"]) + timedelta(seconds=1)
+        pulled = f"{BASE}?" + urlencode(
+            {
+                "tab": "unsubscribes",
+                "source": "salesforce",
+                "since": datetime.fromisoformat(report["started_at"]).isoformat(),
+                "until": until.isoformat(),
+            }
+        )
+    not_linked = f"{BASE}/failures#unlinked-h" if report.get("not_linked") else None
+    failed = {code: f"{BASE}/failures#code-{code}" for code in report.get("failed") or {}}
+    return {"pulled": pulled, "not_linked": not_linked, "failed": failed}
+
+
+TEMPLATES.env.globals["run_links"] = run_links
 
 
 def launcher_of(request: Request) -> SyncLauncher:

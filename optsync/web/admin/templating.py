@@ -129,6 +129,7 @@ FIELD_LABELS = {
     "sort": "Sort",
     "size": "Per page",
     "cursor": "Page link",
+    "salesforce_id": "Salesforce id",
 }
 """What the pages call a field in an error ("Email: …"), never the setting's name."""
 _PREFIX = re.compile(r"^(?:[a-z](?:[a-z_.]*[a-z])?): ")

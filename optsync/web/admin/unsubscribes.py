@@ -500,7 +500,13 @@ async def retry_failed_pushes(
         f"{result.reopened} failed push{'es' if result.reopened != 1 else ''} with {code} "
         "queued again; the worker sends them now.",
     )
-    return redirect(BASE)
+    return redirect(_back(form.get("return_to"), BASE))
+
+
+def _back(choice: object, default: str) -> str:
+    """Where a Retry button returns: the Failures view when it was pressed there (a fixed
+    choice, never a URL from the form), else the page it belongs to."""
+    return f"{BASE}/failures" if choice == "failures" else default
 
 
 @router.post(BASE + "/persons/{person_id}/retry", response_class=HTMLResponse)
@@ -510,7 +516,9 @@ async def retry_person_push(
     ctx: Context = Depends(get_context),
     user: SignedInUser = Depends(require_admin),
 ) -> Response:
-    """Retry this person's failed push (the button on the person page)."""
+    """Retry this person's failed push (the button on the person page and the Failures
+    view)."""
+    form = await request.form()
     _person_or_404(ctx, person_id)
     result = await run_in_threadpool(
         in_transaction,
@@ -523,4 +531,4 @@ async def retry_person_push(
         if result.reopened
         else "Nothing to retry: the latest push of this person has not failed.",
     )
-    return redirect(f"{BASE}/persons/{person_id}")
+    return redirect(_back(form.get("return_to"), f"{BASE}/persons/{person_id}"))
