@@ -16,11 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from optsync.domain.optout import Source
 from optsync.services.optouts import unsubscribe_email
-from optsync.store.models import Person
+from optsync.store.models import OutboxPush, Person
 from tests.browser.conftest import ADMIN, shot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.browser
 TAB = "/settings/admin/unsubscribes"
 AXE = Path(__file__).resolve().parents[1] / "clients" / "node_modules" / "axe-core" / "axe.min.js"
 LONG = "firstname.middlename.lastname.department@subsidiary.example-company.com"
+FAILING = "failing.firstname.lastname.department@subsidiary.example-company.com"
 WIDTHS = (1280, 375)
 
 BROKEN_TOKENS = """
@@ -91,10 +92,27 @@ def _pages(live) -> list[str]:
                 s, LONG, source=Source.ADMIN, actor=f"user:{ADMIN[0]}", now=live.ctx.clock()
             ).person
         person_id = person.id
+        failing = s.scalars(select(Person).where(Person.email == FAILING)).first()
+        if failing is None:  # a failed push, for the Failures view
+            failing = unsubscribe_email(
+                s, FAILING, source=Source.API, actor="t", now=live.ctx.clock()
+            ).person
+            s.execute(
+                update(OutboxPush)
+                .where(OutboxPush.person_id == failing.id)
+                .values(
+                    state="failed",
+                    last_error_code="INSUFFICIENT_ACCESS_OR_READONLY",
+                    fix="Give the integration user edit access to `HasOptedOutOfEmail`.",
+                )
+            )
     dry_id, again_id = _health_pages(live, person_id)
     return [
         "/settings",
         TAB,
+        f"{TAB}?tab=unsubscribes&source=admin&state=not_linked&sort=email&size=25&since=2026-01-01",
+        f"{TAB}/failures",
+        f"{TAB}/persons/{person_id}/link",
         f"{TAB}?tab=integrations",
         f"{TAB}/persons/{person_id}",
         f"{TAB}/persons/{person_id}/remove",
