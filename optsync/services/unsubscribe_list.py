@@ -285,18 +285,38 @@ def decode_cursor(text: str, secret_key: str) -> Cursor:
 # -- the query --------------------------------------------------------------------------
 
 
-def _latest_push() -> Any:
-    """The person's latest outbox row, correlated (``ix_outbox_person_latest``)."""
-    inner = aliased(OutboxPush)
-    return select(func.max(inner.id)).where(inner.person_id == Person.id).scalar_subquery()
+def _is_latest(push: Any) -> Any:
+    """``push`` is its person's latest outbox row: no newer one exists. Written as an
+    anti-join rather than ``push.id = (SELECT max(id) …)`` so that PostgreSQL can drive a
+    push-state filter from the outbox side (``ix_outbox_person_latest``)."""
+    newer = aliased(OutboxPush)
+    return ~(select(newer.id).where(newer.person_id == push.person_id, newer.id > push.id).exists())
 
 
-def _filtered(query: ListQuery, push: Any) -> Select[Any]:
+_COLUMNS = (
+    Person.id,
+    Person.email,
+    Person.salesforce_id,
+    Person.salesforce_object,
+    Person.unsubscribe_source,
+    Person.unsubscribed_at,
+)
+"""What a row needs of the person: plain columns, not ORM objects (an export reads
+every row)."""
+
+
+def _filtered(query: ListQuery, push: Any, *, columns: bool = True) -> Select[Any]:
+    """The filtered rows; ``columns=False``: their ids only, joined to the latest push
+    only when a filter needs it (counting)."""
+    joined = columns or query.state is not None or bool(query.code)
     stmt = (
-        select(Person, push)
-        .outerjoin(push, push.id == _latest_push())
-        .where(Person.unsubscribed.is_(True))
+        select(*_COLUMNS, push.state, push.last_error_code, push.fix)
+        if columns
+        else select(Person.id)
     )
+    if joined:
+        stmt = stmt.outerjoin(push, and_(push.person_id == Person.id, _is_latest(push)))
+    stmt = stmt.where(Person.unsubscribed.is_(True))
     if query.source:
         stmt = stmt.where(Person.unsubscribe_source == query.source)
     if query.object:
@@ -348,28 +368,35 @@ def _ordered(stmt: Select[Any], sort: str, cursor: Cursor | None, backwards: boo
     descending = _descending(sort) != backwards
     if cursor is not None:
         key = _key_value(cursor)
+        # the plain range first (``key <= :key``) lets both databases seek the index
+        # to the cursor; the OR alone made SQLite scan from the top on every page
         if descending:
-            after = or_(column < key, and_(column == key, Person.id < cursor.id))
+            after = and_(
+                column <= key, or_(column < key, and_(column == key, Person.id < cursor.id))
+            )
         else:
-            after = or_(column > key, and_(column == key, Person.id > cursor.id))
+            after = and_(
+                column >= key, or_(column > key, and_(column == key, Person.id > cursor.id))
+            )
         stmt = stmt.where(after)
     if descending:
         return stmt.order_by(column.desc(), Person.id.desc())
     return stmt.order_by(column.asc(), Person.id.asc())
 
 
-def _row(person: Person, push: OutboxPush | None) -> Row:
-    failed = push is not None and push.state == "failed"
+def _row(values: Any) -> Row:
+    person_id, email, sf_id, sf_object, source, at, state, code, fix = values
+    failed = state == "failed"
     return Row(
-        id=person.id,
-        email=person.email,
-        salesforce_id=person.salesforce_id,
-        salesforce_object=person.salesforce_object,
-        source=person.unsubscribe_source,
-        unsubscribed_at=person.unsubscribed_at,
-        push_state=PUSH_STATES[push.state] if push is not None else None,
-        push_code=push.last_error_code if failed and push else None,
-        push_fix=push.fix if failed and push else None,
+        id=person_id,
+        email=email,
+        salesforce_id=sf_id,
+        salesforce_object=sf_object,
+        source=source,
+        unsubscribed_at=at,
+        push_state=PUSH_STATES[state] if state is not None else None,
+        push_code=code if failed else None,
+        push_fix=fix if failed else None,
     )
 
 
@@ -378,7 +405,7 @@ def _fetch(
 ) -> list[Row]:
     push = aliased(OutboxPush)
     stmt = _ordered(_filtered(query, push), query.sort, cursor, backwards).limit(limit)
-    return [_row(person, pushed) for person, pushed in session.execute(stmt)]
+    return [_row(values) for values in session.execute(stmt)]
 
 
 def read_page(session: Session, query: ListQuery, limit: int, *, secret_key: str) -> Page:
@@ -411,7 +438,7 @@ def read_page(session: Session, query: ListQuery, limit: int, *, secret_key: str
 def count(session: Session, query: ListQuery) -> int:
     """How many rows match the filters (whatever the cursor)."""
     push = aliased(OutboxPush)
-    inner = _filtered(query, push).with_only_columns(Person.id).subquery()
+    inner = _filtered(query, push, columns=False).subquery()
     return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
 
