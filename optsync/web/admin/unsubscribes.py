@@ -26,6 +26,7 @@ from optsync.services.push_retry import failures_by_code, retry_pushes
 from optsync.services.sync_settings import SyncSettingsView, get_settings
 from optsync.services.transactions import in_transaction
 from optsync.services.unsubscribe_list import (
+    FILTER_NAMES,
     OBJECTS,
     STATES,
     ListQuery,
@@ -99,10 +100,25 @@ class Listing:
         return f"{BASE}/export.csv" + (f"?{urlencode(params)}" if params else "")
 
 
+LIST_PARAMS = ("tab", *FILTER_NAMES, "sort", "size", "cursor")
+
+
 def _one_values(request: Request) -> dict[str, str]:
-    """The query's values; a filter given twice is an error of its own, not a guess."""
+    """The query's values; a filter given twice, or a name the list does not know (such
+    as the ``page`` numbers of old links: pages are cursor links now), is an error of its
+    own, not a guess."""
     params = request.query_params
     for name in params:
+        if name == "page":
+            raise UsageError(
+                "page: this list has no page numbers; follow its Next and Previous links.",
+                field="page",
+            )
+        if name not in LIST_PARAMS:
+            raise UsageError(
+                f"{name[:40]}: not a filter of this list (use {', '.join(LIST_PARAMS[1:])}).",
+                field=name[:40],
+            )
         if len(params.getlist(name)) > 1:
             raise UsageError(f"{name}: give it once.", field=name)
     return {name: params[name] for name in params}
