@@ -69,6 +69,7 @@ def test_groups_by_code_with_counts_fix_and_persons(admin_client, member_client,
     assert "12 persons" in text and "1 person" in text
     assert "Make the field updateable." in text
     assert "<code>MasterRecordId</code>" in page.text  # the fix's backticks as code
+    assert "<code>MasterRecordId</code>" in admin_client.get(TAB).text  # on the tab too
     # the newest 10 of a group are listed, with a link to all of them
     listed = re.findall(r'persons/(\d+)/retry"', page.text)
     assert len(listed) == 11 and str(b) in listed
