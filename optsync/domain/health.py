@@ -81,7 +81,7 @@ def problems(facts: HealthFacts) -> list[Problem]:
             Problem(
                 "failed_pushes",
                 f"{n:,} push{'es' if n != 1 else ''} failed and need{'s' if n == 1 else ''} a fix",
-                href="/settings/admin/unsubscribes#failures-h",
+                href="/settings/admin/unsubscribes/failures",
                 count=n,
             )
         )

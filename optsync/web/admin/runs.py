@@ -4,8 +4,6 @@ report."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from optsync.bootstrap import Context
+from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import NotFoundError
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
@@ -132,21 +131,15 @@ def preview_csv(
         if runs_store.get_run(session, run_id) is None:
             raise PageError(404, "No such run", f"There is no sync run #{run_id}.")
         rows = sync_runs.preview_rows(session, run_id)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["direction", "person_id", "email", "salesforce_id", "object"])
-    for r in rows:
-        writer.writerow(
-            [
-                r["direction"],
-                r["person_id"],
-                r["email"],
-                r["salesforce_id"] or "",
-                r["object"] or "",
-            ]
-        )
+    lines = csv_lines(
+        ("direction", "person_id", "email", "salesforce_id", "object"),
+        (
+            (r["direction"], r["person_id"], r["email"], r["salesforce_id"], r["object"])
+            for r in rows
+        ),
+    )
     return Response(
-        out.getvalue(),
+        "".join(lines),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="dry-run-{run_id}.csv"'},
     )

@@ -123,9 +123,11 @@ def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_cli
     from tests.integration.admin.conftest import post_form
     from tests.integration.admin.test_salesforce_pages import _connect
 
-    [contact] = emu.seed(contacts=1, opted_out_fraction=1.0)["contact_ids"]
+    [contact, other] = emu.seed(contacts=2, opted_out_fraction=1.0)["contact_ids"]
     with ctx.db.transaction() as s:
         upsert_person(s, PersonInput(1, "ann.pull@example.com", contact, "Contact"), ctx.clock())
+        # an address a spreadsheet would run as a formula: the CSV carries it as text
+        upsert_person(s, PersonInput(2, "=eve@example.com", other, "Contact"), ctx.clock())
     assert _connect(admin_client, emu).status_code == 303
     r = post_form(admin_client, f"{TAB}/runs", {"mode": "dry_run"}, page=INTEGRATIONS)
     dry_id = int(r.headers["location"].rsplit("/", 1)[1])
@@ -143,9 +145,11 @@ def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_cli
     assert form.search(page), "the Run it for real form carries the CSRF token"
     assert form.search(admin_client.get(INTEGRATIONS).text)
     csv_text = admin_client.get(f"{TAB}/runs/{dry_id}/preview.csv").text
-    assert csv_text.splitlines() == [
-        "direction,person_id,email,salesforce_id,object",
+    lines = csv_text.splitlines()
+    assert lines[0] == "direction,person_id,email,salesforce_id,object"
+    assert sorted(lines[1:]) == [
         f"pull,1,ann.pull@example.com,{contact},Contact",
+        f"pull,2,'=eve@example.com,{other},Contact",
     ]
     r = post_form(admin_client, f"{TAB}/runs/{dry_id}/real", {}, page=f"{TAB}/runs/{dry_id}")
     real_id = int(r.headers["location"].rsplit("/", 1)[1])

@@ -78,7 +78,7 @@ def test_failed_run_failed_and_stuck_pushes_are_named(ctx, clock):
     assert data["next_run_at"] is not None and data["timezone"] == "America/Los_Angeles"
     kinds = [p["kind"] for p in data["problems"]]
     assert kinds == ["failed_run", "failed_pushes", "stuck_pushes", "live_pull"]
-    assert data["problems"][1]["href"].endswith("#failures-h")
+    assert data["problems"][1]["href"].endswith("/unsubscribes/failures")  # the Failures tab
     assert old.person.id  # the stuck one is the oldest
 
 

@@ -161,14 +161,12 @@ def test_keyset_paging_under_inserts_neither_repeats_nor_skips(db, sort):
         assert before[0] == "p070@example.com"
     seen: list[str] = []
     cursor = ""
-    n = 0
-    for _ in range(10):  # 7 rows in pages of 3: a cursor that does not advance fails here
+    for n in range(1, 11):  # 7 rows in pages of 3: a cursor that does not advance fails here
         with db.transaction() as s:
             page = ul.read_page(s, q(sort=sort, cursor=cursor), 3, secret_key=SECRET)
         seen += [r.email for r in page.rows]
         # between pages, new unsubscribes arrive: newer than all, and addresses sorting
         # before and after the page boundary
-        n += 1
         add(db, 100 + n, when=T0 + timedelta(hours=5, minutes=n), email=f"a{n}@example.com")
         add(db, 200 + n, when=T0 + timedelta(hours=6, minutes=n), email=f"z{n}@example.com")
         if page.next_cursor is None:
