@@ -26,6 +26,8 @@ def _show(view: sync_settings.SyncSettingsView) -> None:
     table.add_row("timezone", view.timezone)
     table.add_row("live_pull", view.live_pull)
     table.add_row("poll_interval_s", str(view.poll_interval_s))
+    table.add_row("link_rule", view.link_rule)
+    table.add_row("suppress_unknown", str(view.suppress_unknown).lower())
     table.add_row("pushes write", view.push_field())
     console.print(table)
 
@@ -83,6 +85,17 @@ def set_(
     poll_interval: int = typer.Option(
         None, "--poll-interval", help="Seconds between polls when polling (15-3600)."
     ),
+    link_rule: str = typer.Option(
+        None,
+        "--link-rule",
+        help="Which record of an address a person links to: contact_then_lead, "
+        "lead_then_contact, contact_only, lead_only or off.",
+    ),
+    suppress_unknown: str = typer.Option(
+        None,
+        "--suppress-unknown",
+        help="true or false: a Salesforce opt-out of an unknown address adds a suppressed person.",
+    ),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Change the unsubscribe-sync settings (only the options given)."""
@@ -91,6 +104,10 @@ def set_(
         if sync_enabled.lower() not in _BOOL:
             raise typer.BadParameter("use true or false", param_hint="--sync-enabled")
         changes["sync_enabled"] = _BOOL[sync_enabled.lower()]
+    if suppress_unknown is not None:
+        if suppress_unknown.lower() not in _BOOL:
+            raise typer.BadParameter("use true or false", param_hint="--suppress-unknown")
+        changes["suppress_unknown"] = _BOOL[suppress_unknown.lower()]
     for key, value in (
         ("field", field),
         ("sales_opt_out_field", sales_opt_out_field),
@@ -98,6 +115,7 @@ def set_(
         ("timezone", timezone),
         ("live_pull", live_pull),
         ("poll_interval_s", poll_interval),
+        ("link_rule", link_rule),
     ):
         if value is not None:
             changes[key] = value

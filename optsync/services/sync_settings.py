@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from optsync.domain.records import DEFAULT_LINK_RULE, LINK_RULES, parse_link_rule
 from optsync.domain.schedule import ScheduleError, validate_cron, validate_timezone
 from optsync.errors import UsageError
 from optsync.store.models import SyncSettings
@@ -32,6 +33,13 @@ class SyncSettingsView:
     the sync is on (docs/sync.md "Live pull")."""
     poll_interval_s: int = 60
     """Seconds between two polls when polling (15-3600)."""
+    link_rule: str = DEFAULT_LINK_RULE
+    """Which of an address's Salesforce records becomes the person's primary (linked)
+    record: ``contact_then_lead``, ``lead_then_contact``, ``contact_only``, ``lead_only`` or
+    ``off`` (never link automatically); every record counts for the opt-out whatever the
+    rule (docs/sync.md "Records per address")."""
+    suppress_unknown: bool = True
+    """A Salesforce opt-out of an address optsync has never seen adds a suppressed person."""
 
     @property
     def salesforce_field(self) -> str:
@@ -67,6 +75,8 @@ def get_settings(session: Session) -> SyncSettingsView:
         row.timezone,
         row.live_pull,
         row.poll_interval_s,
+        row.link_rule,
+        row.suppress_unknown,
     )
 
 
@@ -123,6 +133,21 @@ def validate_changes(current: SyncSettingsView, changes: dict[str, Any]) -> Sync
                     f"{POLL_INTERVAL_MIN} to {POLL_INTERVAL_MAX}.",
                     field="poll_interval_s",
                 )
+        elif key == "link_rule":
+            try:
+                value = parse_link_rule(value) if isinstance(value, str) else None
+            except ValueError:
+                value = None
+            if value is None:
+                raise UsageError(
+                    f"link_rule: {changes[key]!r} is not a choice; use "
+                    f"{', '.join(LINK_RULES)} (contact_then_lead links a person to a "
+                    "Contact, else a Lead; off never links automatically).",
+                    field="link_rule",
+                )
+        elif key == "suppress_unknown":
+            if not isinstance(value, bool):
+                raise UsageError("suppress_unknown: use true or false.", field="suppress_unknown")
         elif key == "timezone":
             try:
                 value = validate_timezone(value)

@@ -47,7 +47,7 @@ from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.chart import activity_svg, legend, sources_in
 from optsync.web.admin.health_banner import health_banner
-from optsync.web.admin.live_pull import LIVE_PULL_LABELS, live_state_lines
+from optsync.web.admin.live_pull import LINK_RULE_LABELS, LIVE_PULL_LABELS, live_state_lines
 from optsync.web.admin.remote import CheckCache, try_connection
 from optsync.web.admin.templating import Crumb, field_message, flash, redirect, render
 from optsync.web.deps import get_context
@@ -218,6 +218,7 @@ def render_tab(
         stored_result=stored_result,
         auth_labels=AUTH_LABELS,
         live_pull_choices=LIVE_PULL_LABELS,
+        link_rule_choices=LINK_RULE_LABELS,
         live_state=live_state_lines(ctx, now),
         notify=notify or notifications_section(ctx),
     )
@@ -263,6 +264,12 @@ def _settings_changes(form: FormData) -> dict[str, Any]:
         changes["live_pull"] = str(form.get("live_pull") or "")
     if "poll_interval_s" in form:
         changes["poll_interval_s"] = _whole_number(form.get("poll_interval_s"))
+    # records per address: the same for the linking rule; the checkbox's hidden marker
+    # says it was on the form (an unticked checkbox sends nothing)
+    if "link_rule" in form:
+        changes["link_rule"] = str(form.get("link_rule") or "")
+    if "suppress_unknown_shown" in form:
+        changes["suppress_unknown"] = form.get("suppress_unknown") in ("on", "true", "1")
     return changes
 
 

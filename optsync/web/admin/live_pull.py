@@ -15,6 +15,15 @@ LIVE_PULL_LABELS = (
     ("poll", "Polling only"),
     ("off", "Off: only the nightly sync"),
 )
+LINK_RULE_LABELS = (
+    ("contact_then_lead", "Contact first, then Lead"),
+    ("lead_then_contact", "Lead first, then Contact"),
+    ("contact_only", "Contacts only"),
+    ("lead_only", "Leads only"),
+    ("off", "Off: never link automatically"),
+)
+"""The linking rule's choices (``optsync.domain.records.LINK_RULES``), for the
+Integrations tab."""
 
 
 def live_state_lines(ctx: Context, now: datetime) -> list[str]:

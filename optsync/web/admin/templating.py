@@ -130,6 +130,8 @@ FIELD_LABELS = {
     "size": "Per page",
     "cursor": "Page link",
     "salesforce_id": "Salesforce id",
+    "link_rule": "Link persons to",
+    "suppress_unknown": "Suppress unknown addresses",
 }
 """What the pages call a field in an error ("Email: …"), never the setting's name."""
 _PREFIX = re.compile(r"^(?:[a-z](?:[a-z_.]*[a-z])?): ")

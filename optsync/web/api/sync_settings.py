@@ -19,6 +19,9 @@ router = APIRouter(tags=["settings"])
 
 FieldChoice = Literal["email_opt_out", "sales_opt_out"]
 LivePullChoice = Literal["auto", "cdc", "poll", "off"]
+LinkRuleChoice = Literal[
+    "contact_then_lead", "lead_then_contact", "contact_only", "lead_only", "off"
+]
 Setting = Annotated[str, StringConstraints(max_length=120, pattern=NO_CONTROL)]
 
 
@@ -34,6 +37,14 @@ class SyncSettingsOut(BaseModel):
         description="Salesforce-side opt-outs between runs: auto, cdc, poll or off."
     )
     poll_interval_s: int = Field(description="Seconds between polls when polling.")
+    link_rule: LinkRuleChoice = Field(
+        description="Which of an address's records a person links to (the primary record): "
+        "contact_then_lead, lead_then_contact, contact_only, lead_only or off."
+    )
+    suppress_unknown: bool = Field(
+        description="A Salesforce opt-out of an address optsync has never seen adds a "
+        "suppressed person."
+    )
     salesforce_field: str = Field(description="The API name the sync reconciles.")
     push_field: str = Field(
         description="The field real-time pushes write now (sync off: always HasOptedOutOfEmail)."
@@ -56,6 +67,8 @@ class SyncSettingsIn(StrictIn):
     timezone: Setting | None = None
     live_pull: LivePullChoice | None = None
     poll_interval_s: Annotated[StrictInt, Field(ge=15, le=3600)] | None = None
+    link_rule: LinkRuleChoice | None = None
+    suppress_unknown: StrictBool | None = None
 
 
 @router.get(

@@ -131,6 +131,8 @@ def test_settings_show_and_set(cli_env, capsys):
         "timezone": "America/Los_Angeles",
         "live_pull": "auto",
         "poll_interval_s": 60,
+        "link_rule": "contact_then_lead",
+        "suppress_unknown": True,
     }
     code, out, _ = optsync(
         capsys,

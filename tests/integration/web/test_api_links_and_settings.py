@@ -64,6 +64,8 @@ def test_settings_read_and_change(client, admin_headers, member_headers):
         "timezone": "America/Los_Angeles",
         "live_pull": "auto",
         "poll_interval_s": 60,
+        "link_rule": "contact_then_lead",
+        "suppress_unknown": True,
         "salesforce_field": "HasOptedOutOfEmail",
         "push_field": "HasOptedOutOfEmail",
     }
