@@ -98,6 +98,22 @@ def object_type(id18: str) -> SObjectType:
         ) from None
 
 
+RECORD_PREFIXES: dict[str, str] = {"003": "Contact", "00Q": "Lead", "001": "Account"}
+"""The objects whose records carry an address (Person Accounts are Accounts, ``001``)."""
+
+
+def record_object(id18: str) -> str:
+    """Contact, Lead or Account (a Person Account), from the key prefix; anything else is
+    rejected. Persons are still imported by Contact or Lead id (:func:`parse_person_id`);
+    this is for the records an opt-out reaches."""
+    try:
+        return RECORD_PREFIXES[id18[:3]]
+    except KeyError:
+        raise InvalidSalesforceId(
+            f"id prefix {id18[:3]!r} is not a Contact (003), Lead (00Q) or Account (001)"
+        ) from None
+
+
 def parse_person_id(value: str) -> tuple[str, SObjectType]:
     """Validate a Contact or Lead id; return (18-character id, object type)."""
     id18 = to_18(value)

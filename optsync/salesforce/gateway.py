@@ -53,6 +53,14 @@ from optsync.salesforce.connection import resolve_connection
 from optsync.salesforce.errors import SalesforceAuthUnavailable, SalesforceCallError
 from optsync.salesforce.fields import FieldCheck, check_describe
 from optsync.salesforce.http import SalesforceHTTP, Timeout, build_session
+from optsync.salesforce.lookup import (
+    FoundRecord,
+    lookup_queries,
+    lookup_request,
+    parse_records,
+    person_contact_ids,
+    plan_batches,
+)
 from optsync.salesforce.profiles import LONG_JOB_RETRIES, PROFILES, Profile
 from optsync.salesforce.translate import (
     RecordResult,
@@ -131,6 +139,7 @@ class SalesforceGateway:
         self._token: Token | None = None
         self._client: Salesforce | None = None
         self._usage: tuple[int, int] | None = None
+        self._person_accounts: bool | None = None
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
 
@@ -323,8 +332,10 @@ class SalesforceGateway:
 
         Invalid targets (bad id, object not matching the id's prefix) fail locally as
         ``MALFORMED_ID`` without a call. Duplicate ids are sent once. Up to 200 records
-        go in each call with ``allOrNone: false``, Contacts before Leads so a call never
-        exceeds Salesforce's 10-chunk rule. A call-level failure raises
+        go in each call with ``allOrNone: false``, Contacts, then Leads, then Person
+        Accounts, so a call never exceeds Salesforce's 10-chunk rule. A Person Account is
+        written on the Account with the field's person form
+        (:func:`optsync.salesforce.soql.record_field`). A call-level failure raises
         :class:`SalesforceCallError`; calls already made stay applied (setting a
         checkbox to true is idempotent, so the caller may simply retry everything).
         """
@@ -344,7 +355,8 @@ class SalesforceGateway:
         pending = list(unique.items())
         for start in range(0, len(pending), BATCH_SIZE):
             batch = sorted(
-                pending[start : start + BATCH_SIZE], key=lambda item: soql.OBJECTS.index(item[1])
+                pending[start : start + BATCH_SIZE],
+                key=lambda item: soql.RECORD_OBJECTS.index(item[1]),
             )
             outcome.update(self._update_batch(batch, field))
         results: list[RecordResult] = []
@@ -364,7 +376,8 @@ class SalesforceGateway:
         payload = {
             "allOrNone": False,
             "records": [
-                {"attributes": {"type": obj}, "id": id18, field: True} for id18, obj in batch
+                {"attributes": {"type": obj}, "id": id18, soql.record_field(obj, field): True}
+                for id18, obj in batch
             ],
         }
         path = "composite/sobjects"
@@ -381,6 +394,71 @@ class SalesforceGateway:
         for (id18, _obj), item in zip(batch, answer, strict=True):
             out[id18] = record_result(id18, item)
         return out
+
+    # -- records by address -------------------------------------------------------
+    def has_person_accounts(self) -> bool:
+        """Whether the org has Person Accounts (the Account describe has
+        ``IsPersonAccount``); asked once per gateway, then cached."""
+        if self._person_accounts is None:
+            fields = self.describe("Account").get("fields") or []
+            self._person_accounts = any(
+                isinstance(f, dict) and f.get("name") == "IsPersonAccount" for f in fields
+            )
+        return self._person_accounts
+
+    def find_records(self, emails: Sequence[str], field: str) -> list[FoundRecord]:
+        """Every Contact, Lead (converted ones included, marked) and Person Account whose
+        address is one of ``emails``, with the value of the synced ``field``.
+
+        One ``POST /composite`` per batch of addresses (:mod:`optsync.salesforce.lookup`
+        sizes them), holding one query subrequest per object; a result longer than a
+        page is read on with ``query`` calls. Salesforce compares strings without regard
+        to case, so the addresses' case does not matter. A subrequest that failed raises
+        :class:`SalesforceCallError` classified from its error."""
+        soql.field_name(field)
+        if not emails:
+            return []
+        queries = lookup_queries(field, person_accounts=self.has_person_accounts())
+        version = self.config.api_version
+        found: list[FoundRecord] = []
+        for batch in plan_batches(emails, queries, version):
+            body = lookup_request(queries, batch, version)
+            answer = self.call(
+                "composite",
+                lambda sf, body=body: sf.restful(  # type: ignore[misc]
+                    "composite", method="POST", json=body, timeout=self.timeout
+                ),
+            )
+            results = answer.get("compositeResponse") if isinstance(answer, dict) else None
+            if not isinstance(results, list) or len(results) != len(queries):
+                raise SalesforceCallError(
+                    classify(200, "UNEXPECTED_RESPONSE"),
+                    200,
+                    "Composite answered with a result list of the wrong shape",
+                )
+            hidden: set[str] = set()
+            rows_of: list[list[dict[str, Any]]] = []
+            for query, result in zip(queries, results, strict=True):
+                rows = self._subrequest_rows(result)
+                if query.object == "Account":
+                    hidden |= person_contact_ids(rows)
+                rows_of.append(rows)
+            for query, rows in zip(queries, rows_of, strict=True):
+                found += [r for r in parse_records(query, rows) if r.record_id not in hidden]
+        return found
+
+    def _subrequest_rows(self, result: Any) -> list[dict[str, Any]]:
+        status = int(result.get("httpStatusCode") or 0) if isinstance(result, dict) else 0
+        body = result.get("body") if isinstance(result, dict) else None
+        if status >= 300 or not isinstance(body, dict):
+            content: Any = body
+            raise call_error(SalesforceError("composite", status or 500, "query", content))
+        rows = list(body.get("records") or [])
+        page = body
+        while not page.get("done", True) and page.get("nextRecordsUrl"):
+            page = self.call("query", self._more(str(page["nextRecordsUrl"])))
+            rows += page.get("records") or []
+        return rows
 
     # -- reads --------------------------------------------------------------------
     def _query_pages(

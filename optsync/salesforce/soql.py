@@ -14,10 +14,13 @@ from collections.abc import Iterator, Sequence
 
 from simple_salesforce.format import format_soql
 
-from optsync.domain.ids import InvalidSalesforceId, object_type, to_18
+from optsync.domain.ids import InvalidSalesforceId, record_object, to_18
 from optsync.errors import UsageError
 
 OBJECTS = ("Contact", "Lead")
+"""The objects the sync and the pulls loop over."""
+RECORD_OBJECTS = ("Contact", "Lead", "Account")
+"""Every object whose records carry an address: Person Accounts are Accounts."""
 IN_CHUNK = 200
 """Ids per ``IN (...)`` list: well inside SOQL's 100,000-character statement limit."""
 
@@ -40,12 +43,13 @@ def field_name(value: str) -> str:
 
 
 def object_name(value: str) -> str:
-    """Only Contact and Lead are synced; anything else is a caller bug."""
-    if value not in OBJECTS:
+    """Only Contact, Lead and Account (Person Accounts) are synced; anything else is a
+    caller bug."""
+    if value not in RECORD_OBJECTS:
         raise UsageError(
             f"{value!r} is not a synced Salesforce object.",
             field="object",
-            fix="Use Contact or Lead.",
+            fix="Use Contact, Lead or Account.",
         )
     return value
 
@@ -56,7 +60,7 @@ def record_ids(values: Sequence[str], obj: str | None = None) -> list[str]:
     for value in values:
         try:
             id18 = to_18(value)
-            if obj is not None and object_type(id18) != obj:
+            if obj is not None and record_object(id18) != obj:
                 raise InvalidSalesforceId(f"it is not a {obj} id")
         except InvalidSalesforceId as exc:
             raise UsageError(f"Salesforce id {value!r} is invalid: {exc}.", field="id") from None
@@ -97,3 +101,16 @@ def select_by_ids(fields: Sequence[str], obj: str, ids: Sequence[str], where: st
     names = ", ".join(field_name(f) for f in fields)
     soql = format_soql(f"SELECT {names} FROM {object_name(obj)} WHERE Id IN {{ids}}", ids=list(ids))
     return f"{soql} AND {where}" if where else soql
+
+
+def record_field(obj: str, field: str) -> str:
+    """The API name of the opt-out ``field`` on ``obj``: a Person Account carries the
+    person's fields on the Account, standard ones with the ``Person`` prefix
+    (``PersonHasOptedOutOfEmail``), custom contact fields with the suffix ``__pc``
+    (``Sales_Opt_Out__pc``). optsync writes the Account, never its hidden PersonContact."""
+    field_name(field)
+    if object_name(obj) != "Account":
+        return field
+    if field.endswith("__c"):
+        return field[: -len("__c")] + "__pc"
+    return "Person" + field

@@ -15,7 +15,7 @@ import requests
 from simple_salesforce.exceptions import SalesforceError
 
 from optsync.domain.failures import Classification, classify
-from optsync.domain.ids import InvalidSalesforceId, object_type, to_18
+from optsync.domain.ids import InvalidSalesforceId, record_object, to_18
 from optsync.salesforce.errors import SalesforceCallError
 
 CALL_STATUS = 400
@@ -26,7 +26,8 @@ error."""
 
 @dataclass(frozen=True)
 class Target:
-    """One record to opt out: an 18-character id and its object (Contact or Lead)."""
+    """One record to opt out: an 18-character id and its object (Contact, Lead or Account,
+    a Person Account)."""
 
     salesforce_id: str
     object: str
@@ -78,7 +79,7 @@ def _first_error(content: Any) -> tuple[str | None, str]:
 def valid_target(target: Target) -> str | None:
     try:
         id18 = to_18(target.salesforce_id)
-        return id18 if object_type(id18) == target.object else None
+        return id18 if record_object(id18) == target.object else None
     except InvalidSalesforceId:
         return None
 

@@ -1,12 +1,27 @@
 """Push claimed outbox rows to Salesforce and record what became of each.
 
-One cycle: claim up to ``batch_size`` due pushes, write the opt-out field on their
-Contacts and Leads in one composite call, follow converted Leads and merged records to
-the record that lives on (the engine in :mod:`optsync.services.follow`, shared with the
-nightly sync), and settle every row: ``sent``, ``pending`` again at the time the
-retry policy chose, ``failed`` with the Salesforce code, message and the fix, or
-``not_linked``. The field written follows the settings at the time of the cycle: sync off
-→ ``HasOptedOutOfEmail``; sync on → the selected field.
+An opt-out belongs to the address (docs/sync.md "Records per address"), so one push sets
+the field on every record that carries its person's address. One cycle:
+
+1. claim up to ``batch_size * concurrency`` due pushes and re-check them (a re-subscribe
+   since the claim cancelled a push: it is not sent);
+2. find the addresses' records: from the mirror alone when it can be trusted
+   (:func:`optsync.store.records.mirror_trusted`), else by one batched lookup
+   (``POST /composite`` with a query per object, :meth:`SalesforceGateway.find_records`)
+   whose results go into the mirror first;
+3. send every record still to set (settable, not known as set, not already set by this
+   push on an earlier attempt), plus the person's linked record, packed 200 to a
+   composite call, the calls in parallel; converted Leads and merged records are
+   followed per record (:mod:`optsync.services.follow`);
+4. settle each push from its records' outcomes (:func:`settle_push`), write every
+   record's outcome in ``push_records``, mark the records set in the mirror and link the
+   person to the primary record the linking rule picks.
+
+A push with no record anywhere settles ``not_linked`` ("Not in Salesforce": not a
+failure); ``store.optouts.requeue_for_addresses`` re-opens it when a record with the
+address appears. The field written follows the settings at the time of the cycle: sync
+off → ``HasOptedOutOfEmail``; sync on → the selected field (its ``Person…``/``__pc`` form
+on Person Accounts).
 
 Claims are leases: a worker that dies mid-cycle leaves rows ``in_flight`` until the lease
 expires, then any worker takes them over. Pushes are therefore at-least-once; setting a
@@ -17,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +41,13 @@ from typing import Protocol
 
 from optsync.clock import Clock
 from optsync.domain.failures import Classification
+from optsync.domain.records import (
+    LinkRule,
+    RecordView,
+    parse_link_rule,
+    primary_record,
+    records_to_set,
+)
 from optsync.domain.retry import DecisionKind, RetryPolicy, decide
 from optsync.metrics import (
     PUSH_BATCH_SECONDS,
@@ -35,13 +57,31 @@ from optsync.metrics import (
     PUSHES_SENT,
 )
 from optsync.salesforce.gateway import RecordResult, SalesforceCallError, Target
+from optsync.salesforce.lookup import FoundRecord
 from optsync.services.follow import Attempt, Failed, follow, needs_following
 from optsync.services.sync_settings import get_settings
 from optsync.store.db import Database
-from optsync.store.outbox import ClaimedPush, Settlement, claim_due, settle, still_wanted
+from optsync.store.outbox import (
+    ClaimedPush,
+    RecordOutcome,
+    Settlement,
+    claim_due,
+    record_outcomes,
+    records_sent,
+    settle,
+    still_wanted,
+)
 from optsync.store.persons import relink
+from optsync.store.records import (
+    MirroredRecord,
+    field_column,
+    mark_opted_out,
+    mirror_trusted,
+    records_by_email,
+    upsert_records,
+)
 
-BATCH_SIZE = 200  # one sObject Collections call
+BATCH_SIZE = 200  # records per sObject Collections call
 DEFAULT_LEASE = timedelta(minutes=2)
 log = logging.getLogger(__name__)
 
@@ -59,6 +99,8 @@ class PushGateway(Protocol):
 
     def merged_masters(self, ids: Sequence[str], object: str) -> dict[str, str | None]: ...
 
+    def find_records(self, emails: Sequence[str], field: str) -> list[FoundRecord]: ...
+
 
 @dataclass
 class PushReport:
@@ -72,6 +114,10 @@ class PushReport:
     followed: int = 0
     cancelled: int = 0
     paused_until: datetime | None = None
+    records_sent: int = 0
+    records_failed: int = 0
+    lookups: int = 0
+    """Addresses looked up in Salesforce (0 when the mirror was trusted)."""
 
     def merge(self, other: PushReport) -> None:
         self.claimed += other.claimed
@@ -82,6 +128,9 @@ class PushReport:
         self.failed.update(other.failed)
         self.followed += other.followed
         self.paused_until = other.paused_until or self.paused_until
+        self.records_sent += other.records_sent
+        self.records_failed += other.records_failed
+        self.lookups += other.lookups
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -93,6 +142,9 @@ class PushReport:
             "followed": self.followed,
             "cancelled": self.cancelled,
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
+            "records_sent": self.records_sent,
+            "records_failed": self.records_failed,
+            "lookups": self.lookups,
         }
 
 
@@ -131,17 +183,21 @@ class Pusher:
         self.lease = lease
 
     def run_once(self) -> PushReport:
-        """One cycle. Claims nothing while there is no Salesforce connection.
+        """One cycle (see the module docstring). Claims nothing while there is no
+        Salesforce connection.
 
-        Claims up to ``batch_size * concurrency`` rows and sends them as that many
-        composite calls in parallel, so a burst drains ``concurrency`` times faster while a
-        trickle still goes out at once in one small call.
+        Claims up to ``batch_size * concurrency`` pushes and sends their records as
+        composite calls of up to ``batch_size`` records in parallel, so a burst drains
+        ``concurrency`` times faster while a trickle still goes out at once in one small
+        call.
         """
         gw = self.gateway()
         if gw is None:
             return PushReport()
         with self.db.transaction() as session:
-            field_name = get_settings(session).push_field()
+            settings = get_settings(session)
+            field_name = settings.push_field()
+            rule = parse_link_rule(settings.link_rule)
             claimed = claim_due(
                 session,
                 worker=self.worker,
@@ -155,38 +211,29 @@ class Pusher:
         # the re-check just before the send: a re-subscribe since the claim cancelled it
         with self.db.transaction() as session:
             wanted = still_wanted(session, [c.push_id for c in claimed])
+            trusted = mirror_trusted(session, self.clock())
+            already = records_sent(session, [c.push_id for c in claimed if c.attempts > 1])
         report.cancelled = len(claimed) - len(wanted)
         claimed = [c for c in claimed if c.push_id in wanted]
         if not claimed:
             return report
-        chunks = [claimed[i : i + self.batch_size] for i in range(0, len(claimed), self.batch_size)]
         with PUSH_BATCH_SECONDS.time():
-            if len(chunks) == 1:
-                outcomes = [self._push_chunk(gw, chunks[0], field_name)]
-            else:
-                with ThreadPoolExecutor(len(chunks), thread_name_prefix="optsync-push") as pool:
-                    outcomes = list(
-                        pool.map(lambda chunk: self._push_chunk(gw, chunk, field_name), chunks)
-                    )
-        settlements: list[Settlement] = []
-        relinks: dict[int, str] = {}
-        for chunk_settlements, chunk_relinks, chunk_report in outcomes:
-            settlements += chunk_settlements
-            relinks.update(chunk_relinks)
-            chunk_report.claimed = 0
-            report.merge(chunk_report)
+            settlements, relinks, outcomes = self._push_all(
+                gw, claimed, field_name, rule, trusted, already, report
+            )
         links = {c.push_id: c.salesforce_id for c in claimed}
+        now = self.clock()
         with self.db.transaction() as session:
-            relink(session, relinks, self.clock())
-            settle(session, self.worker, settlements, self.clock(), claimed_links=links)
+            relink(session, relinks, now)
+            settle(session, self.worker, settlements, now, claimed_links=links)
+            record_outcomes(session, outcomes, now)
+            mark_opted_out(
+                session,
+                [o.record_id for o in outcomes if o.state == "sent"],
+                field_column(field_name),
+                now,
+            )
         return report
-
-    def _push_chunk(
-        self, gw: PushGateway, chunk: list[ClaimedPush], field_name: str
-    ) -> tuple[list[Settlement], dict[int, str], PushReport]:
-        report = PushReport()
-        settlements, relinks = self._push(gw, chunk, field_name, report)
-        return settlements, relinks, report
 
     def drain(self, *, max_cycles: int = 1_000_000) -> PushReport:
         """Cycle until nothing is due now (retries scheduled later keep waiting)."""
@@ -198,139 +245,313 @@ class Pusher:
                 break
         return total
 
-    # -- one batch ---------------------------------------------------------------------
-    def _push(
-        self, gw: PushGateway, claimed: list[ClaimedPush], field_name: str, report: PushReport
-    ) -> tuple[list[Settlement], dict[int, str]]:
+    # -- one cycle ---------------------------------------------------------------------
+    def _records(
+        self,
+        gw: PushGateway,
+        claimed: list[ClaimedPush],
+        field_name: str,
+        trusted: bool,
+        report: PushReport,
+    ) -> dict[str, list[RecordView]]:
+        """Each claimed address's records: looked up (then mirrored) unless the mirror can
+        be trusted. A failed lookup raises :class:`SalesforceCallError`."""
+        emails = sorted({c.email for c in claimed if c.email})
+        if not trusted and emails:
+            found = gw.find_records(emails, field_name)
+            report.lookups += len(emails)
+            email_field = field_column(field_name) == "email_opt_out"
+            mirrored = [
+                MirroredRecord(
+                    record_id=r.record_id,
+                    object=r.object,  # type: ignore[arg-type]
+                    email=r.email,
+                    email_opt_out=r.opted_out if email_field else None,
+                    sales_opt_out=None if email_field else r.opted_out,
+                    converted=r.converted,
+                    system_modstamp=r.system_modstamp,
+                )
+                for r in found
+            ]
+            with self.db.transaction() as session:
+                upsert_records(session, mirrored, self.clock())
+        with self.db.transaction() as session:
+            return records_by_email(session, emails, field_column(field_name))
+
+    def _push_all(
+        self,
+        gw: PushGateway,
+        claimed: list[ClaimedPush],
+        field_name: str,
+        rule: LinkRule,
+        trusted: bool,
+        already: dict[int, set[str]],
+        report: PushReport,
+    ) -> tuple[list[Settlement], dict[int, str], list[RecordOutcome]]:
         settlements: list[Settlement] = []
+        try:
+            by_email = self._records(gw, claimed, field_name, trusted, report)
+        except SalesforceCallError as exc:
+            # nothing was sent: every push goes by the policy with the lookup's failure
+            for push in claimed:
+                outcome = _Outcome(
+                    _Attempt(push, Target(push.salesforce_id or "", push.salesforce_object or "")),
+                    exc.classification,
+                    str(exc),
+                    exc.retry_after_s,
+                )
+                settlements.append(self.settle_push(push, [outcome], None, report))
+            return settlements, {}, []
+        # the re-check again, just before the send: a re-subscribe during the lookup
+        with self.db.transaction() as session:
+            wanted = still_wanted(session, [c.push_id for c in claimed])
+        report.cancelled += len(claimed) - len(wanted)
+        claimed = [c for c in claimed if c.push_id in wanted]
         attempts: list[_Attempt] = []
-        for push in claimed:
-            if not push.salesforce_id or not push.salesforce_object:
-                settlements.append(Settlement(push.push_id, "not_linked"))
-                report.not_linked += 1
-                continue
-            attempts.append(_Attempt(push, Target(push.salesforce_id, push.salesforce_object)))
+        primaries: dict[int, RecordView | None] = {}
         relinks: dict[int, str] = {}
+        for push in claimed:
+            views = by_email.get(push.email, [])
+            targets = _targets(push, views, already.get(push.push_id, set()))
+            primary = primary_record(views, rule, push.salesforce_id) if rule != "off" else None
+            primaries[push.push_id] = primary
+            if not targets:
+                if push.salesforce_id or any(v.settable for v in views):
+                    # every record already carries the field: nothing to send
+                    settlements.append(self._sent(push, field_name, primary, None))
+                    report.sent += 1
+                    if primary and primary.record_id != push.salesforce_id:
+                        relinks[push.person_id] = primary.record_id
+                else:
+                    settlements.append(Settlement(push.push_id, "not_linked"))
+                    report.not_linked += 1
+                continue
+            attempts += [_Attempt(push, t) for t in targets]
+        chunks = [
+            attempts[i : i + self.batch_size] for i in range(0, len(attempts), self.batch_size)
+        ]
+        finished: list[_Outcome] = []
+        if len(chunks) == 1:
+            finished = self._send(gw, chunks[0], field_name, report)
+        elif chunks:
+            workers = min(len(chunks), self.concurrency)
+            reports = [PushReport() for _ in chunks]
+            with ThreadPoolExecutor(workers, thread_name_prefix="optsync-push") as pool:
+                for part in pool.map(
+                    lambda n: self._send(gw, chunks[n], field_name, reports[n]),
+                    range(len(chunks)),
+                ):
+                    finished += part
+            report.followed += sum(r.followed for r in reports)
+        by_push: dict[int, list[_Outcome]] = defaultdict(list)
+        for o in finished:
+            by_push[o.attempt.push.push_id].append(o)
+        outcomes: list[RecordOutcome] = []
+        for push in claimed:
+            results = by_push.get(push.push_id)
+            if not results:
+                continue
+            primary = primaries[push.push_id]
+            followed = next(
+                (
+                    o.attempt.target.salesforce_id
+                    for o in results
+                    if o.success
+                    and o.attempt.followed_from == push.salesforce_id
+                    and push.salesforce_id
+                ),
+                None,
+            )
+            new_link = followed or (primary.record_id if primary else None)
+            if new_link and new_link != push.salesforce_id:
+                relinks[push.person_id] = new_link
+            settlements.append(self.settle_push(push, results, new_link, report, field_name))
+            for o in results:
+                outcomes.append(o.record(push.push_id))
+        return settlements, relinks, outcomes
+
+    def _send(
+        self, gw: PushGateway, attempts: list[_Attempt], field_name: str, report: PushReport
+    ) -> list[_Outcome]:
+        """Send ``attempts`` (one composite call a round; follows add rounds) and return
+        each record's final outcome."""
+        done: list[_Outcome] = []
         # the original, then retargets; ends because the follow engine bounds the follows
         while attempts:
             try:
                 results = gw.set_opt_out([a.target for a in attempts], field_name)
             except SalesforceCallError as exc:
-                for a in attempts:
-                    settlements.append(
-                        self._retry_or_fail(
-                            a, exc.classification, str(exc), report, exc.retry_after_s
-                        )
-                    )
-                return settlements, relinks
-            attempts = self._settle_results(
-                gw, attempts, results, field_name, settlements, relinks, report
-            )
-        return settlements, relinks
+                done += [
+                    _Outcome(a, exc.classification, str(exc), exc.retry_after_s) for a in attempts
+                ]
+                return done
+            attempts = self._settle_results(gw, attempts, results, done, report)
+        return done
 
     def _settle_results(
         self,
         gw: PushGateway,
         attempts: list[_Attempt],
         results: list[RecordResult],
-        field_name: str,
-        settlements: list[Settlement],
-        relinks: dict[int, str],
+        done: list[_Outcome],
         report: PushReport,
     ) -> list[_Attempt]:
-        """Settle finished records; return the ones retargeted for another round."""
+        """Record finished records; return the ones retargeted for another round."""
         to_follow: list[Failed[_Attempt]] = []
         for a, r in zip(attempts, results, strict=True):
             if r.success:
-                settlements.append(
-                    Settlement(
-                        a.push.push_id, "sent", field=field_name, target_id=a.target.salesforce_id
-                    )
-                )
-                report.sent += 1
-                PUSHES_SENT.inc()
-                log.debug("push sent", extra=_ids(a))
-                if a.followed_from is not None:
-                    relinks[a.push.person_id] = a.target.salesforce_id
+                done.append(_Outcome(a))
                 continue
             c = r.classification
             assert c is not None, "a failed record result always carries its classification"
             if needs_following(c):
                 to_follow.append(Failed(a, c, r.message or ""))
             else:
-                settlements.append(self._retry_or_fail(a, c, r.message or "", report))
-        return self._follow(gw, to_follow, settlements, report)
-
-    def _follow(
-        self,
-        gw: PushGateway,
-        failed: list[Failed[_Attempt]],
-        settlements: list[Settlement],
-        report: PushReport,
-    ) -> list[_Attempt]:
-        """Follow conversions and merges with the shared engine; settle what it gives up
-        (an unfollowable record is permanent; a failed lookup call goes by the policy)."""
-        if not failed:
+                done.append(_Outcome(a, c, r.message or ""))
+        if not to_follow:
             return []
-        followed = follow(gw, failed)
+        followed = follow(gw, to_follow)
         for kind, n in followed.kinds.items():
             PUSHES_FOLLOWED.labels(kind).inc(n)
         report.followed += len(followed.retargets)
-        for f in followed.failures:
-            settlements.append(self._retry_or_fail(f.attempt, f.classification, f.message, report))
+        done += [_Outcome(f.attempt, f.classification, f.message) for f in followed.failures]
         return followed.retargets
 
-    def _retry_or_fail(
+    def settle_push(
         self,
-        a: _Attempt,
-        c: Classification,
-        message: str,
+        push: ClaimedPush,
+        results: Sequence[_Outcome],
+        new_link: str | None,
         report: PushReport,
-        retry_after_s: float | None = None,
+        field_name: str | None = None,
     ) -> Settlement:
-        """``retry_after_s``: the call's ``Retry-After``; the retry is never sooner."""
-        now = self.clock()
-        decision = decide(
-            self.policy, c, a.push.attempts, now, self.rng, retry_after_s=retry_after_s
-        )
-        if decision.kind is DecisionKind.GIVE_UP:
-            return self._fail(a, c, message, report)
-        at = decision.at or now
-        if decision.kind is DecisionKind.PAUSE_UNTIL:
-            report.paused_until = at
-        report.retried += 1
-        PUSHES_RETRIED.labels(c.code).inc()
-        log.info(
-            "push will be retried",
-            extra={**_ids(a), "code": c.code, "next_attempt_at": at.isoformat()},
-        )
-        return Settlement(
-            a.push.push_id,
-            "pending",
-            next_attempt_at=at,
-            code=c.code,
-            message=message[:2000],
-            fix=c.fix,
-        )
+        """A push's fate from its records' outcomes:
 
-    def _fail(self, a: _Attempt, c: Classification, message: str, report: PushReport) -> Settlement:
+        * every record set → ``sent``;
+        * a record failed and the retry policy retries it (a transient failure, attempts
+          left) → ``pending`` at the latest retry time any failed record got; the next
+          attempt sends only the records this push has not set yet (``push_records``);
+        * otherwise (only permanent failures, or attempts used up) → ``failed`` with the
+          first failure's code, message and fix; the records it did set stay recorded
+          as set, and a retry after the fix (``optsync push retry``) re-opens this push,
+          which again sends only the records not yet set.
+        """
+        failures = [o for o in results if not o.success]
+        report.records_sent += len(results) - len(failures)
+        report.records_failed += len(failures)
+        if not failures:
+            report.sent += 1
+            PUSHES_SENT.inc()
+            log.debug("push sent", extra={"outbox_id": push.push_id, "person_id": push.person_id})
+            return self._sent(push, field_name, None, new_link)
+        now = self.clock()
+        retry_at: datetime | None = None
+        paused = False
+        for o in failures:
+            assert o.classification is not None
+            decision = decide(
+                self.policy,
+                o.classification,
+                push.attempts,
+                now,
+                self.rng,
+                retry_after_s=o.retry_after_s,
+            )
+            if decision.kind is DecisionKind.GIVE_UP:
+                continue
+            at = decision.at or now
+            retry_at = at if retry_at is None else max(retry_at, at)
+            paused = paused or decision.kind is DecisionKind.PAUSE_UNTIL
+        first = failures[0]
+        assert first.classification is not None
+        c = first.classification
+        message = first.message
+        if len(results) > 1:
+            message = f"{len(failures)} of {len(results)} records failed; {message}"
+        # ids only, never the person's address; the record named is the first that failed
+        ids = {
+            "outbox_id": push.push_id,
+            "person_id": push.person_id,
+            "salesforce_id": first.attempt.target.salesforce_id,
+        }
+        if retry_at is not None:
+            if paused:
+                report.paused_until = retry_at
+            report.retried += 1
+            PUSHES_RETRIED.labels(c.code).inc()
+            log.info(
+                "push will be retried",
+                extra={**ids, "code": c.code, "next_attempt_at": retry_at.isoformat()},
+            )
+            return Settlement(
+                push.push_id,
+                "pending",
+                next_attempt_at=retry_at,
+                code=c.code,
+                message=message[:2000],
+                fix=c.fix,
+            )
         report.failed[c.code] += 1
         PUSHES_FAILED.labels(c.code).inc()
-        log.warning("push failed", extra={**_ids(a), "code": c.code})
+        log.warning("push failed", extra={**ids, "code": c.code})
         return Settlement(
-            a.push.push_id,
+            push.push_id,
             "failed",
-            target_id=a.target.salesforce_id,
+            target_id=new_link or first.attempt.target.salesforce_id or None,
             code=c.code,
             message=message[:2000],
             fix=c.fix,
         )
 
+    def _sent(
+        self,
+        push: ClaimedPush,
+        field_name: str | None,
+        primary: RecordView | None,
+        new_link: str | None,
+    ) -> Settlement:
+        target = new_link or (primary.record_id if primary else None) or push.salesforce_id
+        return Settlement(push.push_id, "sent", field=field_name, target_id=target)
 
-def _ids(a: _Attempt) -> dict[str, object]:
-    """The fields every push log line carries (ids only: never the person's address)."""
-    return {
-        "outbox_id": a.push.push_id,
-        "person_id": a.push.person_id,
-        "salesforce_id": a.target.salesforce_id,
-    }
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One record's final outcome within a push: set, or failed with its classification."""
+
+    attempt: _Attempt
+    classification: Classification | None = None
+    message: str = ""
+    retry_after_s: float | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.classification is None
+
+    def record(self, push_id: int) -> RecordOutcome:
+        t = self.attempt.target
+        if self.classification is None:
+            return RecordOutcome(push_id, t.salesforce_id, t.object, "sent")
+        return RecordOutcome(
+            push_id,
+            t.salesforce_id,
+            t.object,
+            "failed",
+            code=self.classification.code,
+            message=self.message[:2000],
+            fix=self.classification.fix,
+        )
+
+
+def _targets(push: ClaimedPush, views: Sequence[RecordView], done: set[str]) -> list[Target]:
+    """The records ``push`` sends: every record of the address still to set, and the
+    person's linked record (whatever its address: an admin may have linked it), less
+    those this push set on an earlier attempt. The linked record is sent even when the
+    mirror calls it converted or deleted: the follow engine finds where it went."""
+    out: dict[str, Target] = {}
+    for v in records_to_set(views):
+        out.setdefault(v.record_id, Target(v.record_id, v.object))
+    if push.salesforce_id and push.salesforce_object:
+        known = next((v for v in views if v.record_id == push.salesforce_id), None)
+        if known is None or known.opted_out is not True:
+            out.setdefault(push.salesforce_id, Target(push.salesforce_id, push.salesforce_object))
+    return [t for rid, t in out.items() if rid not in done]

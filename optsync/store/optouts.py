@@ -121,11 +121,14 @@ def resubscribe(session: Session, changes: Sequence[Change], now: datetime) -> l
     return changed
 
 
-def requeue(session: Session, person_ids: Iterable[int], now: datetime) -> int:
+def requeue(
+    session: Session, person_ids: Iterable[int], now: datetime, *, any_record: bool = False
+) -> int:
     """(Re-)open the push of every unsubscribed person among ``person_ids``; returns how
     many pushes became due or waiting.
 
-    * an open ``not_linked`` push of a person who now has a record becomes due now;
+    * an open ``not_linked`` push of a person who now has a record becomes due now (with
+      ``any_record``, whether linked or not: a record with the address appeared);
     * a person without an open push gets one: their latest push is re-opened if it had
       failed (a retry after the fix: attempts start again, the last error stays visible
       until the push settles), otherwise a new one is queued (linked to another record,
@@ -135,18 +138,12 @@ def requeue(session: Session, person_ids: Iterable[int], now: datetime) -> int:
     ids = sorted(set(person_ids))
     opened = 0
     for chunk in _chunks(ids):
+        who = select(PERSONS.c.id).where(PERSONS.c.id.in_(chunk), PERSONS.c.unsubscribed.is_(True))
+        if not any_record:
+            who = who.where(PERSONS.c.salesforce_id.is_not(None))
         released = session.execute(
             update(OUTBOX)
-            .where(
-                OUTBOX.c.state == "not_linked",
-                OUTBOX.c.person_id.in_(
-                    select(PERSONS.c.id).where(
-                        PERSONS.c.id.in_(chunk),
-                        PERSONS.c.salesforce_id.is_not(None),
-                        PERSONS.c.unsubscribed.is_(True),
-                    )
-                ),
-            )
+            .where(OUTBOX.c.state == "not_linked", OUTBOX.c.person_id.in_(who))
             .values(state="pending", next_attempt_at=now)
         )
         opened += int(released.rowcount)  # type: ignore[attr-defined]
@@ -154,6 +151,28 @@ def requeue(session: Session, person_ids: Iterable[int], now: datetime) -> int:
     if opened:
         notify(session)
     return opened
+
+
+def requeue_for_addresses(session: Session, emails: Iterable[str], now: datetime) -> int:
+    """A record with one of these (normalised) addresses appeared or changed in Salesforce
+    (a pull, the live pull, the nightly run put it in the mirror first): every
+    unsubscribed person with the address gets a push due now, whatever record they are
+    linked to. A push waiting as ``not_linked`` ("Not in Salesforce") is released; a
+    person without an open push gets one (:func:`requeue`'s rules), which sets the
+    address's records the mirror does not know as set. Returns pushes opened."""
+    wanted = sorted(set(emails))
+    ids: list[int] = []
+    for start in range(0, len(wanted), CHUNK):
+        ids += [
+            int(pid)
+            for pid in session.scalars(
+                select(PERSONS.c.id).where(
+                    PERSONS.c.email.in_(wanted[start : start + CHUNK]),
+                    PERSONS.c.unsubscribed.is_(True),
+                )
+            )
+        ]
+    return requeue(session, ids, now, any_record=True)
 
 
 def _open_pushes(session: Session, person_ids: Sequence[int], now: datetime) -> int:
@@ -187,7 +206,7 @@ def _open_pushes(session: Session, person_ids: Sequence[int], now: datetime) -> 
                 update(OUTBOX)
                 .where(OUTBOX.c.id.in_(latest_ids), OUTBOX.c.state == "failed")
                 .values(
-                    state=_state_case(),
+                    state="pending",
                     attempts=0,
                     next_attempt_at=now,
                     claimed_by=None,
@@ -197,15 +216,17 @@ def _open_pushes(session: Session, person_ids: Sequence[int], now: datetime) -> 
                 .returning(OUTBOX.c.person_id)
             )
             reopened = {int(pid) for (pid,) in rows}
+        # pending even without a linked record: the worker looks the address up and
+        # settles it not_linked ("Not in Salesforce") only when no record carries it
         fresh = [
             {
                 "person_id": pid,
-                "state": "pending" if is_linked else "not_linked",
+                "state": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
             }
-            for pid, is_linked in linked.items()
+            for pid in linked
             if pid not in reopened
         ]
         if fresh:
@@ -214,19 +235,6 @@ def _open_pushes(session: Session, person_ids: Sequence[int], now: datetime) -> 
     if opened:
         notify(session)
     return opened
-
-
-def _state_case() -> Any:
-    """``pending`` when the person has a record, ``not_linked`` otherwise (SQL)."""
-    from sqlalchemy import case
-
-    has_record = (
-        select(PERSONS.c.salesforce_id)
-        .where(PERSONS.c.id == OUTBOX.c.person_id)
-        .scalar_subquery()
-        .is_not(None)
-    )
-    return case((has_record, "pending"), else_="not_linked")
 
 
 def _insert_skipping_open(session: Session) -> Any:

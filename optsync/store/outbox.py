@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, event, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from optsync.store.db import database_now
-from optsync.store.models import OutboxPush, Person
+from optsync.store.models import OutboxPush, Person, PushRecord
 
 OPEN_STATES = ("pending", "in_flight", "not_linked")
 STATES = (*OPEN_STATES, "sent", "failed", "cancelled")
@@ -65,6 +66,7 @@ class ClaimedPush:
     attempts: int
     salesforce_id: str | None
     salesforce_object: str | None
+    email: str = ""
 
 
 def claim_due(
@@ -119,15 +121,15 @@ def claim_due(
     if not claimed:
         return []
     people = {
-        pid: (sid, obj)
-        for pid, sid, obj in session.execute(
-            select(Person.id, Person.salesforce_id, Person.salesforce_object).where(
+        pid: (sid, obj, email)
+        for pid, sid, obj, email in session.execute(
+            select(Person.id, Person.salesforce_id, Person.salesforce_object, Person.email).where(
                 Person.id.in_([c.person_id for c in claimed])
             )
         )
     }
     out = [
-        ClaimedPush(c.id, c.person_id, c.attempts, *people.get(c.person_id, (None, None)))
+        ClaimedPush(c.id, c.person_id, c.attempts, *people.get(c.person_id, (None, None, "")))
         for c in claimed
     ]
     out.sort(key=lambda c: c.push_id)
@@ -371,3 +373,85 @@ def record_sent(
                 for pid, target in chunk
             ],
         )
+
+
+# -- the records a push reached ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """One record a push set (``sent``) or failed to set (``failed``, with the fix)."""
+
+    push_id: int
+    record_id: str
+    object: str
+    state: str  # sent | failed
+    code: str | None = None
+    message: str | None = None
+    fix: str | None = None
+
+
+def record_outcomes(session: Session, outcomes: Sequence[RecordOutcome], now: datetime) -> None:
+    """Write each record's outcome in ``push_records``; a record tried again by the same
+    push (a retry) keeps its latest outcome. Only pushes that still exist are written (a
+    retention prune may not race a settle, but a push deleted meanwhile is skipped)."""
+    if not outcomes:
+        return
+    table = cast(Table, PushRecord.__table__)
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = {
+        (o.push_id, o.record_id): {
+            "push_id": o.push_id,
+            "record_id": o.record_id,
+            "object": o.object,
+            "state": o.state,
+            "error_code": o.code,
+            "message": (o.message or None) and o.message[:2000],
+            "fix": o.fix,
+            "at": now,
+        }
+        for o in outcomes
+    }
+    values = list(rows.values())
+    for start in range(0, len(values), 500):
+        stmt = insert_fn(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.push_id, table.c.record_id],
+            set_={
+                "state": stmt.excluded.state,
+                "error_code": stmt.excluded.error_code,
+                "message": stmt.excluded.message,
+                "fix": stmt.excluded.fix,
+                "at": stmt.excluded.at,
+            },
+        )
+        session.execute(stmt, values[start : start + 500])
+
+
+def records_sent(session: Session, push_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The records each of these pushes already set: a retry sends only the others."""
+    ids = list(push_ids)
+    out: dict[int, set[str]] = {}
+    for start in range(0, len(ids), 1_000):
+        for push_id, record_id in session.execute(
+            select(PushRecord.push_id, PushRecord.record_id).where(
+                PushRecord.push_id.in_(ids[start : start + 1_000]), PushRecord.state == "sent"
+            )
+        ):
+            out.setdefault(int(push_id), set()).add(str(record_id))
+    return out
+
+
+def push_records_of(session: Session, push_ids: Iterable[int]) -> dict[int, list[PushRecord]]:
+    """Every record outcome of these pushes, by push (for the person page and the API)."""
+    ids = list(push_ids)
+    out: dict[int, list[PushRecord]] = {}
+    for start in range(0, len(ids), 1_000):
+        for row in session.scalars(
+            select(PushRecord)
+            .where(PushRecord.push_id.in_(ids[start : start + 1_000]))
+            .order_by(PushRecord.push_id, PushRecord.object, PushRecord.record_id)
+        ):
+            out.setdefault(row.push_id, []).append(row)
+    return out

@@ -8,6 +8,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from optsync.domain.ids import RECORD_PREFIXES
 from optsync.store.models import Person
 
 
@@ -25,7 +26,7 @@ def relink(session: Session, relinks: dict[int, str], now: datetime) -> int:
     for person_id, new_id in relinks.items():
         if new_id in taken:
             continue
-        obj = "Contact" if new_id.startswith("003") else "Lead"
+        obj = RECORD_PREFIXES.get(new_id[:3], "Lead")
         rows.append({"b_id": person_id, "b_sf": new_id, "b_obj": obj, "b_now": now})
         taken.add(new_id)
     if rows:

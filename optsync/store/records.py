@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, or_, select, update
@@ -189,3 +189,42 @@ def save_mirror_state(
     state.updated_at = now
     session.flush()
     return state
+
+
+MIRROR_TRUST_WINDOW = timedelta(minutes=15)
+"""How recent the mirror's watermark must be for a push to rely on it alone."""
+
+
+def mirror_trusted(session: Session, now: datetime) -> bool:
+    """Whether a push may take an address's records from the mirror without asking
+    Salesforce: the mirror is marked trusted (a full re-mirror ran and no change was
+    missed since: no Change Data Capture gap, no field change) and its watermark
+    ``through`` is at most :data:`MIRROR_TRUST_WINDOW` old (the live pull keeps moving
+    it). A record created within that window is not lost either way: the live pull that
+    mirrors it re-queues the address (``store.optouts.requeue_for_addresses``)."""
+    state = mirror_state(session)
+    if state is None or not state.trusted or state.through is None:
+        return False
+    return state.through >= now - MIRROR_TRUST_WINDOW
+
+
+def mark_opted_out(session: Session, record_ids: Sequence[str], field: Field, now: datetime) -> int:
+    """Records a push just set: the mirror holds the field as set (a record the mirror
+    does not hold yet is left to the next read, which brings its address)."""
+    done = 0
+    column = getattr(SalesforceRecord, field)
+    for start in range(0, len(record_ids), CHUNK):
+        chunk = list(record_ids[start : start + CHUNK])
+        result = session.execute(
+            update(SalesforceRecord)
+            .where(SalesforceRecord.record_id.in_(chunk))
+            .values({column: True, "seen_at": now})
+        )
+        done += int(getattr(result, "rowcount", 0) or 0)
+    return done
+
+
+def field_column(api_name: str) -> Field:
+    """The mirror column of a synced field: ``HasOptedOutOfEmail`` is ``email_opt_out``,
+    the custom Sales Opt Out checkbox ``sales_opt_out``."""
+    return "email_opt_out" if api_name == "HasOptedOutOfEmail" else "sales_opt_out"

@@ -105,6 +105,9 @@ def test_not_linked_push_is_cancelled_and_linking_later_sends_nothing(
             s, "later@example.com", source=Source.API, actor="t", now=clock()
         )
         pid = result.person.id
+    # pending until a worker has looked the address up: no record has it (Not in Salesforce)
+    assert push_states(db, pid) == ["pending"]
+    assert pusher.drain().not_linked == 1
     assert push_states(db, pid) == ["not_linked"]
     resubscribe(db, clock, pid)
     with db.transaction() as s:

@@ -143,7 +143,7 @@ def test_select_by_ids_quotes_values_and_checks_names() -> None:
     text = soql.select_by_ids(["Id", "IsConverted"], "Lead", ids)
     assert text == f"SELECT Id, IsConverted FROM Lead WHERE Id IN ('{ids[0]}','{ids[1]}')"
     with pytest.raises(UsageError):
-        soql.select_by_ids(["Id"], "Account", ids)
+        soql.select_by_ids(["Id"], "Opportunity", ids)
 
 
 def test_record_ids_validate_and_normalise() -> None:
