@@ -258,3 +258,57 @@ def test_a_resubscribe_during_the_lookup_sends_nothing(emu, sf, db, clock, pushe
         assert record(emu, rid)["HasOptedOutOfEmail"] is False
     with db.transaction() as s:
         assert s.scalars(select(OutboxPush.state)).all() == ["cancelled"]
+
+
+def _person_accounts(emu) -> None:
+    emu.control("PUT", "org", {"person_accounts": True})
+
+
+def _person_account(sf, email: str) -> tuple[str, str]:
+    from optsync.emulator.schema import PERSON_RECORD_TYPE_ID
+
+    account = sf.Account.create(
+        {"RecordTypeId": PERSON_RECORD_TYPE_ID, "LastName": "Lee", "PersonEmail": email}
+    )["id"]
+    person_contact = sf.Account.get(account)["PersonContactId"]
+    return account, person_contact
+
+
+def test_a_lead_a_contact_and_a_person_account_are_all_set(emu, sf, db, clock, pusher, spy):
+    _person_accounts(emu)
+    contact = create(sf, "Contact", "lou@example.com")
+    lead = create(sf, "Lead", "Lou@Example.com")
+    account, person_contact = _person_account(sf, "LOU@example.com")
+    pid = unsubscribe(db, clock, "lou@example.com")
+    before = dict(spy.calls_by_endpoint)
+    report = pusher.drain()
+    assert report.sent == 1 and report.records_sent == 3 and report.failed == {}
+    calls = {k: v - before.get(k, 0) for k, v in spy.calls_by_endpoint.items()}
+    assert calls.get("composite") == 1 and calls.get("composite/sobjects") == 1, calls
+    # the Account is written, never its hidden PersonContact
+    assert sorted(spy.sent[0]) == sorted([contact, lead, account])
+    assert person_contact not in spy.sent[0]
+    assert record(emu, account)["PersonHasOptedOutOfEmail"] is True
+    assert record(emu, contact)["HasOptedOutOfEmail"] is True
+    assert record(emu, lead)["HasOptedOutOfEmail"] is True
+    _push, rows = outcomes(db, pid)
+    assert set(rows) == {contact, lead, account}
+    with db.transaction() as s:
+        assert s.get(SalesforceRecord, account).object == "Account"
+        assert s.get(SalesforceRecord, person_contact) is None
+        assert s.get(Person, pid).salesforce_id == contact  # contact_then_lead
+
+
+def test_a_person_account_gets_the_custom_field_in_its_pc_form(emu, sf, db, clock, pusher):
+    _person_accounts(emu)
+    account, _ = _person_account(sf, "max@example.com")
+    with db.transaction() as s:
+        update_settings(s, {"sync_enabled": True, "field": "sales_opt_out"}, actor="t", now=clock())
+    pid = unsubscribe(db, clock, "max@example.com")
+    assert pusher.drain().sent == 1
+    rec = record(emu, account)
+    assert rec["Sales_Opt_Out__pc"] is True and rec["PersonHasOptedOutOfEmail"] is False
+    with db.transaction() as s:
+        person = s.get(Person, pid)
+    # a Person Account ranks with the Contacts: it becomes the primary record
+    assert (person.salesforce_id, person.salesforce_object) == (account, "Account")
