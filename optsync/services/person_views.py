@@ -9,6 +9,12 @@ A sync run that sets the field records each record it set as a sent push
 (:mod:`optsync.services.sync.push_phase`), so ``push`` and ``pushes`` show it too:
 ``pushes`` lists the person's pushes newest first (at most :data:`MAX_PUSHES`), each with
 the record it reached (``target_id``), for the person page.
+
+An opt-out belongs to the address (docs/sync.md "Records per address"): ``records`` lists
+every Salesforce record the mirror knows with the person's address (object, whether the
+synced field is set, converted or deleted), and each push lists the records it set or
+failed to set (``push_records``). ``not_linked`` means the worker found no record with the
+address: "Not in Salesforce", which is not a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from optsync.services.sync.push_phase import SENT_BY_RUN
-from optsync.store.models import OutboxPush, Person
+from optsync.store.models import OutboxPush, Person, SalesforceRecord
+from optsync.store.outbox import push_records_of
+from optsync.store.records import field_column
 
 PUSH_STATES = {
     "pending": "pending",
@@ -36,6 +44,31 @@ MAX_PUSHES = 50
 
 
 @dataclass(frozen=True)
+class PushRecordView:
+    """One record a push set (``sent``) or failed to set (``failed``, with the fix)."""
+
+    record_id: str
+    object: str
+    state: str
+    code: str | None = None
+    message: str | None = None
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordLine:
+    """One Salesforce record with the person's address, as the mirror last saw it.
+    ``opted_out``: the synced field's value (None: not read yet)."""
+
+    record_id: str
+    object: str
+    opted_out: bool | None
+    converted: bool
+    deleted: bool
+    primary: bool
+
+
+@dataclass(frozen=True)
 class PushView:
     state: str
     attempts: int
@@ -46,6 +79,7 @@ class PushView:
     message: str | None
     fix: str | None
     target_id: str | None = None
+    records: tuple[PushRecordView, ...] = ()
     id: int | None = None
     claimed_by: str | None = None
     """Who sent it: a worker, or ``sync run #N`` for a push a sync run made."""
@@ -74,9 +108,10 @@ class PersonView:
     updated_at: datetime
     push: PushView | None
     pushes: tuple[PushView, ...] = ()
+    records: tuple[RecordLine, ...] = ()
 
 
-def _push_view(row: OutboxPush) -> PushView:
+def _push_view(row: OutboxPush, records: tuple[PushRecordView, ...] = ()) -> PushView:
     failed = row.state == "failed"
     return PushView(
         state=PUSH_STATES[row.state],
@@ -88,6 +123,7 @@ def _push_view(row: OutboxPush) -> PushView:
         message=row.last_error_message if failed else None,
         fix=row.fix if failed else None,
         target_id=row.target_id,
+        records=records,
         id=row.id,
         claimed_by=row.claimed_by,
     )
@@ -95,14 +131,55 @@ def _push_view(row: OutboxPush) -> PushView:
 
 def pushes_of(session: Session, person_id: int, limit: int | None = MAX_PUSHES) -> list[PushView]:
     """The person's pushes, newest first: the worker's and those a sync run made
-    (``limit=None``: every one, for the person page)."""
+    (``limit=None``: every one, for the person page), each with the records it set or
+    failed to set."""
     query = (
         select(OutboxPush).where(OutboxPush.person_id == person_id).order_by(OutboxPush.id.desc())
     )
     if limit is not None:
         query = query.limit(limit)
-    rows = session.scalars(query)
-    return [_push_view(row) for row in rows]
+    rows = list(session.scalars(query))
+    reached = push_records_of(session, [row.id for row in rows])
+    return [
+        _push_view(
+            row,
+            tuple(
+                PushRecordView(r.record_id, r.object, r.state, r.error_code, r.message, r.fix)
+                for r in reached.get(row.id, [])
+            ),
+        )
+        for row in rows
+    ]
+
+
+def records_of(session: Session, person: Person) -> list[RecordLine]:
+    """The mirror's records with the person's address, and the linked record if the
+    mirror holds it under another address; the primary (linked) one first."""
+    from optsync.services.sync_settings import get_settings
+
+    column = field_column(get_settings(session).push_field())
+    rows = list(
+        session.scalars(
+            select(SalesforceRecord).where(
+                (SalesforceRecord.email == person.email)
+                | (SalesforceRecord.record_id == (person.salesforce_id or ""))
+            )
+        )
+    )
+    lines = [
+        RecordLine(
+            r.record_id,
+            r.object,
+            getattr(r, column),
+            r.converted,
+            r.deleted,
+            r.record_id == person.salesforce_id,
+        )
+        for r in rows
+    ]
+    order = {"Contact": 0, "Account": 1, "Lead": 2}
+    lines.sort(key=lambda r: (not r.primary, order.get(r.object, 3), r.record_id))
+    return lines
 
 
 def latest_push(session: Session, person_id: int) -> PushView | None:
@@ -127,6 +204,7 @@ def view_of(session: Session, person: Person) -> PersonView:
         updated_at=person.updated_at,
         push=pushes[0] if pushes else None,
         pushes=tuple(pushes),
+        records=tuple(records_of(session, person)),
     )
 
 

@@ -16,7 +16,7 @@ PUSH_LABELS = {
     "pending": "Pending",
     "pushed": "Pushed",
     "failed": "Failed",
-    "not_linked": "Not linked",
+    "not_linked": "Not in Salesforce",
     "cancelled": "Cancelled (re-subscribed)",
 }
 
@@ -37,3 +37,5 @@ PROBLEM_LABELS = {
     "stuck_pushes": "Pushes stuck",
     "live_pull": "Live pull",
 }
+
+OBJECT_LABELS = {"Contact": "Contact", "Lead": "Lead", "Account": "Person Account"}

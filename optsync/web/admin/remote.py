@@ -35,6 +35,8 @@ __all__ = [
     "FieldState",
     "connection_config",
     "field_state",
+    "record_base",
+    "record_url",
     "setup_checks",
     "try_connection",
 ]
@@ -49,6 +51,27 @@ def connection_config(ctx: Context) -> tuple[ConnectionConfig | None, str | None
         return connection_in_force(ctx), None
     except OptsyncError as exc:
         return None, str(exc)
+
+
+GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
+
+
+def record_base(ctx: Context) -> str | None:
+    """The org's own address, for links to its records: the connection's login URL when
+    it is the org's (My Domain, an instance, the emulator). The generic login hosts
+    serve every org, so no record link can be built from them: None."""
+    config, _problem = connection_config(ctx)
+    if config is None:
+        return None
+    base = config.login_url.rstrip("/")
+    host = base.split("://", 1)[-1].split("/", 1)[0].lower()
+    return None if host in GENERIC_LOGIN_HOSTS else base
+
+
+def record_url(base: str | None, obj: str, record_id: str) -> str | None:
+    """A record's Lightning URL: ``{instance}/lightning/r/{Object}/{Id}/view`` (a Person
+    Account is an Account)."""
+    return f"{base}/lightning/r/{obj}/{record_id}/view" if base else None
 
 
 def setup_checks(ctx: Context) -> list[Check]:

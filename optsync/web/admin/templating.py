@@ -24,6 +24,7 @@ from optsync.web.admin.health_banner import age_text
 from optsync.web.admin.labels import (
     LIVE_PULL_STATES,
     PROBLEM_LABELS,
+    OBJECT_LABELS,
     PUSH_LABELS,
     SOURCE_LABELS,
 )
@@ -195,6 +196,7 @@ TEMPLATES.env.globals["EVIDENCE_LABELS"] = {
     "field": "Salesforce field",
     "record_id": "Salesforce record",
 }
+TEMPLATES.env.globals["OBJECT_LABELS"] = OBJECT_LABELS
 
 
 def render(

@@ -40,7 +40,7 @@ from optsync.store.models import LedgerEntry
 from optsync.web.admin import integrations
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, require_user, verify_csrf
 from optsync.web.admin.health_banner import health_banner
-from optsync.web.admin.remote import field_state
+from optsync.web.admin.remote import field_state, record_base, record_url
 from optsync.web.admin.templating import (
     Crumb,
     RecordId,
@@ -329,6 +329,9 @@ def person_page(
         ledger=ledger,
         all_pushes=all_pushes,
         tz=settings.timezone,
+        field=settings.push_field(),
+        record_base=record_base(ctx),
+        record_url=record_url,
     )
 
 

@@ -56,10 +56,20 @@ class PersonIn(StrictIn):
     last_name: Name | None = None
 
 
+class PushRecordOut(BaseModel):
+    record_id: str
+    object: Literal["Contact", "Lead", "Account"]
+    state: Literal["sent", "failed"]
+    code: str | None
+    message: str | None
+    fix: str | None
+
+
 class PushOut(BaseModel):
     state: Literal["pending", "pushed", "failed", "not_linked", "cancelled"] = Field(
         description="pending: queued or being sent; pushed: set in Salesforce; failed: "
-        "stopped, see code/message/fix; not_linked: waits for a Salesforce id."
+        "stopped, see code/message/fix; not_linked: Not in Salesforce (no record has the "
+        "address; pushed when one appears, not a failure)."
     )
     attempts: int
     queued_at: datetime
@@ -68,13 +78,34 @@ class PushOut(BaseModel):
     code: str | None = Field(description="Salesforce error code (failed only).")
     message: str | None = Field(description="Salesforce error message (failed only).")
     fix: str | None = Field(description="What to do about it (failed only).")
+    records: list[PushRecordOut] = Field(
+        default_factory=list,
+        description="Each record of the address this push set or failed to set.",
+    )
+
+
+class RecordOut(BaseModel):
+    """A Salesforce record with the person's address (the opt-out reaches every one)."""
+
+    record_id: str
+    object: Literal["Contact", "Lead", "Account"] = Field(
+        description="Account: a Person Account."
+    )
+    opted_out: bool | None = Field(
+        description="The synced field's value as optsync last saw it (null: not read yet)."
+    )
+    converted: bool = Field(description="A converted Lead (never written).")
+    deleted: bool
+    primary: bool = Field(description="The record the person is linked to.")
 
 
 class PersonOut(BaseModel):
     id: int
     email: str
     salesforce_id: str | None
-    salesforce_object: Literal["Contact", "Lead"] | None
+    salesforce_object: Literal["Contact", "Lead", "Account"] | None = Field(
+        description="The primary record's object (Account: a Person Account)."
+    )
     first_name: str | None
     last_name: str | None
     unsubscribed: bool
@@ -86,10 +117,23 @@ class PersonOut(BaseModel):
     push: PushOut | None = Field(
         description="The latest push to Salesforce; null if never unsubscribed."
     )
+    records: list[RecordOut] = Field(
+        default_factory=list,
+        description="Every Salesforce record optsync knows with this address, the primary "
+        "(linked) one first.",
+    )
 
     @classmethod
     def of(cls, view: PersonView) -> PersonOut:
-        data = {**view.__dict__, "push": view.push.__dict__ if view.push else None}
+        push = None
+        if view.push:
+            push = {**view.push.__dict__, "records": [r.__dict__ for r in view.push.records]}
+        data = {
+            **view.__dict__,
+            "push": push,
+            "records": [r.__dict__ for r in view.records],
+        }
+        data.pop("pushes", None)
         return cls.model_validate(data)
 
 

@@ -127,7 +127,7 @@ def test_members_list_search_and_add_but_cannot_remove(member_client, ctx, clock
     assert "1 unsubscribed" in found.text and "p07@example.com" in visible(found.text)
     # the address breaks only after its "@" or before a dot, never mid-word
     assert '<span class="nowrap">p07@</span><wbr><span class="nowrap">example</span>' in found.text
-    assert "Not linked" in found.text  # no Salesforce id yet
+    assert "Pending" in found.text  # until a worker has looked the address up
 
     r = post_form(
         member_client, f"{TAB}/add", {"email": "New@Example.com", "reason": "reply"}, page=TAB

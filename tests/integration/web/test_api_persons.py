@@ -129,7 +129,8 @@ def test_lookup_by_email_and_id_with_push_states(client, ctx, member_headers):
         "/api/v1/unsubscribes", json={"email": "new@example.com"}, headers=member_headers
     )
     new = client.get(f"/api/v1/persons/{r.json()['person_id']}", headers=member_headers).json()
-    assert new["push"]["state"] == "not_linked"
+    # pending until a worker has looked the address up (then not_linked: Not in Salesforce)
+    assert new["push"]["state"] == "pending"
 
 
 def test_lookup_failures(client, member_headers):
@@ -153,3 +154,44 @@ def test_lookup_failures(client, member_headers):
         client.get(f"/api/v1/persons/{2**64}", headers=member_headers), 422, "validation_error"
     )
     assert_error(client.get("/api/v1/persons/abc", headers=member_headers), 422, "validation_error")
+
+
+def test_a_person_lists_the_records_of_the_address(client, ctx, member_headers):
+    from optsync.domain.ids import make_id
+    from optsync.domain.optout import Source
+    from optsync.services.optouts import unsubscribe_email
+    from optsync.store.records import MirroredRecord, upsert_records
+
+    contact, account = make_id("003", 11), make_id("001", 12)
+    with ctx.db.transaction() as s:
+        pid = unsubscribe_email(
+            s, "rec@example.com", source=Source.API, actor="t", now=ctx.clock()
+        ).person.id
+        upsert_records(
+            s,
+            [
+                MirroredRecord(contact, "Contact", "REC@example.com", email_opt_out=True),
+                MirroredRecord(account, "Account", "rec@example.com", email_opt_out=None),
+            ],
+            ctx.clock(),
+        )
+    body = client.get(f"/api/v1/persons/{pid}", headers=member_headers).json()
+    assert body["records"] == [
+        {
+            "record_id": contact,
+            "object": "Contact",
+            "opted_out": True,
+            "converted": False,
+            "deleted": False,
+            "primary": False,
+        },
+        {
+            "record_id": account,
+            "object": "Account",
+            "opted_out": None,
+            "converted": False,
+            "deleted": False,
+            "primary": False,
+        },
+    ]
+    assert body["push"]["records"] == []
