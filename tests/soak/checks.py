@@ -162,8 +162,11 @@ def read_remote(new_client: Any) -> dict[str, dict[str, Any]]:
     """Every Contact and Lead (deleted ones too) through the API, retried through the
     soak's faults, expired sessions and the exhausted daily limit."""
     fields = {
-        "Contact": f"Id, {EMAIL}, {SALES}, IsDeleted, MasterRecordId",
-        "Lead": f"Id, {EMAIL}, {SALES}, IsDeleted, MasterRecordId, IsConverted, ConvertedContactId",
+        "Contact": f"Id, Email, {EMAIL}, {SALES}, IsDeleted, MasterRecordId",
+        "Lead": (
+            f"Id, Email, {EMAIL}, {SALES}, IsDeleted, MasterRecordId, IsConverted, "
+            "ConvertedContactId"
+        ),
     }
     remote: dict[str, dict[str, Any]] = {}
     sf = new_client()
@@ -245,6 +248,34 @@ def check_pushed_or_failed(snap: Snapshot, *, drained: bool, checked: Counter[st
             f"person {p.id}: unsubscribed, last push {last}, but {'/'.join(wanted)} is not set "
             f"on {p.salesforce_id} (record chain {chain or 'missing'})"
         )
+    return broken
+
+
+def check_address_records(snap: Snapshot, checked: Counter[str]) -> list[str]:
+    """Invariant 1b: an opt-out belongs to the address. For every unsubscribed person
+    whose last push a worker sent, every live, unconverted record whose email is the
+    person's address (case-insensitive) has that push's field set, not only the linked
+    one. (The soak never gives a record an address after its push was sent, so no record
+    may be missing it.)"""
+    by_email: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in snap.remote.values():
+        if rec.get("Email") and not rec.get("IsDeleted") and not rec.get("IsConverted"):
+            by_email[str(rec["Email"]).strip().lower()].append(rec)
+    broken = []
+    for p in snap.persons.values():
+        last = snap.latest_push(p.id)
+        if not p.unsubscribed or last is None or last.state != "sent" or not last.field:
+            continue
+        if last.sent_by_run is not None:  # a sync run sets the linked records it diffed
+            continue
+        for rec in by_email.get(p.email.lower(), []):
+            if rec.get(last.field):
+                checked["inv1b_address_records_set"] += 1
+            else:
+                broken.append(
+                    f"person {p.id}: push {last.id} sent {last.field}, but record {rec['Id']} "
+                    "with the same address does not have it"
+                )
     return broken
 
 

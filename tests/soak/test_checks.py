@@ -233,3 +233,22 @@ def test_a_salesforce_opt_out_not_applied_before_the_final_sync_breaks_invariant
         snap, ticks[:1], timeline, settle=timedelta(seconds=15), checked=seen
     )
     assert seen["inv9_near_a_field_switch"] == 1 and not seen["inv9_salesforce_opt_outs_checked"]
+
+
+def test_a_record_of_the_address_left_unset_breaks_invariant_1b(db):
+    pid = _person(db, "Dup@example.org", SID)
+    _settle(db, pid, state="sent", field=EMAIL, target_id=SID, sent_at=NOW)
+    snap = checks.read_store(db)
+    twin = "00Q000000000002AAA"
+    snap.remote = {
+        SID: {"Id": SID, "Email": "dup@example.org", EMAIL: True},
+        twin: {"Id": twin, "Email": "DUP@example.org", EMAIL: False, "IsConverted": False},
+    }
+    seen: Counter[str] = Counter()
+    broken = checks.check_address_records(snap, seen)
+    assert len(broken) == 1 and twin in broken[0]
+    snap.remote[twin][EMAIL] = True
+    assert checks.check_address_records(snap, seen) == []
+    # a converted Lead cannot be written: not required
+    snap.remote[twin].update({EMAIL: False, "IsConverted": True})
+    assert checks.check_address_records(snap, seen) == []

@@ -527,6 +527,11 @@ def test_soak(emu, soak_db, tmp_path):
             "invariant 1 (every unsubscribe set in Salesforce or failed with a fix)",
             where,
         )
+        raise_if(
+            checks.check_address_records(snap, checked),
+            "invariant 1b (every record of an unsubscribed address set)",
+            where,
+        )
         raise_if(checks.check_ledger(snap, checked), "invariant 3 (ledger agrees)", where)
         raise_if(checks.check_one_open_push(snap, checked), "invariant 4 (one open push)", where)
         raise_if(

@@ -110,7 +110,7 @@ def test_serve_with_two_workers_reads_one_total_on_every_scrape(pg_db, tmp_path)
             )
             assert r.status_code == 200, r.text
             totals.add(sample(r.text, 'optsync_unsubscribes_recorded_total{source="one_click"}'))
-            assert sample(r.text, 'optsync_outbox_depth{state="not_linked"}') == 80
+            assert sample(r.text, 'optsync_outbox_depth{state="pending"}') == 80
         assert totals == {80.0}
     finally:
         proc.send_signal(signal.SIGTERM)
