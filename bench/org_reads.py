@@ -33,3 +33,25 @@ def opted_out_stamps(
             nxt = page.get("nextRecordsUrl")
             url = tok["instance_url"] + nxt if nxt else ""
     return out
+
+
+def record_emails(session: requests.Session, info: dict[str, str]) -> dict[str, str]:
+    """``Id`` → ``Email`` of every Contact and Lead (the push bench's duplicate-address org
+    links its persons by address), through the REST API."""
+    tok = session.post(
+        info["login_url"] + "/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(info["client_id"], info["client_secret"]),
+        timeout=60,
+    ).json()
+    headers = {"Authorization": f"Bearer {tok['access_token']}"}
+    out: dict[str, str] = {}
+    for obj in ("Contact", "Lead"):
+        url = f"{tok['instance_url']}/services/data/v62.0/query?q=SELECT+Id,Email+FROM+{obj}"
+        while url:
+            page = session.get(url, headers=headers, timeout=120).json()
+            for rec in page["records"]:
+                out[rec["Id"]] = rec["Email"]
+            nxt = page.get("nextRecordsUrl")
+            url = tok["instance_url"] + nxt if nxt else ""
+    return out

@@ -2,7 +2,15 @@
 
 Usage:
     python bench/push_bench.py [--latency-ms 100] [--rate 50] [--seconds 20] [--burst 10000]
+                               [--duplicates 0.1]
                                [--postgres-url postgresql://postgres@127.0.0.1/test]
+
+``--duplicates F``: an org where that share of the seeded records carries the address of
+another record (a second Contact, a Lead; the emulator's ``duplicate_fraction``, a third
+of them in another case). Persons are then the org's distinct addresses, each linked to
+one of its records; an unsubscribe must reach every record of its address (the push looks
+them up, one Composite call per batch of addresses), and the latency of an address is
+the time until its *last* record was set.
 
 Runs the emulator as a separate process (``optsync emulator --memory --latency-ms 100``:
 every API call takes at least 100 ms), a store (SQLite file, or PostgreSQL) with persons
@@ -27,7 +35,7 @@ import time
 from pathlib import Path
 
 import requests
-from org_reads import opted_out_stamps
+from org_reads import opted_out_stamps, record_emails
 from sqlalchemy import text
 
 from optsync.store.scratch import scratch_database
@@ -110,16 +118,54 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         steady_n = args.rate * args.seconds
         need = steady_n + args.burst
         ids: list[str] = []
-        while len(ids) < need:
-            chunk = min(need - len(ids), 10_000)
-            seeded = control(
-                info, "POST", "seed", {"contacts": chunk // 2, "leads": chunk - chunk // 2}
+        # the records of each person's address (one, unless --duplicates)
+        records_of: dict[str, list[str]] = {}
+        emails: list[str] = []
+        if args.duplicates:
+            # enough records for `need` distinct addresses
+            total = int(need / (1 - args.duplicates)) + 50
+            seeded_n = 0
+            while seeded_n < total:
+                chunk = min(total - seeded_n, 10_000)
+                control(
+                    info,
+                    "POST",
+                    "seed",
+                    {
+                        "contacts": chunk // 2,
+                        "leads": chunk - chunk // 2,
+                        "duplicate_fraction": args.duplicates,
+                        "opted_out_fraction": 0.0,
+                    },
+                )
+                seeded_n += chunk
+            with http(info) as s:
+                by_email: dict[str, list[str]] = {}
+                for rid, email in sorted(record_emails(s, info).items()):
+                    by_email.setdefault(email.lower(), []).append(rid)
+            for email, rids in list(by_email.items())[:need]:
+                rids.sort(key=lambda r: (not r.startswith("003"), r))
+                ids.append(rids[0])
+                emails.append(email)
+                records_of[rids[0]] = rids
+            dup_records = sum(len(r) - 1 for r in records_of.values())
+            print(
+                f"  org: {seeded_n:,} records, {len(by_email):,} addresses; the {need:,} "
+                f"unsubscribed addresses have {dup_records:,} extra records"
             )
-            ids += seeded["contact_ids"] + seeded["lead_ids"]
+        else:
+            while len(ids) < need:
+                chunk = min(need - len(ids), 10_000)
+                seeded = control(
+                    info, "POST", "seed", {"contacts": chunk // 2, "leads": chunk - chunk // 2}
+                )
+                ids += seeded["contact_ids"] + seeded["lead_ids"]
+            emails = [f"b{i}@example.com" for i in range(len(ids))]
+            records_of = {sid: [sid] for sid in ids}
         ctx = open_context()
         now = ctx.clock()
         rows = [
-            PersonInput(i, f"b{i}@example.com", sid, "Contact" if sid.startswith("003") else "Lead")
+            PersonInput(i, emails[i], sid, "Contact" if sid.startswith("003") else "Lead")
             for i, sid in enumerate(ids)
         ]
         for i in range(0, len(rows), 1000):
@@ -131,7 +177,7 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         def unsubscribe(i: int) -> float:
             with ctx.db.transaction() as s:
                 optouts.unsubscribe_email(
-                    s, f"b{i}@example.com", source=Source.API, actor="bench", now=ctx.clock()
+                    s, emails[i], source=Source.API, actor="bench", now=ctx.clock()
                 )
             return time.time()
 
@@ -165,7 +211,7 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         burst = range(steady_n, steady_n + args.burst)
         unsubscribe_many(
             ctx.db,
-            [f"b{k}@example.com" for k in burst],
+            [emails[k] for k in burst],
             source=Source.CSV,
             actor="bench",
             now=ctx.clock(),
@@ -179,12 +225,20 @@ def run(label: str, database_url: str, args: argparse.Namespace, tmp: Path) -> N
         worker.stop()
         ctx.close()
         set_at = stamps(info)
-        missing = [i for i in list(returned) + list(burst_returned) if i not in set_at]
-        steady = [set_at[i] - t for i, t in returned.items() if i in set_at]
-        burst = [set_at[i] - t for i, t in burst_returned.items() if i in set_at]
+
+        def done_at(sid: str) -> float | None:
+            """When the address's last record was set (None: one was never set)."""
+            times = [set_at.get(r) for r in records_of[sid]]
+            return None if None in times else max(t for t in times if t is not None)
+
+        finished = {sid: done_at(sid) for sid in list(returned) + list(burst_returned)}
+        missing = [i for i, at in finished.items() if at is None]
+        steady = [at - returned[i] for i in returned if (at := finished[i]) is not None]
+        burst = [at - burst_returned[i] for i in burst_returned if (at := finished[i]) is not None]
         print(
             f"{label}: emulator latency {args.latency_ms} ms per API call; "
-            f"{len(missing)} unsubscribes not set in Salesforce"
+            f"{len(missing)} unsubscribes not set on every record of their address"
+            + (f"; {args.duplicates:.0%} duplicate-address org" if args.duplicates else "")
         )
         print(
             f"  steady {args.rate}/s for {args.seconds} s ({steady_n} unsubscribes): "
@@ -213,6 +267,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.0,
+        help="share of seeded records carrying another record's address (e.g. 0.1)",
+    )
     parser.add_argument("--postgres-url", default=None, help="run on PostgreSQL instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_s:

@@ -212,7 +212,8 @@ class Pusher:
         with self.db.transaction() as session:
             wanted = still_wanted(session, [c.push_id for c in claimed])
             trusted = mirror_trusted(session, self.clock())
-            already = records_sent(session, [c.push_id for c in claimed if c.attempts > 1])
+            # a push re-opened (a retry, after its fix) sends only what it has not set yet
+            already = records_sent(session, [c.push_id for c in claimed])
         report.cancelled = len(claimed) - len(wanted)
         claimed = [c for c in claimed if c.push_id in wanted]
         if not claimed:
@@ -246,37 +247,29 @@ class Pusher:
         return total
 
     # -- one cycle ---------------------------------------------------------------------
-    def _records(
-        self,
-        gw: PushGateway,
-        claimed: list[ClaimedPush],
-        field_name: str,
-        trusted: bool,
-        report: PushReport,
-    ) -> dict[str, list[RecordView]]:
-        """Each claimed address's records: looked up (then mirrored) unless the mirror can
-        be trusted. A failed lookup raises :class:`SalesforceCallError`."""
-        emails = sorted({c.email for c in claimed if c.email})
-        if not trusted and emails:
-            found = gw.find_records(emails, field_name)
-            report.lookups += len(emails)
-            email_field = field_column(field_name) == "email_opt_out"
-            mirrored = [
-                MirroredRecord(
-                    record_id=r.record_id,
-                    object=r.object,  # type: ignore[arg-type]
-                    email=r.email,
-                    email_opt_out=r.opted_out if email_field else None,
-                    sales_opt_out=None if email_field else r.opted_out,
-                    converted=r.converted,
-                    system_modstamp=r.system_modstamp,
-                )
-                for r in found
-            ]
-            with self.db.transaction() as session:
-                upsert_records(session, mirrored, self.clock())
+    def _mirror(self, emails: Sequence[str], field_name: str) -> dict[str, list[RecordView]]:
         with self.db.transaction() as session:
             return records_by_email(session, emails, field_column(field_name))
+
+    def _lookup(self, gw: PushGateway, emails: Sequence[str], field_name: str) -> None:
+        """Find the addresses' records in Salesforce and put them in the mirror (raises
+        :class:`SalesforceCallError` when the lookup failed)."""
+        found = gw.find_records(emails, field_name)
+        email_field = field_column(field_name) == "email_opt_out"
+        mirrored = [
+            MirroredRecord(
+                record_id=r.record_id,
+                object=r.object,  # type: ignore[arg-type]
+                email=r.email,
+                email_opt_out=r.opted_out if email_field else None,
+                sales_opt_out=None if email_field else r.opted_out,
+                converted=r.converted,
+                system_modstamp=r.system_modstamp,
+            )
+            for r in found
+        ]
+        with self.db.transaction() as session:
+            upsert_records(session, mirrored, self.clock())
 
     def _push_all(
         self,
@@ -288,34 +281,71 @@ class Pusher:
         already: dict[int, set[str]],
         report: PushReport,
     ) -> tuple[list[Settlement], dict[int, str], list[RecordOutcome]]:
-        settlements: list[Settlement] = []
-        try:
-            by_email = self._records(gw, claimed, field_name, trusted, report)
-        except SalesforceCallError as exc:
-            # nothing was sent: every push goes by the policy with the lookup's failure
-            for push in claimed:
-                outcome = _Outcome(
-                    _Attempt(push, Target(push.salesforce_id or "", push.salesforce_object or "")),
-                    exc.classification,
-                    str(exc),
-                    exc.retry_after_s,
-                )
-                settlements.append(self.settle_push(push, [outcome], None, report))
-            return settlements, {}, []
-        # the re-check again, just before the send: a re-subscribe during the lookup
+        """Two rounds, so the lookup costs no latency: the records already known (the
+        mirror's, the linked one) are sent while the lookup runs; the records only the
+        lookup found go in a second round, after the re-check."""
+        emails = sorted({c.email for c in claimed if c.email})
+        known = self._mirror(emails, field_name)
+        round1 = {
+            p.push_id: _targets(p, known.get(p.email, []), already.get(p.push_id, set()))
+            for p in claimed
+        }
+        lookup_error: SalesforceCallError | None = None
+        finished: list[_Outcome] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="optsync-lookup") as lookups:
+            pending = None
+            if not trusted and emails:
+                report.lookups += len(emails)
+                pending = lookups.submit(self._lookup, gw, emails, field_name)
+            finished += self._send_all(
+                gw, [_Attempt(p, t) for p in claimed for t in round1[p.push_id]], field_name, report
+            )
+            if pending is not None:
+                try:
+                    pending.result()
+                except SalesforceCallError as exc:
+                    lookup_error = exc
+        by_email = self._mirror(emails, field_name) if pending is not None else known
+        # the re-check again before the second round: a re-subscribe during the lookup
         with self.db.transaction() as session:
             wanted = still_wanted(session, [c.push_id for c in claimed])
         report.cancelled += len(claimed) - len(wanted)
         claimed = [c for c in claimed if c.push_id in wanted]
-        attempts: list[_Attempt] = []
-        primaries: dict[int, RecordView | None] = {}
+        if lookup_error is None:
+            round2 = [
+                _Attempt(p, t)
+                for p in claimed
+                for t in _targets(
+                    p,
+                    by_email.get(p.email, []),
+                    already.get(p.push_id, set()) | {t.salesforce_id for t in round1[p.push_id]},
+                )
+            ]
+            finished += self._send_all(gw, round2, field_name, report)
+        by_push: dict[int, list[_Outcome]] = defaultdict(list)
+        for o in finished:
+            by_push[o.attempt.push.push_id].append(o)
+        settlements: list[Settlement] = []
         relinks: dict[int, str] = {}
+        outcomes: list[RecordOutcome] = []
         for push in claimed:
             views = by_email.get(push.email, [])
-            targets = _targets(push, views, already.get(push.push_id, set()))
             primary = primary_record(views, rule, push.salesforce_id) if rule != "off" else None
-            primaries[push.push_id] = primary
-            if not targets:
+            results = by_push.get(push.push_id, [])
+            outcomes += [o.record(push.push_id) for o in results]
+            if lookup_error is not None:
+                # what was known went out; the push goes by the policy with the lookup's
+                # failure and its next attempt sends only what it has not set
+                results = [
+                    *results,
+                    _Outcome(
+                        _Attempt(push, Target("", "")),
+                        lookup_error.classification,
+                        f"the lookup of the address's records failed: {lookup_error}",
+                        lookup_error.retry_after_s,
+                    ),
+                ]
+            if not results:
                 if push.salesforce_id or any(v.settable for v in views):
                     # every record already carries the field: nothing to send
                     settlements.append(self._sent(push, field_name, primary, None))
@@ -326,39 +356,13 @@ class Pusher:
                     settlements.append(Settlement(push.push_id, "not_linked"))
                     report.not_linked += 1
                 continue
-            attempts += [_Attempt(push, t) for t in targets]
-        chunks = [
-            attempts[i : i + self.batch_size] for i in range(0, len(attempts), self.batch_size)
-        ]
-        finished: list[_Outcome] = []
-        if len(chunks) == 1:
-            finished = self._send(gw, chunks[0], field_name, report)
-        elif chunks:
-            workers = min(len(chunks), self.concurrency)
-            reports = [PushReport() for _ in chunks]
-            with ThreadPoolExecutor(workers, thread_name_prefix="optsync-push") as pool:
-                for part in pool.map(
-                    lambda n: self._send(gw, chunks[n], field_name, reports[n]),
-                    range(len(chunks)),
-                ):
-                    finished += part
-            report.followed += sum(r.followed for r in reports)
-        by_push: dict[int, list[_Outcome]] = defaultdict(list)
-        for o in finished:
-            by_push[o.attempt.push.push_id].append(o)
-        outcomes: list[RecordOutcome] = []
-        for push in claimed:
-            results = by_push.get(push.push_id)
-            if not results:
-                continue
-            primary = primaries[push.push_id]
             followed = next(
                 (
                     o.attempt.target.salesforce_id
                     for o in results
                     if o.success
-                    and o.attempt.followed_from == push.salesforce_id
                     and push.salesforce_id
+                    and o.attempt.followed_from == push.salesforce_id
                 ),
                 None,
             )
@@ -366,9 +370,30 @@ class Pusher:
             if new_link and new_link != push.salesforce_id:
                 relinks[push.person_id] = new_link
             settlements.append(self.settle_push(push, results, new_link, report, field_name))
-            for o in results:
-                outcomes.append(o.record(push.push_id))
         return settlements, relinks, outcomes
+
+    def _send_all(
+        self, gw: PushGateway, attempts: list[_Attempt], field_name: str, report: PushReport
+    ) -> list[_Outcome]:
+        """``attempts`` packed ``batch_size`` to a call, the calls in parallel."""
+        chunks = [
+            attempts[i : i + self.batch_size] for i in range(0, len(attempts), self.batch_size)
+        ]
+        if not chunks:
+            return []
+        if len(chunks) == 1:
+            return self._send(gw, chunks[0], field_name, report)
+        finished: list[_Outcome] = []
+        reports = [PushReport() for _ in chunks]
+        with ThreadPoolExecutor(
+            min(len(chunks), self.concurrency), thread_name_prefix="optsync-push"
+        ) as pool:
+            for part in pool.map(
+                lambda n: self._send(gw, chunks[n], field_name, reports[n]), range(len(chunks))
+            ):
+                finished += part
+        report.followed += sum(r.followed for r in reports)
+        return finished
 
     def _send(
         self, gw: PushGateway, attempts: list[_Attempt], field_name: str, report: PushReport

@@ -87,9 +87,11 @@ def test_one_unsubscribe_sets_every_record_of_the_address(emu, sf, db, clock, pu
     report = pusher.drain()
     assert report.sent == 1 and report.records_sent == 3
     calls = {k: v - before.get(k, 0) for k, v in spy.calls_by_endpoint.items()}
-    # one lookup and one update; whether the org has Person Accounts is asked once per
-    # gateway (a describe), not per push
-    assert calls == {"sobjects/Account/describe": 1, "composite": 1, "composite/sobjects": 1}
+    # one lookup; the linked record is updated while the lookup runs, the two it found
+    # in a second call; whether the org has Person Accounts is asked once per gateway
+    # (a describe), not per push
+    assert calls == {"sobjects/Account/describe": 1, "composite": 1, "composite/sobjects": 2}
+    assert spy.sent[0] == [contact] and sorted(spy.sent[1]) == sorted([duplicate, lead])
     unsubscribe(db, clock, "bob@example.com")
     pusher.drain()
     assert spy.calls_by_endpoint["sobjects/Account/describe"] == 1
