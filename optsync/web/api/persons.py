@@ -88,9 +88,7 @@ class RecordOut(BaseModel):
     """A Salesforce record with the person's address (the opt-out reaches every one)."""
 
     record_id: str
-    object: Literal["Contact", "Lead", "Account"] = Field(
-        description="Account: a Person Account."
-    )
+    object: Literal["Contact", "Lead", "Account"] = Field(description="Account: a Person Account.")
     opted_out: bool | None = Field(
         description="The synced field's value as optsync last saw it (null: not read yet)."
     )
