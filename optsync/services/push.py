@@ -75,6 +75,7 @@ from optsync.store.persons import relink
 from optsync.store.records import (
     MirroredRecord,
     field_column,
+    forget_missing,
     mark_opted_out,
     mirror_trusted,
     records_by_email,
@@ -252,8 +253,10 @@ class Pusher:
             return records_by_email(session, emails, field_column(field_name))
 
     def _lookup(self, gw: PushGateway, emails: Sequence[str], field_name: str) -> None:
-        """Find the addresses' records in Salesforce and put them in the mirror (raises
+        """Find the addresses' records in Salesforce and put them in the mirror; mirrored
+        records the lookup did not return no longer carry their address (raises
         :class:`SalesforceCallError` when the lookup failed)."""
+        started = self.clock()
         found = gw.find_records(emails, field_name)
         email_field = field_column(field_name) == "email_opt_out"
         mirrored = [
@@ -270,6 +273,7 @@ class Pusher:
         ]
         with self.db.transaction() as session:
             upsert_records(session, mirrored, self.clock())
+            forget_missing(session, emails, [r.record_id for r in found], started)
 
     def _push_all(
         self,
@@ -281,15 +285,19 @@ class Pusher:
         already: dict[int, set[str]],
         report: PushReport,
     ) -> tuple[list[Settlement], dict[int, str], list[RecordOutcome]]:
-        """Two rounds, so the lookup costs no latency: the records already known (the
-        mirror's, the linked one) are sent while the lookup runs; the records only the
-        lookup found go in a second round, after the re-check."""
+        """Two rounds, so the lookup costs no latency: the linked record (and, when the
+        mirror is trusted, the mirror's records: then there is no lookup) is sent while
+        the lookup runs; the records the lookup found go in a second round, after the
+        re-check. An untrusted mirror's other records are not sent before the lookup
+        confirmed they still carry the address."""
         emails = sorted({c.email for c in claimed if c.email})
         known = self._mirror(emails, field_name)
-        round1 = {
-            p.push_id: _targets(p, known.get(p.email, []), already.get(p.push_id, set()))
-            for p in claimed
-        }
+
+        def first(p: ClaimedPush) -> list[RecordView]:
+            views = known.get(p.email, [])
+            return views if trusted else [v for v in views if v.record_id == p.salesforce_id]
+
+        round1 = {p.push_id: _targets(p, first(p), already.get(p.push_id, set())) for p in claimed}
         lookup_error: SalesforceCallError | None = None
         finished: list[_Outcome] = []
         with ThreadPoolExecutor(1, thread_name_prefix="optsync-lookup") as lookups:

@@ -228,3 +228,40 @@ def field_column(api_name: str) -> Field:
     """The mirror column of a synced field: ``HasOptedOutOfEmail`` is ``email_opt_out``,
     the custom Sales Opt Out checkbox ``sales_opt_out``."""
     return "email_opt_out" if api_name == "HasOptedOutOfEmail" else "sales_opt_out"
+
+
+def forget_missing(
+    session: Session,
+    emails: Sequence[str],
+    found_ids: Iterable[str],
+    before: datetime,
+) -> int:
+    """A lookup of ``emails`` (started at ``before``) did not return these mirrored
+    records: they no longer carry the address (changed, deleted or merged away), so the
+    mirror stops listing them under it (``email`` NULL; the record and its field values
+    stay). A row written at or after ``before`` (a concurrent pull saw it newer) is kept."""
+    found = set(found_ids)
+    wanted = sorted(set(emails))
+    done = 0
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        stale = [
+            rid
+            for rid in session.scalars(
+                select(SalesforceRecord.record_id).where(
+                    SalesforceRecord.email.in_(chunk), SalesforceRecord.seen_at < before
+                )
+            )
+            if rid not in found
+        ]
+        for part in range(0, len(stale), CHUNK):
+            result = session.execute(
+                update(SalesforceRecord)
+                .where(
+                    SalesforceRecord.record_id.in_(stale[part : part + CHUNK]),
+                    SalesforceRecord.seen_at < before,
+                )
+                .values(email=None)
+            )
+            done += int(getattr(result, "rowcount", 0) or 0)
+    return done

@@ -314,3 +314,32 @@ def test_a_person_account_gets_the_custom_field_in_its_pc_form(emu, sf, db, cloc
         person = s.get(Person, pid)
     # a Person Account ranks with the Contacts: it becomes the primary record
     assert (person.salesforce_id, person.salesforce_object) == (account, "Account")
+
+
+def test_mirrored_records_that_lost_the_address_are_not_sent(emu, sf, db, clock, pusher, spy):
+    live = create(sf, "Contact", "ned@example.com")
+    gone = create(sf, "Lead", "ned@example.com")
+    moved = create(sf, "Contact", "ned@example.com")
+    with db.transaction() as s:
+        upsert_records(
+            s,
+            [
+                MirroredRecord(r, o, "ned@example.com", email_opt_out=False)
+                for r, o in ((live, "Contact"), (gone, "Lead"), (moved, "Contact"))
+            ],
+            clock(),
+        )
+    emu.control("DELETE", f"records/{gone}")
+    sf.restful(f"sobjects/Contact/{moved}", method="PATCH", json={"Email": "ned@other.org"})
+    clock.advance(minutes=1)
+    pid = unsubscribe(db, clock, "ned@example.com")
+    report = pusher.drain()
+    # the untrusted mirror's records wait for the lookup: only what still has the address
+    assert report.sent == 1 and report.failed == {} and spy.sent == [[live]]
+    assert record(emu, moved)["HasOptedOutOfEmail"] is False
+    _push, rows = outcomes(db, pid)
+    assert rows == {live: ("sent", None)}
+    with db.transaction() as s:
+        assert s.get(SalesforceRecord, gone).email is None
+        assert s.get(SalesforceRecord, moved).email is None
+        assert s.get(SalesforceRecord, live).email == "ned@example.com"
