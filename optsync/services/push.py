@@ -338,7 +338,7 @@ class Pusher:
         outcomes: list[RecordOutcome] = []
         for push in claimed:
             views = by_email.get(push.email, [])
-            primary = primary_record(views, rule, push.salesforce_id) if rule != "off" else None
+            primary = _primary(push, views, rule)
             results = by_push.get(push.push_id, [])
             outcomes += [o.record(push.push_id) for o in results]
             if lookup_error is not None:
@@ -573,6 +573,19 @@ class _Outcome:
             message=self.message[:2000],
             fix=self.classification.fix,
         )
+
+
+def _primary(push: ClaimedPush, views: Sequence[RecordView], rule: LinkRule) -> RecordView | None:
+    """The record the linking rule links the person to, or None (leave the link alone).
+
+    The rule links a person without a link, and re-picks among the address's records
+    when the person is linked to one of them; a link to a record that does not carry the
+    address (an admin's, an import's choice) is kept. ``off`` never links."""
+    if rule == "off":
+        return None
+    if push.salesforce_id and all(v.record_id != push.salesforce_id for v in views):
+        return None
+    return primary_record(views, rule, push.salesforce_id)
 
 
 def _targets(push: ClaimedPush, views: Sequence[RecordView], done: set[str]) -> list[Target]:

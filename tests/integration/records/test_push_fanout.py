@@ -343,3 +343,13 @@ def test_mirrored_records_that_lost_the_address_are_not_sent(emu, sf, db, clock,
         assert s.get(SalesforceRecord, gone).email is None
         assert s.get(SalesforceRecord, moved).email is None
         assert s.get(SalesforceRecord, live).email == "ned@example.com"
+
+
+def test_a_link_to_a_record_of_another_address_is_kept(emu, sf, db, clock, pusher):
+    chosen = create(sf, "Contact", "work@example.org")  # an admin linked the person here
+    lead = create(sf, "Lead", "pat@example.com")
+    pid = unsubscribe(db, clock, "pat@example.com", link=chosen, obj="Contact")
+    assert pusher.drain().records_sent == 2
+    assert record(emu, lead)["HasOptedOutOfEmail"] is True
+    with db.transaction() as s:
+        assert s.get(Person, pid).salesforce_id == chosen
