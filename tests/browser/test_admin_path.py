@@ -163,6 +163,10 @@ def test_an_unsubscribe_link_reaches_salesforce_and_removing_it_warns(live, new_
     # the ledger, then removing it: the warning and the live Salesforce check
     admin.get_by_role("link", name=person.email).click()
     expect(admin.locator("section:has(#ledger-h) table.list")).to_contain_text("Unsubscribe page")
+    # the address's records: the Contact, linked, with the field set
+    records = admin.locator("section[aria-labelledby=records-h]")
+    expect(records).to_contain_text(person.salesforce_id)
+    expect(records).to_contain_text("Set")
     admin.get_by_role("link", name="Remove this unsubscribe…").click()
     expect(admin.locator(".warning")).to_contain_text("Re-subscribes are never synced")
     expect(admin.locator(".warning")).to_contain_text(
