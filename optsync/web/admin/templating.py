@@ -23,8 +23,8 @@ from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_u
 from optsync.web.admin.health_banner import age_text
 from optsync.web.admin.labels import (
     LIVE_PULL_STATES,
-    PROBLEM_LABELS,
     OBJECT_LABELS,
+    PROBLEM_LABELS,
     PUSH_LABELS,
     SOURCE_LABELS,
 )
