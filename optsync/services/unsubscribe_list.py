@@ -48,7 +48,7 @@ from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import UsageError
 from optsync.security import derive_key
 from optsync.services.person_views import PUSH_STATES
-from optsync.store.models import OutboxPush, Person
+from optsync.store.models import OutboxPush, Person, PushRecord
 
 MAX_QUERY = 254
 CODE_RE = re.compile(r"[A-Za-z0-9_]{1,80}")
@@ -67,11 +67,15 @@ STATES: dict[str, tuple[str, ...]] = {
     "not_linked": ("not_linked",),
     "cancelled": ("cancelled",),
     "none": (),
+    "records_failed": ("failed", "pending", "sent"),
 }
-"""The push-state filter's values and the outbox states each one means."""
+"""The push-state filter's values and the outbox states each one means.
+``records_failed``: the latest push failed to set at least one record of the address
+(``push_records``), whatever its state (failed, or waiting for a retry)."""
 SORTS = ("newest", "oldest", "email", "email_desc")
 Sort = Literal["newest", "oldest", "email", "email_desc"]
-OBJECTS = ("Contact", "Lead")
+OBJECTS = ("Contact", "Lead", "Account")
+"""The linked record's object; ``Account`` is a Person Account."""
 SOURCES = tuple(s.value for s in Source)
 FILTER_NAMES = ("source", "state", "code", "object", "since", "until", "q")
 """The filters, in the order the URL carries them."""
@@ -324,6 +328,12 @@ def _filtered(query: ListQuery, push: Any, *, columns: bool = True) -> Select[An
     if query.state is not None:
         states = STATES[query.state]
         stmt = stmt.where(push.state.in_(states) if states else push.id.is_(None))
+        if query.state == "records_failed":
+            stmt = stmt.where(
+                select(PushRecord.push_id)
+                .where(PushRecord.push_id == push.id, PushRecord.state == "failed")
+                .exists()
+            )
     if query.code:
         stmt = stmt.where(push.state == "failed", push.last_error_code == query.code)
     if query.since is not None:

@@ -148,7 +148,7 @@ def test_failures_view_retries_and_links_until_salesforce_has_it(live, new_page)
     # Not linked: the row's Link… action, with a record Salesforce has but nobody here
     new_id = live.emulator.seed(contacts=1)["contact_ids"][0]
     page.reload()
-    unlinked = page.get_by_role("region", name=re.compile("^Not linked"))
+    unlinked = page.get_by_role("region", name=re.compile("^Not in Salesforce"))
     unlinked.get_by_role("link", name=f"Link orphan@{DOMAIN} to a Salesforce record").click()
     page.get_by_label(re.compile("^Salesforce id")).fill("003 not an id")
     page.get_by_role("button", name="Link", exact=True).click()

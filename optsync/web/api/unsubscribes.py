@@ -267,7 +267,9 @@ _BOUND = (
     "A day `YYYY-MM-DD` in the configured time zone (`since`: from its start; `until`: to "
     "its end), or a time with its offset (`2026-12-01T08:00:00Z`; `until` exclusive)."
 )
-StateName = Literal["pending", "pushed", "failed", "not_linked", "cancelled", "none"]
+StateName = Literal[
+    "pending", "pushed", "failed", "not_linked", "cancelled", "none", "records_failed"
+]
 SortName = Literal["newest", "oldest", "email", "email_desc"]
 
 
@@ -275,7 +277,7 @@ class ListedUnsubscribeOut(BaseModel):
     person_id: int
     email: str
     salesforce_id: str | None
-    salesforce_object: Literal["Contact", "Lead"] | None
+    salesforce_object: Literal["Contact", "Lead", "Account"] | None
     source: str | None = Field(description="The source of the unsubscribe in force.")
     unsubscribed_at: datetime | None
     push_state: Literal["pending", "pushed", "failed", "not_linked", "cancelled"] | None = Field(
@@ -333,7 +335,7 @@ def list_unsubscribes(
         ),
     ] = None,
     object_: Annotated[
-        Literal["Contact", "Lead"] | None,
+        Literal["Contact", "Lead", "Account"] | None,
         Query(alias="object", description="The linked record's object."),
     ] = None,
     since: Annotated[

@@ -39,9 +39,12 @@ def failed(ctx, n: int, code: str, fix: str = "Make the field updateable.") -> i
 
 def unlinked(ctx, n: int) -> int:
     with ctx.db.transaction() as s:
-        return unsubscribe_email(
+        pid = unsubscribe_email(
             s, f"u{n:02d}@example.com", source=Source.PAGE, actor="t", now=ctx.clock()
         ).person.id
+        # what the worker settles when no record has the address: Not in Salesforce
+        s.execute(update(OutboxPush).where(OutboxPush.person_id == pid).values(state="not_linked"))
+        return pid
 
 
 def state_of(ctx, pid: int) -> str:
@@ -115,7 +118,7 @@ def test_not_linked_rows_lead_to_linking_which_sends_the_push(admin_client, memb
     pid = unlinked(ctx, 1)
     other = failed(ctx, 9, "CODE_A")
     page = admin_client.get(VIEW)
-    assert "Not linked: 1" in visible(page.text)
+    assert "Not in Salesforce: 1" in visible(page.text)
     assert f'href="{TAB}/persons/{pid}/link"' in page.text
     # the tab's Not linked state links there too (for admins)
     assert f'href="{TAB}/persons/{pid}/link"' in admin_client.get(f"{TAB}?state=not_linked").text
@@ -144,7 +147,7 @@ def test_not_linked_rows_lead_to_linking_which_sends_the_push(admin_client, memb
         person = s.get(Person, pid)
         assert (person.salesforce_id, person.salesforce_object) == (lead, "Lead")
     assert state_of(ctx, pid) == "pending"  # the waiting push is due now
-    assert "Not linked: 1" not in visible(admin_client.get(VIEW).text)
+    assert "Not in Salesforce: 1" not in visible(admin_client.get(VIEW).text)
     assert other
 
 

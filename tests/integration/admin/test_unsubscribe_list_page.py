@@ -85,7 +85,7 @@ def test_filters_sorts_and_sizes_live_in_the_url(member_client, ctx):
     [
         ("source=nowhere", "Source:"),
         ("state=sent", "Push state:"),
-        ("object=Account", "Salesforce object:"),
+        ("object=Opportunity", "Salesforce object:"),
         ("since=2026-02-30", "From:"),
         ("since=2026-11-05&until=2026-11-01", "To:"),
         ("size=30", "Per page:"),

@@ -56,6 +56,7 @@ def test_each_filter_narrows_the_list(db):
     c = add(db, 3, source=Source.CSV)  # not linked
     d = add(db, 4, source=Source.API, obj="Contact")
     set_push(db, a, state="sent", sent_at=T0)
+    set_push(db, c, state="not_linked")  # looked up: Not in Salesforce
     set_push(db, d, state="failed", last_error_code="ENTITY_IS_DELETED", fix="Link again.")
     with db.transaction() as s:  # b's unsubscribe came from Salesforce: no push at all
         s.execute(OutboxPush.__table__.delete().where(OutboxPush.person_id == b))
@@ -212,7 +213,36 @@ def test_csv_export_has_every_matching_row_and_safe_cells(db):
     assert rows[0] == list(ul.CSV_COLUMNS)
     assert len(rows) == 2502 and rows[1][1] == "c0001@example.com"
     assert rows[-1][1] == "c2501@example.com" and rows[1][4] == "csv"
-    assert rows[1][6] == "not_linked" and rows[1][5].endswith("+00:00")
+    assert rows[1][6] == "pending" and rows[1][5].endswith("+00:00")
     text = "".join(ul.csv_export(db, q(source="api")))
     cells = [r[1] for r in csv.reader(io.StringIO(text))][1:]
     assert cells == ["'-minus@example.com", "'=cmd@example.com"]
+
+
+def test_some_records_failed_and_person_accounts_filter(db):
+    from sqlalchemy import select
+
+    from optsync.store.outbox import RecordOutcome, record_outcomes
+
+    a = add(db, 1, obj="Contact")
+    b = add(db, 2, obj="Contact")
+    set_push(db, a, state="failed", last_error_code="INVALID_FIELD_FOR_INSERT_UPDATE", fix="f")
+    set_push(db, b, state="sent", sent_at=T0)
+    with db.transaction() as s:
+        push_of = dict(s.execute(select(OutboxPush.person_id, OutboxPush.id)).all())
+        record_outcomes(
+            s,
+            [
+                RecordOutcome(push_of[a], make_id("003", 1), "Contact", "sent"),
+                RecordOutcome(push_of[a], make_id("00Q", 9), "Lead", "failed", code="X", fix="f"),
+                RecordOutcome(push_of[b], make_id("003", 2), "Contact", "sent"),
+            ],
+            T0,
+        )
+    assert emails(db, q(state="records_failed")) == ["p001@example.com"]
+    with db.transaction() as s:
+        assert ul.count(s, q(state="records_failed")) == 1
+    with db.transaction() as s:
+        upsert_person(s, PersonInput(3, "pa@example.com", make_id("001", 3), "Account"), T0)
+        unsubscribe_email(s, "pa@example.com", source=Source.API, actor="t", now=T0)
+    assert emails(db, q(object="Account")) == ["pa@example.com"]
