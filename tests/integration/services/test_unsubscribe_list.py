@@ -105,7 +105,7 @@ def test_date_range_is_in_the_configured_time_zone(db):
         ({"source": "api "}, "source"),
         ({"state": "PUSHED"}, "state"),
         ({"object": "contact"}, "object"),
-        ({"object": "Account"}, "object"),
+        ({"object": "Opportunity"}, "object"),
         ({"code": "BAD CODE"}, "code"),
         ({"since": "2026-13-01"}, "since"),
         ({"since": "2026-11-01\n"}, "since"),
