@@ -39,6 +39,47 @@ class MirroredRecord:
     converted: bool = False
     deleted: bool = False
     system_modstamp: datetime | None = None
+    email_known: bool = True
+    """False when the read did not include Email (a change event that did not change
+    it): the stored address is kept."""
+
+
+def field_column(field: str) -> Field:
+    """The mirror column of a synced field's API name: Email Opt Out, or the custom one."""
+    return "email_opt_out" if field == "HasOptedOutOfEmail" else "sales_opt_out"
+
+
+def record_of(
+    record_id: str,
+    object: RecordObject,
+    field: str,
+    values: dict[str, Any],
+    *,
+    stamp: datetime | None,
+) -> MirroredRecord:
+    """A :class:`MirroredRecord` from a Salesforce row (REST JSON or Bulk CSV strings)
+    holding ``Email`` and the synced ``field`` (and optionally ``IsConverted``); a key
+    absent from ``values`` was not read."""
+    column = field_column(field)
+    value = _bool(values.get(field)) if field in values else None
+    return MirroredRecord(
+        record_id=record_id,
+        object=object,
+        email=values.get("Email") or None,
+        email_known="Email" in values,
+        email_opt_out=value if column == "email_opt_out" else None,
+        sales_opt_out=value if column == "sales_opt_out" else None,
+        converted=bool(_bool(values.get("IsConverted"))),
+        system_modstamp=stamp,
+    )
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
 
 
 def mirror_email(raw: str | None) -> str | None:
@@ -60,9 +101,10 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
         postgresql.insert if session.get_bind().dialect.name == "postgresql" else (sqlite.insert)
     )
     given = 0
-    batch: dict[str, dict[str, Any]] = {}
+    batches: dict[bool, dict[str, dict[str, Any]]] = {True: {}, False: {}}
 
-    def flush() -> None:
+    def flush(email_known: bool) -> None:
+        batch = batches[email_known]
         if not batch:
             return
         stmt = insert(table)
@@ -76,11 +118,15 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
             index_elements=[table.c.record_id],
             set_={
                 "object": excluded.object,
-                "email": excluded.email,
+                # a read without Email (a change event of another field) keeps the address
+                "email": excluded.email if email_known else table.c.email,
                 # a read without the field keeps the value known before
                 "email_opt_out": _coalesce(excluded.email_opt_out, table.c.email_opt_out),
                 "sales_opt_out": _coalesce(excluded.sales_opt_out, table.c.sales_opt_out),
-                "converted": excluded.converted,
+                # a conversion is one-way: a partial read cannot undo one
+                "converted": excluded.converted
+                if email_known
+                else or_(excluded.converted, table.c.converted),
                 "deleted": excluded.deleted,
                 "system_modstamp": _coalesce(excluded.system_modstamp, table.c.system_modstamp),
                 "seen_at": excluded.seen_at,
@@ -94,6 +140,7 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
         given += 1
         # one row per record and statement (PostgreSQL refuses a row twice in one upsert);
         # the later read of a record within a batch wins
+        batch = batches[r.email_known]
         batch[r.record_id] = {
             "record_id": r.record_id,
             "object": r.object,
@@ -106,8 +153,9 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
             "seen_at": now,
         }
         if len(batch) >= CHUNK:
-            flush()
-    flush()
+            flush(r.email_known)
+    flush(True)
+    flush(False)
     return given
 
 

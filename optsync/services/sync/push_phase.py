@@ -1,4 +1,6 @@
-"""A run's push phase: set the field on every record the diff says lacks it.
+"""A run's push phase: set the field on every record the diff says lacks it: each
+unsubscribed person's linked record and every other settable record the mirror has with
+the address (issue 16: an opt-out reaches every record of the address).
 
 The first round streams the push set from the database page by page (keyset on
 ``persons.id``), by sObject Collections or one Bulk ingest job per object depending on
@@ -20,6 +22,7 @@ are unaffected, and retention prunes them like every sent push.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +79,8 @@ class PushState:
     relinks: dict[int, str] = field(default_factory=dict)
     followed: int = 0
     via: set[str] = field(default_factory=set)
+    by_object: Counter[str] = field(default_factory=Counter)
+    """Records set per object."""
 
 
 class PushPhase:
@@ -141,15 +146,13 @@ class PushPhase:
             sent: list[tuple[int, str]] = []
             outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(obj, sent))
             state.pushed += outcome.succeeded
+            state.by_object[obj] += outcome.succeeded
             bad = {f.salesforce_id for f in outcome.failures}
             self._sent += [(pid, sf) for pid, sf in sent if sf not in bad]
             self._progress()
             if not outcome.failures:
                 return []
-            with self.db.transaction() as session:
-                persons = sync_runs.persons_by_salesforce_id(
-                    session, [f.salesforce_id for f in outcome.failures]
-                )
+            persons: dict[str, int] = {sf: pid for pid, sf in sent if sf in bad}
             return [
                 Failed(
                     SyncAttempt(persons.get(f.salesforce_id), Target(f.salesforce_id, obj)),
@@ -166,7 +169,7 @@ class PushPhase:
         return failed
 
     def _push_pages(self, obj: str) -> Iterator[list[tuple[int, str]]]:
-        after = 0
+        after: sync_runs.PushKey = 0
         while True:
             with self.db.transaction() as session:
                 self._hold(session)  # never read (or send) a page of a run no longer ours
@@ -176,7 +179,7 @@ class PushPhase:
             if not rows:
                 return
             yield [(pid, sf) for pid, sf, _ in rows]
-            after = rows[-1][0]
+            after = (rows[-1][0], rows[-1][1])
 
     def _push_ids(self, obj: str, sent: list[tuple[int, str]]) -> Iterator[str]:
         """The records of ``obj`` to set; each (person, record) handed out lands in
@@ -188,6 +191,7 @@ class PushPhase:
 
     def _succeeded(self, a: SyncAttempt) -> None:
         self.state.pushed += 1
+        self.state.by_object[a.target.object] += 1
         if a.owner is not None:
             self._sent.append((a.owner, a.target.salesforce_id))
         if a.followed_from is not None and a.owner is not None:
