@@ -112,7 +112,11 @@ def mirrored(obj: str, field: str, rec: dict[str, Any]) -> MirroredRecord:
 def changed_where(since: datetime | None) -> str:
     """The ``WHERE`` of a mirror read: every record (``since`` None: a full re-mirror), or
     those stamped after ``since`` (the nightly's incremental pass)."""
-    return "Id != null" if since is None else f"SystemModstamp > {_iso(since)}"
+    if since is None:
+        return "Id != null"
+    at = since.astimezone(UTC)
+    # milliseconds, as SystemModstamp holds them (a SOQL dateTime literal accepts them)
+    return f"SystemModstamp > {at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
 
 
 def mirror_query(obj: str, field: str, since: datetime | None) -> str:

@@ -47,7 +47,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from optsync.store.models import (
     LedgerEntry,
@@ -209,13 +209,15 @@ def _fanned_where(run_id: int) -> Any:
 
 def _unknown_where(run_id: int) -> Any:
     """A staged record no person is linked to, whose address no person has."""
+    record = aliased(SalesforceRecord)
+    holder = aliased(Person)
     return and_(
         SyncRemoteOptOut.run_id == run_id,
-        ~exists().where(Person.salesforce_id == SyncRemoteOptOut.salesforce_id),
+        ~exists().where(holder.salesforce_id == SyncRemoteOptOut.salesforce_id),
         ~exists().where(
-            SalesforceRecord.record_id == SyncRemoteOptOut.salesforce_id,
-            SalesforceRecord.email.is_not(None),
-            exists().where(Person.email == SalesforceRecord.email),
+            record.record_id == SyncRemoteOptOut.salesforce_id,
+            record.email.is_not(None),
+            exists().where(holder.email == record.email),
         ),
     )
 
@@ -291,15 +293,7 @@ def diff_counts(session: Session, run_id: int) -> DiffCounts:
         )
         or 0
     )
-    fanned_out = (
-        session.scalar(
-            select(func.count(func.distinct(Person.id)))
-            .select_from(Person)
-            .join(SalesforceRecord, SalesforceRecord.email == Person.email)
-            .where(_fanned_where(run_id))
-        )
-        or 0
-    )
+    fanned_out = fanned_out_count(session, run_id)
     return DiffCounts(
         remote_opted_out=remote,
         local_unsubscribed=local,
@@ -359,6 +353,25 @@ def push_query(run_id: int) -> Any:
 
 
 PushKey = int | tuple[int, str]
+
+
+def fanned_out_count(session: Session, run_id: int) -> int:
+    """Unsubscribed addresses with a record to set besides the person's linked one."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Person.id)))
+            .select_from(Person)
+            .join(SalesforceRecord, SalesforceRecord.email == Person.email)
+            .where(_fanned_where(run_id))
+        )
+        or 0
+    )
+
+
+def push_count(session: Session, run_id: int) -> int:
+    """How many records the push phase has to set now."""
+    q = push_query(run_id)
+    return int(session.scalar(select(func.count()).select_from(q)) or 0)
 
 
 def push_rows(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -50,10 +50,6 @@ from optsync.store.models import SyncRun
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-MIRROR_OVERLAP = timedelta(minutes=10)
-"""An incremental mirror read starts this far before the watermark: a record committed
-late with an older ``SystemModstamp`` is still read."""
 
 
 class _Heartbeat:
@@ -283,7 +279,7 @@ class SyncRunner:
         """Bring the record mirror up to date, then stage its opted-out records.
 
         A trusted mirror is read incrementally: the records stamped since its watermark
-        (less :data:`MIRROR_OVERLAP`, for a commit stamped late), so the cost follows what
+        (less ``options.mirror_overlap``, for a commit stamped late), so the cost follows what
         changed, not the org's size. An untrusted one (first run, a Change Data Capture
         gap or overflow, a changed field, ``--full``) is re-read in full. Either read goes
         by REST or Bulk by the one volume rule, each chunk upserted in a transaction held
@@ -299,7 +295,7 @@ class SyncRunner:
             if state is not None:
                 reason = state.reason or "no complete read yet"
                 if state.trusted and state.through is not None:
-                    since = state.through - MIRROR_OVERLAP
+                    since = state.through - self.options.mirror_overlap
             untrusted_at = state.updated_at if state is not None and not state.trusted else None
         where = replication.changed_where(since)
         counts = {obj: bulk.count(obj, where) for obj in soql.OBJECTS}
@@ -452,6 +448,11 @@ class SyncRunner:
     def _push(self) -> None:
         assert self.gateway is not None
         self._begin("push")
+        with self.db.transaction() as session:
+            # the pull and the persons it added made more addresses unsubscribed: their
+            # other records are set too
+            self.to_push = sync_runs.push_count(session, self.run_id)
+            self.report["addresses_fanned_out"] = sync_runs.fanned_out_count(session, self.run_id)
         self.progress("push", 0, self.to_push)
 
         def pushed(n: int) -> None:
