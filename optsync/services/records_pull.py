@@ -17,7 +17,8 @@ also stores its progress. In that one transaction:
    address, a new Lead, a Lead converted into a new Contact): a record read without the
    field whose address is unsubscribed here re-opens the person's push
    (``store.optouts.requeue``, the one mechanism), which sets every record of the
-   address. A record that lost the address keeps its field: nothing is ever cleared.
+   address; so does an address just opted out whose other records the mirror does not
+   know as set. A record that lost the address keeps its field: nothing is ever cleared.
 
 The nightly run does the same set-based, in SQL (``store.sync_runs``).
 """
@@ -34,11 +35,21 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from optsync.domain import optout
-from optsync.domain.records import DEFAULT_LINK_RULE, LinkRule, parse_link_rule
+from optsync.domain.records import (
+    DEFAULT_LINK_RULE,
+    LinkRule,
+    parse_link_rule,
+    records_to_set,
+)
 from optsync.store import optouts as optout_store
 from optsync.store import persons as persons_store
 from optsync.store.models import Person, SalesforceRecord, SyncSettings
-from optsync.store.records import MirroredRecord, field_column, upsert_records
+from optsync.store.records import (
+    MirroredRecord,
+    field_column,
+    records_by_email,
+    upsert_records,
+)
 
 
 @dataclass(frozen=True)
@@ -148,12 +159,13 @@ def absorb(
             ).event
             assert event is not None
             by_commit[hit.commit_at].setdefault(target, optout_store.Change(target, event))
+    pulled: list[optout_store.Changed] = []
     for commit_at, changes in by_commit.items():
         guard = or_(Person.resubscribed_at.is_(None), Person.resubscribed_at < commit_at)
-        done = optout_store.unsubscribe(
+        pulled += optout_store.unsubscribe(
             session, list(changes.values()), now, push=False, guard=guard
         )
-        out.opted_out += len(done)
+    out.opted_out = len(pulled)
 
     # 3. persons of these addresses without a record get one
     if by_email:
@@ -161,13 +173,17 @@ def absorb(
             persons_store.auto_link(session, by_email.values(), policy.link_rule, policy.field, now)
         )
 
-    # 4. records read without the field, of an address unsubscribed here: push again
+    # 4. records read without the field, of an address unsubscribed here: push again;
+    # and an address just opted out pushes to its other records the mirror has unset
     unset = {
         row.email
         for row in mirrored.values()
         if row.email and not row.deleted and not row.converted and getattr(row, column) is not True
     }
     candidates = [by_email[e] for e in unset if e in by_email]
+    if pulled:
+        others = records_by_email(session, [c.email for c in pulled], column)
+        candidates += [c.person_id for c in pulled if records_to_set(others.get(c.email, []))]
     if candidates:
         unsubscribed = list(
             session.scalars(
