@@ -16,7 +16,7 @@ from sqlalchemy import select
 from optsync.services.sync_run import run_sync
 from optsync.store.models import LedgerEntry, Person, SyncSettings
 from optsync.store.records import mirror_state, save_mirror_state
-from tests.integration.sync.conftest import FAST, add_persons, person, remote
+from tests.integration.sync.conftest import FAST, add_persons, person, remote, set_field
 
 FIELD = "HasOptedOutOfEmail"
 # the records were seeded a moment ago: an incremental read without overlap shows what
@@ -220,6 +220,13 @@ def test_an_untrusted_mirror_or_full_reads_everything(db, clock, emu, gateway):
     assert after_gap["mirror"] == after_gap["mirror"] | {"read": "full", "why": "a test gap"}
     full = run_sync(db, gateway, clock=clock, options=FAST, full=True)
     assert full["mirror"]["read"] == "full"
+    assert run_sync(db, gateway, clock=clock, options=FAST)["mirror"]["read"] == "incremental"
+    set_field(db, clock, field="sales_opt_out")  # the mirror kept the other field's values
+    switched = run_sync(db, gateway, clock=clock, options=FAST)["mirror"]
+    assert (switched["read"], switched["why"]) == (
+        "full",
+        "the synced field changed to Sales_Opt_Out__c",
+    )
     with db.transaction() as s:
         state = mirror_state(s)
         assert state is not None and state.trusted
