@@ -45,6 +45,10 @@ format: $(STAMP) ## format the code with ruff
 demo: $(STAMP) ## start the emulator, store, web app and worker in one process
 	$(BIN)/optsync demo
 
+.PHONY: tour
+tour: $(STAMP) ## follow README's tour against a fresh demo in Chromium; rewrites docs/screenshots
+	$(BIN)/python -m tests.browser.tour
+
 .PHONY: bench
 bench: $(STAMP) ## run every bench/ script and write docs/benchmarks.md (PostgreSQL too if OPTSYNC_TEST_POSTGRES_URL is set)
 	$(BIN)/python bench/report.py

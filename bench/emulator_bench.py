@@ -13,7 +13,8 @@ Prints figures only (no pass/fail):
 The emulator runs as ``optsync emulator --json`` in a child process, as a user would run
 it, so its memory and CPU are measured apart from the benchmark's clients.
 
-Run: ``.venv/bin/python bench/emulator_bench.py [--records N] [--query-rows N] [--file]``
+Run: ``.venv/bin/python bench/emulator_bench.py [--records N] [--duplicate-fraction F]
+[--query-rows N] [--file]``
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument(
+        "--duplicate-fraction",
+        type=float,
+        default=0.0,
+        help="share of seeded records carrying another seeded record's address",
+    )
     parser.add_argument("--query-rows", type=int, default=250_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--calls", type=int, default=10)
@@ -109,7 +116,7 @@ def main() -> None:
             )
             contacts = args.records // 2
             t0 = time.perf_counter()
-            child.control(
+            seeded = child.control(
                 "POST",
                 "seed",
                 {
@@ -117,12 +124,14 @@ def main() -> None:
                     "leads": args.records - contacts,
                     "opted_out_fraction": 0.1,
                     "sales_opted_out_fraction": 0.05,
+                    "duplicate_fraction": args.duplicate_fraction,
                 },
             )
             seed_s = time.perf_counter() - t0
             print(
                 f"seed        {args.records:>9,} records in {seed_s:6.2f} s = "
-                f"{args.records / seed_s:>9,.0f} records/s"
+                f"{args.records / seed_s:>9,.0f} records/s "
+                f"({seeded['duplicates']:,} carry another record's address)"
             )
 
             sf = child.salesforce()

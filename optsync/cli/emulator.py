@@ -31,6 +31,12 @@ def emulator(
         "Default 7443, or a free one with --port 0.",
     ),
     seed: int = typer.Option(0, help="Records to generate into an empty org at start."),
+    seed_person_accounts: int = typer.Option(
+        0, help="Person accounts to add to the seed (needs --person-accounts)."
+    ),
+    seed_duplicate_fraction: float = typer.Option(
+        0.0, help="Share of seeded records carrying another seeded record's address."
+    ),
     latency_ms: int = typer.Option(0, help="Latency added to every API call, in ms."),
     fault_rate: float = typer.Option(
         0.0, help="Share of API calls failing with SERVER_UNAVAILABLE / UNABLE_TO_LOCK_ROW."
@@ -43,6 +49,9 @@ def emulator(
     ),
     without_cdc: bool = typer.Option(
         False, "--without-cdc", help="Select no entity for Change Data Capture at start."
+    ),
+    person_accounts: bool = typer.Option(
+        False, "--person-accounts", help="Enable Person Accounts in the org at start."
     ),
     memory: bool = typer.Option(False, "--memory", help="Keep org data in memory only."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON line when ready."),
@@ -57,8 +66,21 @@ def emulator(
             field="--fault-rate",
             fix="Use a share such as 0.05 for 5 %.",
         )
+    if not 0.0 <= seed_duplicate_fraction <= 1.0:
+        raise UsageError(
+            f"--seed-duplicate-fraction {seed_duplicate_fraction} is outside 0..1.",
+            field="--seed-duplicate-fraction",
+            fix="Use a share such as 0.1 for 10 %.",
+        )
+    if seed_person_accounts and not person_accounts:
+        raise UsageError(
+            "--seed-person-accounts needs an org with Person Accounts.",
+            field="--seed-person-accounts",
+            fix="Add --person-accounts.",
+        )
     for name, value in (
         ("--seed", seed),
+        ("--seed-person-accounts", seed_person_accounts),
         ("--latency-ms", latency_ms),
         ("--daily-api-limit", daily_api_limit),
     ):
@@ -86,6 +108,9 @@ def emulator(
         sales_opt_out=not without_sales_opt_out,
         cdc=not without_cdc,
         pubsub_port=pubsub_port,
+        person_accounts=person_accounts,
+        seed_person_accounts=seed_person_accounts,
+        seed_duplicate_fraction=seed_duplicate_fraction,
     )
     console = Console()
     previous = signal.signal(signal.SIGTERM, _terminate)  # before "ready" is printed

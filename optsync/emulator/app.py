@@ -18,10 +18,26 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from optsync.emulator import bulk, control, identity, rest
+from optsync.emulator import bulk, composite, control, identity, rest
 from optsync.emulator.auth import TokenError
 from optsync.emulator.gateway import sf_json
 from optsync.emulator.org import Org
+
+MAX_URI_BYTES = 16_384  # Salesforce: URI, and URI plus headers, at most 16,384 bytes
+
+
+def _oversized(scope: Scope) -> Response | None:
+    """Salesforce's request-size limits: a URI over 16,384 bytes answers ``414 URI Too
+    Long``, URI plus headers over it ``431 Request Header Fields Too Large``."""
+    uri = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+    if scope["query_string"]:
+        uri += 1
+    if uri > MAX_URI_BYTES:
+        return Response("URI Too Long", status_code=414, media_type="text/plain")
+    headers = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+    if uri + headers > MAX_URI_BYTES:
+        return Response("Request Header Fields Too Large", status_code=431, media_type="text/plain")
+    return None
 
 
 class _NormalizePath:
@@ -34,6 +50,10 @@ class _NormalizePath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            too_big = _oversized(scope)
+            if too_big is not None:
+                await too_big(scope, receive, send)
+                return
             path: str = scope["path"]
             clean = re.sub(r"/{2,}", "/", path)
             if len(clean) > 1 and clean.endswith("/"):
@@ -91,6 +111,7 @@ def create_app(org: Org) -> ASGIApp:
             Route("/services/oauth2/token", token, methods=["POST"]),
             *identity.routes(),
             *rest.routes(),
+            *composite.routes(),
             *bulk.routes(),
             *control.routes(),
         ],

@@ -499,7 +499,7 @@ class JobManager:
                 else:
                     outcomes.append(None)
                     items.append((record_id, values))
-        saved = iter(self.store.update_many(job.object, items, csv=True))
+        saved = iter(self.store.update_records(job.object, items, csv=True))
         final: list[tuple[str, bool] | SalesforceError] = []
         for outcome in outcomes:
             if outcome is not None:

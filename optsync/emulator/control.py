@@ -21,6 +21,7 @@ from optsync.emulator.errors import SalesforceError
 from optsync.emulator.org import Org
 from optsync.emulator.pubsub import control as pubsub_control
 from optsync.emulator.pubsub.capture import capture_paused
+from optsync.emulator.store import SeedResult
 
 PREFIX = "/__emulator__"
 
@@ -84,21 +85,42 @@ def _fraction(data: dict[str, Any], key: str) -> float:
 
 @control
 async def seed(request: Request, org: Org) -> Response:
-    """Insert generated Contacts and Leads; ids are listed only up to 10,000 records."""
+    """Insert generated Contacts, Leads and person accounts, some sharing addresses;
+    ids are listed only up to 10,000 records."""
     data = await _body(request)
     contacts, leads = _count(data, "contacts"), _count(data, "leads")
-    opted, sales = (
+    persons = _count(data, "person_accounts")
+    opted, sales, duplicates = (
         _fraction(data, "opted_out_fraction"),
         _fraction(data, "sales_opted_out_fraction"),
+        _fraction(data, "duplicate_fraction"),
     )
-    with capture_paused():  # seeded records stand for data already there: no CDC events
-        contact_ids, lead_ids = await run_in_threadpool(
-            org.store.seed, contacts, leads, opted, sales
+
+    def run() -> SeedResult:
+        return org.store.seed(
+            contacts,
+            leads,
+            opted,
+            sales,
+            person_accounts=persons,
+            duplicate_fraction=duplicates,
         )
-    body: dict[str, Any] = {"contacts": contacts, "leads": leads}
-    if contact_ids is not None and lead_ids is not None:
-        body["contact_ids"] = contact_ids
-        body["lead_ids"] = lead_ids
+
+    with capture_paused():  # seeded records stand for data already there: no CDC events
+        result = await run_in_threadpool(run)
+    body: dict[str, Any] = {
+        "contacts": contacts,
+        "leads": leads,
+        "person_accounts": persons,
+        "duplicates": result.duplicates,
+    }
+    if result.contact_ids is not None:
+        body["contact_ids"] = result.contact_ids
+        body["lead_ids"] = result.lead_ids
+        body["person_account_ids"] = result.person_account_ids
+        body["duplicate_ids"] = [
+            {"id": dup, "duplicate_of": orig} for dup, orig in result.duplicate_ids or []
+        ]
     return JSONResponse(body)
 
 
@@ -169,6 +191,21 @@ async def field_security(request: Request, org: Org) -> Response:
 
 
 @control
+async def org_options(request: Request, org: Org) -> Response:
+    """``GET``/``PUT /__emulator__/org``: org features (``{"person_accounts": bool}``)."""
+    if request.method == "PUT":
+        data = await _body(request)
+        unknown = sorted(set(data) - {"person_accounts"})
+        if unknown:
+            raise ValueError(f"unknown org option {unknown[0]!r}; use person_accounts")
+        if "person_accounts" in data:
+            if not isinstance(data["person_accounts"], bool):
+                raise ValueError("person_accounts must be true or false")
+            org.store.set_person_accounts(data["person_accounts"])
+    return JSONResponse({"person_accounts": org.store.person_accounts})
+
+
+@control
 async def counters(request: Request, org: Org) -> Response:
     return JSONResponse(org.governor.counters())
 
@@ -184,5 +221,6 @@ def routes() -> list[Route]:
         Route(f"{PREFIX}/records/{{record_id}}/merge", merge, methods=["POST"]),
         Route(f"{PREFIX}/fields/{{sobject}}/{{field}}", field_security, methods=["PUT"]),
         Route(f"{PREFIX}/counters", counters, methods=["GET"]),
+        Route(f"{PREFIX}/org", org_options, methods=["GET", "PUT"]),
         *pubsub_control.routes(control, _body),
     ]

@@ -24,6 +24,9 @@ from optsync.emulator.pubsub.capture import api_call
 Handler = Callable[[Request, Org, str], Awaitable[Response]]
 log = logging.getLogger("optsync.emulator")
 
+SUBREQUEST = "emulator.subrequest"
+"""Scope key of a Composite subrequest: counted, delayed and faulted with its outer call."""
+
 FIRST_VERSION = 31
 LATEST_VERSION = 66
 _SEASONS = ("Winter", "Spring", "Summer")
@@ -105,13 +108,16 @@ def api(
                 token = bearer(request)
                 if token is None or not org.authority.valid(token):
                     raise SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-                name = endpoint if isinstance(endpoint, str) else endpoint(request)
-                org.governor.admit(name)
-                await org.governor.delay()
-                org.governor.maybe_fault()
-                header = request.headers.get("sforce-call-options")
-                with api_call(request.url.path, version, header):  # who writes, for CDC
+                if request.scope.get(SUBREQUEST):  # inside /composite: the outer call counts
                     response = await handler(request, org, version)
+                else:
+                    name = endpoint if isinstance(endpoint, str) else endpoint(request)
+                    org.governor.admit(name)
+                    await org.governor.delay()
+                    org.governor.maybe_fault()
+                    header = request.headers.get("sforce-call-options")
+                    with api_call(request.url.path, version, header):  # who writes, for CDC
+                        response = await handler(request, org, version)
             except SalesforceError as exc:
                 response = sf_json(exc.rest_body(), exc.status)
                 if exc.status == 503:

@@ -25,10 +25,12 @@ from optsync.emulator.org import Org
 from optsync.emulator.schema import (
     MASTER_RECORD_TYPE_ID,
     OBJECTS,
+    PERSON_RECORD_TYPE_ID,
     FieldDef,
     child_relationships,
     describe_field,
     object_def,
+    person_record_type,
 )
 from optsync.emulator.soql import CompiledQuery, compile_query, format_datetime, parse_datetime
 from optsync.emulator.store import parse_record_id
@@ -214,21 +216,7 @@ async def describe(request: Request, org: Org, version: str) -> Response:
             "lookupLayoutable": None,
             "namedLayoutInfos": [],
             "networkScopeFieldName": None,
-            "recordTypeInfos": [
-                {
-                    "active": True,
-                    "available": True,
-                    "defaultRecordTypeMapping": True,
-                    "developerName": "Master",
-                    "master": True,
-                    "name": "Master",
-                    "recordTypeId": MASTER_RECORD_TYPE_ID,
-                    "urls": {
-                        "layout": f"{_base(version)}/sobjects/{obj}/describe/layouts/"
-                        f"{MASTER_RECORD_TYPE_ID}"
-                    },
-                }
-            ],
+            "recordTypeInfos": _record_types(org, obj, version),
             "searchLayoutable": d.flags["searchable"],
             "sobjectDescribeOption": "FULL",
             "supportedScopes": [
@@ -239,6 +227,27 @@ async def describe(request: Request, org: Org, version: str) -> Response:
     )
     body = dict(sorted(body.items()))
     return sf_json(body, headers={"Last-Modified": http_date(changed, usegmt=True)})
+
+
+def _record_types(org: Org, obj: str, version: str) -> list[dict[str, Any]]:
+    """Master, plus the Person Account record type on Account when the org has them."""
+    types = [("Master", "Master", MASTER_RECORD_TYPE_ID, True)]
+    if obj == "Account" and org.store.person_accounts:
+        rt = person_record_type()
+        types.insert(0, (rt["developerName"], rt["name"], PERSON_RECORD_TYPE_ID, False))
+    return [
+        {
+            "active": True,
+            "available": True,
+            "defaultRecordTypeMapping": master,
+            "developerName": developer,
+            "master": master,
+            "name": name,
+            "recordTypeId": type_id,
+            "urls": {"layout": f"{_base(version)}/sobjects/{obj}/describe/layouts/{type_id}"},
+        }
+        for developer, name, type_id, master in types
+    ]
 
 
 # ------------------------------------------------------------------ records
@@ -646,7 +655,7 @@ def _save_all(org: Org, records: list[Any], creating: bool) -> list[str | Salesf
     def flush() -> None:
         nonlocal run
         if run:
-            out.extend(org.store.update_many(run_obj, run))
+            out.extend(org.store.update_records(run_obj, run))
             run = []
 
     for rec in records:

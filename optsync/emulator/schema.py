@@ -32,8 +32,10 @@ OBJECTS = (ACCOUNT, CONTACT, LEAD, USER, ORGANIZATION)
 DATA_OBJECTS = (ACCOUNT, CONTACT, LEAD)
 SALES_OPT_OUT = "Sales_Opt_Out__c"
 SALES_OPT_OUT_OBJECTS = (CONTACT, LEAD)
-CDC_OBJECTS = (CONTACT, LEAD)
+CDC_OBJECTS = (CONTACT, LEAD, ACCOUNT)
 """The entities Change Data Capture serves here (Pub/Sub API topics and change events)."""
+CDC_DEFAULT = (CONTACT, LEAD)
+"""The entities selected for Change Data Capture at start (and after a reset)."""
 ORG_PREFIX = "00D"
 USER_PREFIX = "005"
 JOB_PREFIX = "750"
@@ -245,17 +247,79 @@ _SALES_OPT_OUT_FIELD = FieldDef(
 )
 
 
-def fields_of(obj: str, *, sales_opt_out: bool) -> dict[str, FieldDef]:
+@cache
+def _person_data() -> dict[str, Any]:
+    text = (
+        resources.files("optsync.emulator").joinpath("objects", "person_accounts.json").read_text()
+    )
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+PERSON_RECORD_TYPE_ID = new_id("012", 1, pod="5g")
+"""The Person Account record type: an Account created with it is a person account."""
+
+
+def person_record_type() -> dict[str, str]:
+    return dict(_person_data()["recordType"])
+
+
+def person_field_map(*, sales_opt_out: bool) -> dict[str, str]:
+    """Account person field → the PersonContact field it mirrors (``X__pc`` → ``X__c``)."""
+    out = {a: c for a, c in _person_data()["personFields"]}
+    if sales_opt_out:
+        out[SALES_OPT_OUT.removesuffix("__c") + "__pc"] = SALES_OPT_OUT
+    return out
+
+
+def _person_account_fields(contact: dict[str, FieldDef], sales_opt_out: bool) -> list[FieldDef]:
+    """The fields Account gains: the two markers, then each mirrored Contact field under
+    its Account name (same type, length, picklist; addresses keep their components)."""
+    mapping = person_field_map(sales_opt_out=sales_opt_out)
+    renamed = {c: a for a, c in mapping.items()}
+    out = [_field_from(raw) for raw in _person_data()["account"]]
+    for account_name, contact_name in mapping.items():
+        f = contact[contact_name]
+        out.append(
+            replace(
+                f,
+                name=account_name,
+                # on Account the person's name fields are optional (business accounts)
+                nillable=True if account_name == "LastName" else f.nillable,
+                compound_field_name=renamed.get(f.compound_field_name or "")
+                if f.compound_field_name
+                else None,
+                components=tuple((k, renamed[c]) for k, c in f.components),
+                relationship_name=f"Person{f.relationship_name}" if f.relationship_name else None,
+                child_relationship_name=None,
+                id_lookup=False,
+                name_field=False,
+            )
+        )
+    return out
+
+
+def fields_of(
+    obj: str, *, sales_opt_out: bool, person_accounts: bool = False
+) -> dict[str, FieldDef]:
     """The fields an object has in this org, keyed by canonical API name."""
     out = {f.name: f for f in object_def(obj).fields}
     if sales_opt_out and obj in SALES_OPT_OUT_OBJECTS:
         out[SALES_OPT_OUT] = _SALES_OPT_OUT_FIELD
+    if person_accounts and obj == CONTACT:
+        out.update({f.name: f for f in (_field_from(r) for r in _person_data()["contact"])})
+    if person_accounts and obj == ACCOUNT:
+        contact = fields_of(CONTACT, sales_opt_out=sales_opt_out)
+        out.update({f.name: f for f in _person_account_fields(contact, sales_opt_out)})
     return out
 
 
 def stored_fields(obj: str) -> list[FieldDef]:
-    """The columns the storage keeps for ``obj`` (compound fields are derived)."""
-    return [f for f in fields_of(obj, sales_opt_out=True).values() if f.stored]
+    """The columns the storage keeps for ``obj`` (compound fields are derived); person
+    account columns exist whether or not the org option is on."""
+    return [
+        f for f in fields_of(obj, sales_opt_out=True, person_accounts=True).values() if f.stored
+    ]
 
 
 def child_relationships(obj: str) -> list[dict[str, Any]]:

@@ -44,6 +44,10 @@ class EmulatorOptions:
     Contacts, half Leads; 10 % email-opted-out, 5 % sales-opted-out); 0 leaves it empty.
     ``cdc`` False starts with no entity selected for Change Data Capture (an org whose
     edition has none); ``pubsub_port`` is the Pub/Sub API's own TLS port (0 = free one).
+    ``person_accounts`` starts the org with Person Accounts enabled;
+    ``seed_person_accounts`` adds that many person accounts to the seed (needs
+    ``person_accounts``) and ``seed_duplicate_fraction`` gives that share of the seeded
+    records the address of another seeded record (see ``OrgStore.seed``).
     """
 
     data_dir: Path
@@ -59,11 +63,18 @@ class EmulatorOptions:
     token_lifetime_s: float = 7200
     cdc: bool = True
     pubsub_port: int = 0
+    person_accounts: bool = False
+    seed_person_accounts: int = 0
+    seed_duplicate_fraction: float = 0.0
 
     def validate(self) -> None:
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
-        for name in ("seed", "latency_ms", "jitter_ms", "daily_api_limit"):
+        if not 0.0 <= self.seed_duplicate_fraction <= 1.0:
+            raise ValueError("seed_duplicate_fraction must be between 0 and 1")
+        if self.seed_person_accounts and not self.person_accounts:
+            raise ValueError("seed_person_accounts needs person_accounts")
+        for name in ("seed", "seed_person_accounts", "latency_ms", "jitter_ms", "daily_api_limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be at least 0")
         for name in ("port", "pubsub_port"):
@@ -179,6 +190,8 @@ class Emulator:
         leads: int = 0,
         opted_out_fraction: float = 0.0,
         sales_opted_out_fraction: float = 0.0,
+        person_accounts: int = 0,
+        duplicate_fraction: float = 0.0,
     ) -> dict[str, Any]:
         return dict(
             self.control(
@@ -189,6 +202,8 @@ class Emulator:
                     "leads": leads,
                     "opted_out_fraction": opted_out_fraction,
                     "sales_opted_out_fraction": sales_opted_out_fraction,
+                    "person_accounts": person_accounts,
+                    "duplicate_fraction": duplicate_fraction,
                 },
             )
         )
@@ -258,6 +273,7 @@ def build_org(options: EmulatorOptions) -> tuple[Org, Path]:
     store = OrgStore(
         ":memory:" if options.memory else str(emu_dir / "org.sqlite3"),
         sales_opt_out=options.sales_opt_out,
+        person_accounts=options.person_accounts,
         username=creds.username,
     )
     governor = Governor(
@@ -272,10 +288,17 @@ def build_org(options: EmulatorOptions) -> tuple[Org, Path]:
     authority = Authority(creds, token_lifetime_s=options.token_lifetime_s)
     org = Org(store=store, authority=authority, governor=governor, jobs=jobs, credentials=creds)
     org.pubsub = EventBus(store, cdc=options.cdc)
-    if options.seed and store.total_records() == 0:
+    if (options.seed or options.seed_person_accounts) and store.total_records() == 0:
         contacts = options.seed // 2
         with capture_paused():
-            store.seed(contacts, options.seed - contacts, _SEED_OPTED_OUT, _SEED_SALES_OPTED_OUT)
+            store.seed(
+                contacts,
+                options.seed - contacts,
+                _SEED_OPTED_OUT,
+                _SEED_SALES_OPTED_OUT,
+                person_accounts=options.seed_person_accounts,
+                duplicate_fraction=options.seed_duplicate_fraction,
+            )
     return org, emu_dir
 
 

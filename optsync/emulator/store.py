@@ -17,6 +17,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from typing import Any
 from optsync.emulator.errors import SalesforceError
 from optsync.emulator.ids import BadId, canonical, new_id
 from optsync.emulator.schema import (
+    ACCOUNT,
     CONTACT,
     DATA_OBJECTS,
     KEY_PREFIX,
@@ -37,11 +39,13 @@ from optsync.emulator.schema import (
     OBJECTS,
     ORG_ID,
     ORGANIZATION,
+    PERSON_RECORD_TYPE_ID,
     SALES_OPT_OUT,
     USER,
     USER_ID,
     FieldDef,
     fields_of,
+    person_field_map,
     stored_fields,
 )
 from optsync.emulator.soql import CompiledQuery, format_datetime, parse_datetime, resolve_path
@@ -102,6 +106,23 @@ def entity_is_deleted() -> SalesforceError:
     return SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
 
 
+def person_contact_readonly() -> SalesforceError:
+    """A person contact is written through its person account, never directly."""
+    return SalesforceError(
+        400, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"
+    )
+
+
+def bad_person_fields(kind: str, names: list[str]) -> SalesforceError:
+    """Person fields on a business account, or ``Name`` on a person account."""
+    return SalesforceError(
+        400,
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        f"{kind} Account: bad field names on insert/update call: {', '.join(names)}",
+        names,
+    )
+
+
 def malformed_id(obj: str | None, value: str) -> SalesforceError:
     if obj and re.fullmatch(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?", value):
         return SalesforceError(
@@ -153,6 +174,57 @@ def _decode(f: FieldDef, v: Any) -> Any:
 
 
 @dataclass
+class SeedResult:
+    """What ``seed`` made: ids (None above ``SEED_IDS_MAX`` records) and the duplicates,
+    as (duplicate id, id of the record whose address it carries) pairs."""
+
+    contact_ids: list[str] | None
+    lead_ids: list[str] | None
+    person_account_ids: list[str] | None
+    duplicates: int
+    duplicate_ids: list[tuple[str, str]] | None
+
+
+def _seed_identity(num: int, tag: str) -> tuple[str, str, str]:
+    """The generated first name, last name and address of seeded record ``num``."""
+    first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
+    last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
+    return first, last, f"{first}.{last}.{tag}{num}@example.com".lower()
+
+
+def _unit(num: int, salt: int) -> float:
+    """A well-mixed number in [0, 1) from ``num`` (a 32-bit integer hash)."""
+    h = (num * 0x9E3779B1 + salt) & 0xFFFFFFFF
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h / 4294967296.0
+
+
+def _case_variant(email: str) -> str:
+    """The same address as people type it: ``Ann.Smith.C12@Example.com``."""
+    local, _, domain = email.partition("@")
+    return ".".join(p.capitalize() for p in local.split(".")) + "@" + domain.capitalize()
+
+
+def _insert_sql(obj: str, cols: list[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in cols)
+    return f'INSERT INTO "{obj}" (rowid, {names}) VALUES (?, {", ".join("?" for _ in cols)})'
+
+
+def _last_name_missing() -> SalesforceError:
+    return SalesforceError(
+        400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]", ["LastName"]
+    )
+
+
+def _person_name(first: Any, last: Any) -> str:
+    return " ".join(str(p) for p in (first, last) if p)
+
+
+@dataclass
 class FieldAccess:
     """Field-level security of one field for the integration user."""
 
@@ -168,20 +240,22 @@ class OrgStore:
         path: str,
         *,
         sales_opt_out: bool = True,
+        person_accounts: bool = False,
         username: str = "integration@optsync-emulator.example",
     ):
         self.path = path
         self.username = username
         self.sales_opt_out = sales_opt_out
+        self.person_accounts = person_accounts
+        self._startup_person_accounts = person_accounts
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._tx_depth = 0
         self._last_stamp_ms = 0
         self._schema_changed: dict[str, datetime] = {}
-        self._fields = {o: fields_of(o, sales_opt_out=sales_opt_out) for o in OBJECTS}
-        self._by_lower = {
-            o: {n.lower(): f for n, f in fs.items()} for o, fs in self._fields.items()
-        }
+        self._fields: dict[str, dict[str, FieldDef]] = {}
+        self._by_lower: dict[str, dict[str, FieldDef]] = {}
+        self._load_fields()
         self._tx_stamp: str | None = None
         self._access: dict[tuple[str, str], FieldAccess] = {}
         self._next_num: dict[str, int] = {}
@@ -292,6 +366,8 @@ class OrgStore:
             self._add_system_records()
             self.conn.execute("DELETE FROM fls")
             self._access.clear()
+            self.person_accounts = self._startup_person_accounts
+            self._load_fields()
             now = datetime.now(UTC).replace(microsecond=0)
             for obj in OBJECTS:
                 self._schema_changed[obj] = now
@@ -338,6 +414,42 @@ class OrgStore:
         return stamp
 
     # ----------------------------------------------------------------- metadata / FLS
+    def _load_fields(self) -> None:
+        self._fields = {
+            o: fields_of(o, sales_opt_out=self.sales_opt_out, person_accounts=self.person_accounts)
+            for o in OBJECTS
+        }
+        self._by_lower = {
+            o: {n.lower(): f for n, f in fs.items()} for o, fs in self._fields.items()
+        }
+        self._person_map = person_field_map(sales_opt_out=self.sales_opt_out)
+        columns = {f.name for f in stored_fields(ACCOUNT)}
+        self._person_columns = {a: c for a, c in self._person_map.items() if a in columns}
+
+    def set_person_accounts(self, enabled: bool) -> None:
+        """Turn the Person Accounts org option on or off (Account and Contact change shape).
+
+        As on Salesforce, it cannot be turned off once person accounts exist.
+        """
+        with self.lock:
+            if enabled == self.person_accounts:
+                return
+            if (
+                not enabled
+                and self.conn.execute(
+                    'SELECT 1 FROM "Account" WHERE "IsPersonAccount" = 1 LIMIT 1'
+                ).fetchone()
+            ):
+                raise ValueError(
+                    "person accounts exist, so Person Accounts cannot be turned off; "
+                    "reset the org first"
+                )
+            self.person_accounts = enabled
+            self._load_fields()
+            now = datetime.now(UTC).replace(microsecond=0)
+            for obj in (ACCOUNT, CONTACT):
+                self._schema_changed[obj] = now
+
     def all_fields(self, obj: str) -> dict[str, FieldDef]:
         return self._fields[obj]
 
@@ -611,11 +723,18 @@ class OrgStore:
         self, obj: str, values: dict[str, Any], *, enforce_fls: bool = True, csv: bool = False
     ) -> str:
         """Insert a record; system fields are set by the org, never by the caller."""
+        if obj == ACCOUNT and self.person_accounts:
+            return self._create_account(values, enforce_fls=enforce_fls, csv=csv)
         data = self._prepare(obj, values, enforce_fls=enforce_fls, csv=csv, creating=True)
+        return self._insert(obj, data)
+
+    def _insert(self, obj: str, data: dict[str, Any], num: int | None = None) -> str:
+        """Insert prepared values with the org's defaults and audit fields (``num``: a
+        number reserved with ``_reserve``)."""
         with self.lock:
             stamp = self.stamp()
-            num = self._next_num[obj]
-            self._next_num[obj] = num + 1
+            if num is None:
+                num = self._reserve(obj)
             id18 = new_id(KEY_PREFIX[obj], num)
             row: dict[str, Any] = {
                 f.name: f.default_value
@@ -644,6 +763,12 @@ class OrgStore:
                     f'INSERT INTO "{obj}" (rowid, {cols}) VALUES (?, {marks})', (num, *row.values())
                 )
         return id18
+
+    def _reserve(self, obj: str) -> int:
+        with self.lock:
+            num = self._next_num[obj]
+            self._next_num[obj] = num + 1
+            return num
 
     def update(
         self,
@@ -679,6 +804,12 @@ class OrgStore:
                 raise SalesforceError(
                     400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"
                 )
+            sync = False
+            if self.person_accounts and obj in (ACCOUNT, CONTACT):
+                rule = self._person_rules(obj, [(id18, values)], csv=csv)[0]
+                if isinstance(rule, SalesforceError):
+                    raise rule
+                values, sync = rule
             data = self._prepare(obj, values, enforce_fls=enforce_fls, csv=csv, creating=False)
             stamp = self.stamp()
             data.update({"LastModifiedDate": stamp, "SystemModstamp": stamp})
@@ -687,6 +818,8 @@ class OrgStore:
                 self.conn.execute(
                     f'UPDATE "{obj}" SET {sets} WHERE rowid = ?', (*data.values(), row["rowid"])
                 )
+                if sync:
+                    self._sync_person_contacts([id18])
         return id18
 
     def update_many(
@@ -770,6 +903,8 @@ class OrgStore:
                 raise not_found()
             if row["IsDeleted"]:
                 raise entity_is_deleted()
+            if obj == CONTACT and row.get("IsPersonAccount"):
+                raise person_contact_readonly()
             stamp = self.stamp()
             with self.transaction():
                 self.conn.execute(
@@ -777,6 +912,12 @@ class OrgStore:
                     f'"LastModifiedDate" = ?, "{_DELETED_COL}" = ? WHERE rowid = ?',
                     (stamp, stamp, stamp, row["rowid"]),
                 )
+                if obj == ACCOUNT and row.get("PersonContactId"):
+                    self.conn.execute(
+                        f'UPDATE "Contact" SET "IsDeleted" = 1, "SystemModstamp" = ?, '
+                        f'"LastModifiedDate" = ?, "{_DELETED_COL}" = ? WHERE "Id" = ?',
+                        (stamp, stamp, stamp, row["PersonContactId"]),
+                    )
         return id18
 
     def merge(self, obj: str, master_id: str, loser_id: str) -> None:
@@ -819,6 +960,169 @@ class OrgStore:
             )
         return str(cid)
 
+    # ----------------------------------------------------------------- person accounts
+    def update_records(
+        self, obj: str, items: list[tuple[str, dict[str, Any]]], *, csv: bool = False
+    ) -> list[str | SalesforceError]:
+        """``update_many`` plus the Person Accounts rules (the one entry point for
+        collections and Bulk): person contacts are refused, person fields on business
+        accounts too, and a person account's person fields carry over to its PersonContact
+        in the same transaction (so both emit their change events)."""
+        if not (self.person_accounts and obj in (ACCOUNT, CONTACT)):
+            return self.update_many(obj, items, csv=csv)
+        with self.lock, self.transaction():
+            rules = self._person_rules(obj, items, csv=csv)
+            passed = [
+                (record_id, rule[0])
+                for (record_id, _), rule in zip(items, rules, strict=True)
+                if not isinstance(rule, SalesforceError)
+            ]
+            outcomes = iter(self.update_many(obj, passed, csv=csv))
+            results: list[str | SalesforceError] = []
+            sync: list[str] = []
+            for rule in rules:
+                if isinstance(rule, SalesforceError):
+                    results.append(rule)
+                    continue
+                outcome = next(outcomes)
+                results.append(outcome)
+                if rule[1] and isinstance(outcome, str):
+                    sync.append(outcome)
+            if sync:
+                self._sync_person_contacts(sync)
+        return results
+
+    def _person_rules(
+        self, obj: str, items: list[tuple[str, dict[str, Any]]], *, csv: bool
+    ) -> list[SalesforceError | tuple[dict[str, Any], bool]]:
+        """Per item: the error, or (values to write, whether the PersonContact follows).
+
+        A person account's ``Name`` is its person's name, so writing ``FirstName`` or
+        ``LastName`` writes ``Name`` too."""
+        ids: list[str] = []
+        for record_id, _ in items:
+            try:
+                ids.append(canonical(record_id))
+            except BadId:
+                ids.append("")
+        names = ', "FirstName", "LastName"' if obj == ACCOUNT else ""
+        found: dict[str, tuple[Any, ...]] = {}
+        wanted = [i for i in ids if i]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.conn.execute(
+                f'SELECT "Id", "IsPersonAccount"{names} FROM "{obj}" WHERE "Id" IN ({marks})',
+                chunk,
+            ):
+                found[row[0]] = row[1:]
+        out: list[SalesforceError | tuple[dict[str, Any], bool]] = []
+        by_lower = self._by_lower[obj]
+        for id18, (_, values) in zip(ids, items, strict=True):
+            row = found.get(id18)
+            if row is None:  # malformed or unknown: update_many reports it
+                out.append((values, False))
+                continue
+            if obj == CONTACT:
+                out.append(person_contact_readonly() if row[0] else (values, False))
+                continue
+            keys = {by_lower[k.lower()].name: k for k in values if k.lower() in by_lower}
+            person = [k for k in keys if k in self._person_map]
+            if not row[0]:
+                out.append(bad_person_fields("Business", person) if person else (values, False))
+                continue
+            if "Name" in keys:
+                out.append(bad_person_fields("Person", ["Name"]))
+                continue
+            first, last = row[1], row[2]
+            if "FirstName" in keys or "LastName" in keys:
+                first = self._new_value(values, keys, "FirstName", first, csv)
+                last = self._new_value(values, keys, "LastName", last, csv)
+                if not last:
+                    out.append(_last_name_missing())
+                    continue
+                values = {**values, "Name": _person_name(first, last)}
+            out.append((values, bool(person)))
+        return out
+
+    @staticmethod
+    def _new_value(
+        values: dict[str, Any], keys: dict[str, str], name: str, current: Any, csv: bool
+    ) -> Any:
+        if name not in keys:
+            return current
+        value = values[keys[name]]
+        if csv and value == "":
+            return current  # Bulk: an empty cell leaves the field unchanged
+        if csv and value == "#N/A":
+            return None
+        return value if isinstance(value, str) else current
+
+    def _sync_person_contacts(self, account_ids: list[str]) -> None:
+        """Copy person accounts' person fields (and their stamp) onto their PersonContacts."""
+        pairs = list(self._person_columns.items())
+        targets = ", ".join(f'"{c}"' for _, c in pairs)
+        sources = ", ".join(f'a."{a}"' for a, _ in pairs)
+        for start in range(0, len(account_ids), 500):
+            chunk = account_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            self.conn.execute(
+                f'UPDATE "Contact" SET ({targets}, "LastModifiedDate", "SystemModstamp") = '
+                f'(SELECT {sources}, a."LastModifiedDate", a."SystemModstamp" FROM "Account" a '
+                'WHERE a."PersonContactId" = "Contact"."Id") '
+                'WHERE "Id" IN (SELECT "PersonContactId" FROM "Account" '
+                f'WHERE "IsPersonAccount" = 1 AND "Id" IN ({marks}))',
+                chunk,
+            )
+
+    def _create_account(self, values: dict[str, Any], *, enforce_fls: bool, csv: bool) -> str:
+        """Create an Account in an org with Person Accounts: with the person record type
+        it is a person account (``LastName`` required, ``Name`` derived) with its
+        PersonContact; otherwise a business account, which takes no person fields."""
+        by_lower = self._by_lower[ACCOUNT]
+        keys = [by_lower[k.lower()].name for k in values if k.lower() in by_lower]
+        record_type = next((v for k, v in values.items() if k.lower() == "recordtypeid"), None)
+        person = False
+        if isinstance(record_type, str) and record_type:
+            try:
+                person = canonical(record_type) == PERSON_RECORD_TYPE_ID
+            except BadId:
+                person = False
+        if not person:
+            bad = [k for k in keys if k in self._person_map]
+            if bad:
+                raise bad_person_fields("Business", bad)
+            data = self._prepare(ACCOUNT, values, enforce_fls=enforce_fls, csv=csv, creating=True)
+            return self._insert(ACCOUNT, data)
+        if "Name" in keys:
+            raise bad_person_fields("Person", ["Name"])
+        data = self._prepare(
+            ACCOUNT, {**values, "Name": "-"}, enforce_fls=enforce_fls, csv=csv, creating=True
+        )
+        if not data.get("LastName"):
+            raise SalesforceError(
+                400,
+                "REQUIRED_FIELD_MISSING",
+                "Required fields are missing: [LastName]",
+                ["LastName"],
+            )
+        data["Name"] = _person_name(data.get("FirstName"), data["LastName"])
+        with self.lock, self.transaction():
+            return self._insert_person(data)
+
+    def _insert_person(self, data: dict[str, Any]) -> str:
+        """Insert a person account and its PersonContact (prepared Account values)."""
+        account_num, contact_num = self._reserve(ACCOUNT), self._reserve(CONTACT)
+        account_id = new_id(KEY_PREFIX[ACCOUNT], account_num)
+        contact_id = new_id(KEY_PREFIX[CONTACT], contact_num)
+        contact = {c: data[a] for a, c in self._person_columns.items() if a in data}
+        contact.update({"AccountId": account_id, "IsPersonAccount": 1})
+        data = {**data, "IsPersonAccount": 1, "PersonContactId": contact_id}
+        data.setdefault("RecordTypeId", PERSON_RECORD_TYPE_ID)
+        self._insert(ACCOUNT, data, account_num)
+        self._insert(CONTACT, contact, contact_num)
+        return account_id
+
     # ----------------------------------------------------------------- seeding
     def seed(
         self,
@@ -827,76 +1131,127 @@ class OrgStore:
         opted_out_fraction: float,
         sales_opted_out_fraction: float,
         *,
+        person_accounts: int = 0,
+        duplicate_fraction: float = 0.0,
         rng_seed: int = 0,
-    ) -> tuple[list[str] | None, list[str] | None]:
-        """Insert generated records fast (chunked ``executemany``, streamed from generators).
+    ) -> SeedResult:
+        """Insert generated records fast (chunked ``executemany``, rows computed on the fly).
 
-        Ids are returned only up to ``SEED_IDS_MAX`` records in total, so seeding a million
-        records never builds a million-element response.
+        Contacts first, then Leads, then person accounts (each with its PersonContact).
+        With ``duplicate_fraction`` F each record after the first Contact carries, with
+        probability F, the address of an earlier seeded record instead of its own: a
+        Contact's address on a second Contact, on a Lead or on a person account (a Lead's
+        when no Contacts are seeded); a third of those differ in case
+        (``Ann.Smith…@Example.com``). An address is a pure function of its record's
+        number, so no lookup is needed at a million records.
+        Ids (and duplicate pairs) are returned only up to ``SEED_IDS_MAX`` records.
         """
-        want_ids = contacts + leads <= SEED_IDS_MAX
-        out: dict[str, list[str] | None] = {}
-        for obj, count in ((CONTACT, contacts), (LEAD, leads)):
-            ids: list[str] | None = [] if want_ids else None
-            rng = Random(f"{rng_seed}:{obj}:{self._next_num[obj]}")
-            stamp = self.stamp()
-            cols = [
-                "Id",
-                "FirstName",
-                "LastName",
-                "Email",
-                "HasOptedOutOfEmail",
-                SALES_OPT_OUT,
-                "IsDeleted",
-                "CreatedDate",
-                "LastModifiedDate",
-                "SystemModstamp",
-                "OwnerId",
-                "CreatedById",
-                "LastModifiedById",
-            ]
+        if person_accounts and not self.person_accounts:
+            raise ValueError(
+                "person_accounts needs the Person Accounts org option: "
+                'PUT /__emulator__/org {"person_accounts": true} first'
+            )
+        total = contacts + leads + person_accounts
+        want_ids = total <= SEED_IDS_MAX
+        result = SeedResult(
+            [] if want_ids else None,
+            [] if want_ids else None,
+            [] if want_ids else None,
+            0,
+            [] if want_ids else None,
+        )
+        with self.lock:
+            c_start = self._next_num[CONTACT]
+            l_start = self._next_num[LEAD]
+        # where a duplicate's address comes from: (prefix tag, key prefix, first num, count)
+        source = ("c", KEY_PREFIX[CONTACT], c_start, contacts) if contacts else None
+        if source is None and leads:
+            source = ("l", KEY_PREFIX[LEAD], l_start, leads)
+        stamp = self.stamp()
+        audit = (stamp, stamp, stamp, USER_ID, USER_ID, USER_ID)
+        base = [
+            "CreatedDate",
+            "LastModifiedDate",
+            "SystemModstamp",
+            "OwnerId",
+            "CreatedById",
+            "LastModifiedById",
+        ]
+        rng = Random(f"{rng_seed}:{c_start}:{l_start}")
+        rand = rng.random
+
+        salt = {t: zlib.crc32(f"{rng_seed}:{t}".encode()) for t in ("c", "l", "p")}
+
+        def is_duplicate(num: int, tag: str) -> bool:
+            """Whether record ``num`` carries another's address: a hash of its number, so
+            an origin can be checked to hold its own address without remembering it."""
+            return bool(duplicate_fraction) and _unit(num, salt[tag]) < duplicate_fraction
+
+        def origin(tag: str, prefix: str, start: int, num: int) -> tuple[str, str, int] | None:
+            if source is None or source[0] == tag or tag == "c":
+                o_tag, o_prefix, o_start, o_count = tag, prefix, start, num - start
+            else:
+                o_tag, o_prefix, o_start, o_count = source
+            if o_count <= 0:
+                return None
+            o_num = o_start + rng.randrange(o_count)
+            for _ in range(64):
+                if not is_duplicate(o_num, o_tag):
+                    return o_tag, o_prefix, o_num
+                o_num = o_start + (o_num - o_start + 1) % o_count
+            return None
+
+        def person(num: int, tag: str, prefix: str, start: int) -> tuple[str, str, str, str]:
+            """(first, last, email, id) of this record, or of the record it duplicates."""
+            id18 = new_id(prefix, num)
+            if not duplicate_fraction or _unit(num, salt[tag]) >= duplicate_fraction:
+                first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
+                last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
+                return first, last, f"{first}.{last}.{tag}{num}@example.com".lower(), id18
+            found = origin(tag, prefix, start, num)
+            if found is None:
+                return (*_seed_identity(num, tag), id18)
+            o_tag, o_prefix, o_num = found
+            first, last, email = _seed_identity(o_num, o_tag)
+            if rng.random() < 1 / 3:
+                email = _case_variant(email)
+            result.duplicates += 1
+            if result.duplicate_ids is not None:
+                result.duplicate_ids.append((id18, new_id(o_prefix, o_num)))
+            return first, last, email, id18
+
+        def flags() -> tuple[int, int]:
+            return (
+                int(rng.random() < opted_out_fraction),
+                int(rng.random() < sales_opted_out_fraction),
+            )
+
+        for obj, count, tag in ((CONTACT, contacts, "c"), (LEAD, leads, "l")):
+            ids = result.contact_ids if obj == CONTACT else result.lead_ids
+            cols = ["Id", "FirstName", "LastName", "Email", "HasOptedOutOfEmail", SALES_OPT_OUT]
+            cols += ["IsDeleted", *base]
             if obj == LEAD:
                 cols += ["Company", "Status", "IsConverted"]
-            sql = (
-                f'INSERT INTO "{obj}" (rowid, {", ".join(chr(34) + c + chr(34) for c in cols)})'
-                f" VALUES (?, {', '.join('?' for _ in cols)})"
-            )
+            sql = _insert_sql(obj, cols)
             prefix = KEY_PREFIX[obj]
-            tag = "c" if obj == CONTACT else "l"
+            start = c_start if obj == CONTACT else l_start
 
             def rows(
-                start: int,
+                first_num: int,
                 n: int,
-                rng: Random = rng,
-                prefix: str = prefix,
-                tag: str = tag,
                 obj: str = obj,
-                stamp: str = stamp,
+                tag: str = tag,
+                prefix: str = prefix,
+                start: int = start,
                 ids: list[str] | None = ids,
             ) -> Iterable[tuple[Any, ...]]:
-                for num in range(start, start + n):
-                    first = _FIRST_NAMES[num % len(_FIRST_NAMES)]
-                    last = _LAST_NAMES[(num // 7) % len(_LAST_NAMES)]
-                    id18 = new_id(prefix, num)
+                for num in range(first_num, first_num + n):
+                    first, last, email, id18 = person(num, tag, prefix, start)
                     if ids is not None:
                         ids.append(id18)
-                    r = rng.random()
-                    row: tuple[Any, ...] = (
-                        num,
-                        id18,
-                        first,
-                        last,
-                        f"{first}.{last}.{tag}{num}@example.com".lower(),
-                        int(r < opted_out_fraction),
-                        int(rng.random() < sales_opted_out_fraction),
-                        0,
-                        stamp,
-                        stamp,
-                        stamp,
-                        USER_ID,
-                        USER_ID,
-                        USER_ID,
-                    )
+                    opted = int(rand() < opted_out_fraction)
+                    sales = int(rand() < sales_opted_out_fraction)
+                    row: tuple[Any, ...] = (num, id18, first, last, email, opted, sales, 0, *audit)
                     if obj == LEAD:
                         row += (_COMPANIES[num % len(_COMPANIES)], "Open - Not Contacted", 0)
                     yield row
@@ -905,12 +1260,81 @@ class OrgStore:
             while done < count:
                 n = min(_SEED_CHUNK, count - done)
                 with self.lock, self.transaction():
-                    start = self._next_num[obj]
-                    self.conn.executemany(sql, rows(start, n))
-                    self._next_num[obj] = start + n
+                    first_num = self._next_num[obj]
+                    self.conn.executemany(sql, rows(first_num, n))
+                    self._next_num[obj] = first_num + n
                 done += n
-            out[obj] = ids
-        return out[CONTACT], out[LEAD]
+        self._seed_person_accounts(person_accounts, person, flags, audit, base, result)
+        return result
+
+    def _seed_person_accounts(
+        self,
+        count: int,
+        person: Callable[[int, str, str, int], tuple[str, str, str, str]],
+        flags: Callable[[], tuple[int, int]],
+        audit: tuple[str, ...],
+        base: list[str],
+        result: SeedResult,
+    ) -> None:
+        pc = "Sales_Opt_Out__pc"
+        account_sql = _insert_sql(
+            ACCOUNT,
+            [
+                "Id",
+                "Name",
+                "FirstName",
+                "LastName",
+                "PersonEmail",
+                "PersonHasOptedOutOfEmail",
+                pc,
+                "IsPersonAccount",
+                "PersonContactId",
+                "RecordTypeId",
+                "IsDeleted",
+                *base,
+            ],
+        )
+        contact_sql = _insert_sql(
+            CONTACT,
+            [
+                "Id",
+                "FirstName",
+                "LastName",
+                "Email",
+                "HasOptedOutOfEmail",
+                SALES_OPT_OUT,
+                "IsPersonAccount",
+                "AccountId",
+                "IsDeleted",
+                *base,
+            ],
+        )
+        with self.lock:
+            a_start = self._next_num[ACCOUNT]
+        done = 0
+        while done < count:
+            n = min(_SEED_CHUNK, count - done)
+            with self.lock, self.transaction():
+                a0, c0 = self._next_num[ACCOUNT], self._next_num[CONTACT]
+                accounts, contacts = [], []
+                for k in range(n):
+                    a_num, c_num = a0 + k, c0 + k
+                    first, last, email, a_id = person(a_num, "p", KEY_PREFIX[ACCOUNT], a_start)
+                    c_id = new_id(KEY_PREFIX[CONTACT], c_num)
+                    opted, sales = flags()
+                    if result.person_account_ids is not None:
+                        result.person_account_ids.append(a_id)
+                    name = f"{first} {last}"
+                    row = (a_num, a_id, name, first, last, email, opted, sales, 1, c_id)
+                    accounts.append((*row, PERSON_RECORD_TYPE_ID, 0, *audit))
+                    contacts.append(
+                        (c_num, c_id, first, last, email, opted, sales, 1, a_id, 0, *audit)
+                    )
+                self.conn.executemany(account_sql, accounts)
+                self.conn.executemany(contact_sql, contacts)
+                self._next_num[ACCOUNT] = a0 + n
+                self._next_num[CONTACT] = c0 + n
+            done += n
 
     # ----------------------------------------------------------------- queries
     def _from_where(self, q: CompiledQuery, include_deleted: bool) -> str:

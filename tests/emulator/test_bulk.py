@@ -342,7 +342,7 @@ def test_ingest_rows_fail_with_lock_errors_at_the_fault_rate(tmp_path: Any) -> N
     from optsync.emulator.store import OrgStore
 
     store = OrgStore(":memory:")
-    ids, _ = store.seed(40, 0, 0.0, 0.0)
+    ids = store.seed(40, 0, 0.0, 0.0).contact_ids
     assert ids is not None
     jobs = JobManager(store, Governor(FaultSettings(fault_rate=1.0)), tmp_path)
     try:

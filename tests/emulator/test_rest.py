@@ -487,6 +487,6 @@ def test_control_record_endpoints(emu: Emulator) -> None:
 
 def test_seed_omits_ids_above_ten_thousand(emu: Emulator) -> None:
     body = emu.seed(contacts=6000, leads=5000, opted_out_fraction=0.5)
-    assert body == {"contacts": 6000, "leads": 5000}
+    assert body == {"contacts": 6000, "leads": 5000, "person_accounts": 0, "duplicates": 0}
     small = emu.seed(contacts=2, leads=1)
     assert len(small["contact_ids"]) == 2 and len(small["lead_ids"]) == 1

@@ -23,7 +23,7 @@ from typing import Any
 
 from optsync.emulator.pubsub.capture import ChangeCapture, RowChange, Writer
 from optsync.emulator.pubsub.schemas import EntitySchema, epoch_ms
-from optsync.emulator.schema import CDC_OBJECTS
+from optsync.emulator.schema import CDC_DEFAULT, CDC_OBJECTS
 
 ALL_CHANGES = "/data/ChangeEvents"
 DAY_S = 24 * 3600.0
@@ -110,7 +110,7 @@ class EventBus:
         self.cond = threading.Condition()
         self._startup_settings = settings or BusSettings()
         self.settings = self._startup_settings
-        self._default_selected = frozenset(CDC_OBJECTS if cdc else ())
+        self._default_selected = frozenset(CDC_DEFAULT if cdc else ())
         self.selected: set[str] = set(self._default_selected)
         self._events: list[Event] = []
         self._replays: list[int] = []

@@ -133,7 +133,13 @@ class ChangeCapture:
             cols = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{obj}")')]
 
             def row(ref: str, cols: list[str] = cols) -> str:
-                return "json_object(" + ", ".join(f"'{c}', {ref}.\"{c}\"" for c in cols) + ")"
+                # SQLite functions take at most 127 arguments: 60 columns per call
+                head, rest = cols[:60], cols[60:]
+                sql = "json_object(" + ", ".join(f"'{c}', {ref}.\"{c}\"" for c in head) + ")"
+                for start in range(0, len(rest), 60):
+                    pairs = ", ".join(f'\'$."{c}"\', {ref}."{c}"' for c in rest[start : start + 60])
+                    sql = f"json_insert({sql}, {pairs})"
+                return sql
 
             for event, old in (("INSERT", "NULL"), ("UPDATE", row("OLD"))):
                 conn.execute(f'DROP TRIGGER IF EXISTS temp."cdc_{obj}_{event}"')

@@ -59,6 +59,10 @@ _COMPOUNDS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ("MailingAddress", "MailingAddress", tuple((f"Mailing{p}", p) for p in _ADDRESS_PARTS)),
     ("OtherAddress", "OtherAddress", tuple((f"Other{p}", p) for p in _ADDRESS_PARTS)),
     ("Address", "Address", tuple((p, p) for p in _ADDRESS_PARTS)),
+    *(
+        (f"{kind}Address", f"{kind}Address", tuple((f"{kind}{p}", p) for p in _ADDRESS_PARTS))
+        for kind in ("Billing", "Shipping", "PersonMailing", "PersonOther")
+    ),
 )
 _AVRO_TYPE = {
     "boolean": "boolean",
@@ -144,6 +148,8 @@ class EntitySchema:
         avro_fields: list[dict[str, Any]] = [{"name": "ChangeEventHeader", "type": _HEADER}]
         grouped: dict[str, tuple[str, str, list[tuple[str, str]]]] = {}
         for top, record_name, parts in _COMPOUNDS:
+            if top in fields:  # Account's Name is a plain field: its person parts stay apart
+                continue
             present = [(c, s) for c, s in parts if c in fields and c not in EXCLUDED]
             for col, _ in present:
                 grouped[col] = (top, record_name, present)

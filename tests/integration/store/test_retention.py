@@ -69,7 +69,7 @@ def test_prune_keeps_latest_pushes_open_work_failures_and_the_ledger(db, clock):
         done = prune(s, now=clock(), keep_pushes=30 * DAY, keep_run_failures=30 * DAY)
     assert done == Pruned(pushes=2, run_failures=1)  # a's old cancelled, d's old sent
     with db.transaction() as s:
-        left = set(s.execute(select(OutboxPush.person_id, OutboxPush.state)).tuples())
+        left = set(s.execute(select(OutboxPush.person_id, OutboxPush.state)).all())
         assert left == {(a, "not_linked"), (b, "sent"), (c, "failed"), (d, "not_linked")}
         assert s.scalar(select(func.count()).select_from(SyncRunFailure)) == 1
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == ledger_before
