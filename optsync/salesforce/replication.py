@@ -98,15 +98,28 @@ def record_fields(obj: str, field: str) -> list[str]:
 
 
 def mirrored(obj: str, field: str, rec: dict[str, Any]) -> MirroredRecord:
-    """A row of a mirror read (REST JSON or Bulk CSV) as a :class:`MirroredRecord`."""
+    """A row of a mirror read (REST JSON or Bulk CSV) as a :class:`MirroredRecord`.
+    Salesforce answers with canonical 18-character ids, taken as they are (a full
+    re-mirror reads every record of the org: no per-row checksum); a 15-character one is
+    completed."""
+    raw = str(rec["Id"])
     stamp = rec.get("SystemModstamp")
     return record_of(
-        to_18(str(rec["Id"])),
-        soql.object_name(obj),  # type: ignore[arg-type]
+        raw if len(raw) == 18 else to_18(raw),
+        obj,  # type: ignore[arg-type]
         field,
         rec,
-        stamp=parse_sf_datetime(str(stamp)) if stamp else None,
+        stamp=_stamp(str(stamp)) if stamp else None,
     )
+
+
+def _stamp(text: str) -> datetime:
+    """``parse_sf_datetime`` fast for the form Salesforce sends (``…000+0000`` or ``Z``)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return parse_sf_datetime(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def changed_where(since: datetime | None) -> str:

@@ -63,25 +63,28 @@ def record_of(
     """A :class:`MirroredRecord` from a Salesforce row (REST JSON or Bulk CSV strings)
     holding ``Email`` and the synced ``field`` (and optionally ``IsConverted``); a key
     absent from ``values`` was not read."""
-    column = field_column(field)
-    value = _bool(values.get(field)) if field in values else None
+    value = _bool(values[field]) if field in values else None
+    email_column = field == "HasOptedOutOfEmail"
     return MirroredRecord(
-        record_id=record_id,
-        object=object,
-        email=values.get("Email") or None,
-        email_known="Email" in values,
-        email_opt_out=value if column == "email_opt_out" else None,
-        sales_opt_out=value if column == "sales_opt_out" else None,
-        converted=bool(_bool(values.get("IsConverted"))),
-        system_modstamp=stamp,
+        record_id,
+        object,
+        values.get("Email") or None,
+        value if email_column else None,
+        None if email_column else value,
+        _bool(values.get("IsConverted")) is True,
+        False,
+        stamp,
+        "Email" in values,
     )
 
 
 def _bool(value: Any) -> bool | None:
-    if value is None or value == "":
+    if value is None or value is True or value is False:
+        return value
+    if value == "":
         return None
     if isinstance(value, str):
-        return value.strip().lower() == "true"
+        return value == "true" or value.strip().lower() == "true"
     return bool(value)
 
 
