@@ -29,10 +29,11 @@ consistent with the ledger and the next run simply finds less to do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import (
     and_,
@@ -177,9 +178,33 @@ def _staged_address(run_id: int) -> Any:
     )
 
 
-def _pull_where(run_id: int) -> Any:
+def _staged_ids(run_id: int) -> Any:
+    return select(SyncRemoteOptOut.salesforce_id).where(SyncRemoteOptOut.run_id == run_id)
+
+
+def _staged_emails(run_id: int) -> Any:
+    return (
+        select(SalesforceRecord.email)
+        .join(SyncRemoteOptOut, SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id)
+        .where(SyncRemoteOptOut.run_id == run_id, SalesforceRecord.email.is_not(None))
+    )
+
+
+def _pull_where(run_id: int, *, scan: bool = False) -> Any:
     """Subscribed here, and opted out there: the linked record (as before issue 16) or
-    any record with the address (opt-outs follow the address)."""
+    any record with the address (opt-outs follow the address).
+
+    ``scan``: the form for a pass over every person (uncorrelated ``IN`` sets the
+    database hashes once: two correlated EXISTS joined by OR would be run per person);
+    the correlated form suits a chunk of given ids (a few index lookups each)."""
+    if scan:
+        return and_(
+            Person.unsubscribed.is_(False),
+            or_(
+                Person.salesforce_id.in_(_staged_ids(run_id)),
+                Person.email.in_(_staged_emails(run_id)),
+            ),
+        )
     return and_(
         Person.unsubscribed.is_(False),
         or_(and_(Person.salesforce_id.is_not(None), _staged(run_id)), _staged_address(run_id)),
@@ -226,7 +251,7 @@ def _reopted_where(run_id: int, since: datetime | None) -> Any:
     resubscribed = (
         Person.resubscribed_at.is_not(None) if since is None else Person.resubscribed_at > since
     )
-    return and_(_pull_where(run_id), resubscribed)
+    return and_(_pull_where(run_id, scan=True), resubscribed)
 
 
 @dataclass(frozen=True)
@@ -237,6 +262,7 @@ class DiffCounts:
     local_unsubscribed: int
     to_pull: int
     to_push: int
+    """0 when not asked for (``pushes=False``)."""
     not_linked: int
     unknown_remote: int
     unknown_addresses: int = 0
@@ -246,7 +272,9 @@ class DiffCounts:
     """Unsubscribed addresses with a record to set besides the linked one."""
 
 
-def diff_counts(session: Session, run_id: int) -> DiffCounts:
+def diff_counts(session: Session, run_id: int, *, pushes: bool = True) -> DiffCounts:
+    """The diff's sizes. ``pushes=False`` leaves the push counts at 0 (a real run counts
+    its push set after the pull, which adds to it)."""
     remote = (
         session.scalar(
             select(func.count())
@@ -261,18 +289,10 @@ def diff_counts(session: Session, run_id: int) -> DiffCounts:
         )
         or 0
     )
-    to_pull = session.scalar(select(func.count()).select_from(Person).where(_pull_where(run_id)))
-    to_push = (
-        session.scalar(select(func.count()).select_from(Person).where(_push_where(run_id))) or 0
-    ) + (
-        session.scalar(
-            select(func.count())
-            .select_from(Person)
-            .join(SalesforceRecord, SalesforceRecord.email == Person.email)
-            .where(_fanned_where(run_id))
-        )
-        or 0
+    to_pull = session.scalar(
+        select(func.count()).select_from(Person).where(_pull_where(run_id, scan=True))
     )
+    to_push = push_count(session, run_id) if pushes else 0
     not_linked = session.scalar(
         select(func.count())
         .select_from(Person)
@@ -293,7 +313,7 @@ def diff_counts(session: Session, run_id: int) -> DiffCounts:
         )
         or 0
     )
-    fanned_out = fanned_out_count(session, run_id)
+    fanned_out = fanned_out_count(session, run_id) if pushes else 0
     return DiffCounts(
         remote_opted_out=remote,
         local_unsubscribed=local,
@@ -317,16 +337,25 @@ def reopted_out(
     return [(int(pid), str(email)) for pid, email in session.execute(query)]
 
 
-def pull_ids(session: Session, run_id: int, *, after: int, limit: int) -> list[int]:
-    """The next ``limit`` person ids to pull (keyset over ``persons.id``)."""
-    return list(
-        session.scalars(
-            select(Person.id)
-            .where(_pull_where(run_id), Person.id > after)
-            .order_by(Person.id)
-            .limit(limit)
-        )
+def all_pull_ids(session: Session, run_id: int) -> array[int]:
+    """Every person id to pull, in one pass over the persons (8 bytes an id: 6 MB for
+    750,000 pulls), so the run does not scan the persons once per chunk."""
+    out: array[int] = array("q")
+    rows = session.scalars(
+        select(Person.id)
+        .where(_pull_where(run_id, scan=True))
+        .order_by(Person.id)
+        .execution_options(yield_per=10_000)
     )
+    out.extend(int(pid) for pid in rows)
+    return out
+
+
+def pull_ids(session: Session, run_id: int, *, after: int, limit: int) -> list[int]:
+    """The next ``limit`` person ids to pull (keyset over ``persons.id``; a run reads them
+    all at once with :func:`all_pull_ids`)."""
+    query = select(Person.id).where(_pull_where(run_id, scan=True), Person.id > after)
+    return list(session.scalars(query.order_by(Person.id).limit(limit)))
 
 
 def push_query(run_id: int) -> Any:
@@ -384,7 +413,7 @@ def push_rows(
 ) -> list[tuple[int, str, str]]:
     """The next ``limit`` ``(person_id, salesforce_id, object)`` to push (keyset on
     ``(person_id, record_id)``; an int ``after`` starts after that person), optionally
-    of one object only (a Bulk ingest job holds one object)."""
+    of one object only (a run reads them all at once with :func:`spool_push_rows`)."""
     q = push_query(run_id)
     query = select(q.c.person_id, q.c.record_id, q.c.object)
     if isinstance(after, tuple):
@@ -395,6 +424,39 @@ def push_rows(
         query = query.where(q.c.object == object)
     rows = session.execute(query.order_by(q.c.person_id, q.c.record_id).limit(limit))
     return [(int(pid), str(sf), str(obj)) for pid, sf, obj in rows]
+
+
+def spool_push_rows(session: Session, run_id: int, object: str, spool: IO[str]) -> int:
+    """Write the push set's rows of ``object`` (``person_id,record_id`` lines, in key
+    order) to ``spool`` in one pass; returns how many. The push then reads the file, so
+    no transaction stays open across its Salesforce calls and no size is held in memory."""
+    q = push_query(run_id)
+    rows = session.execute(
+        select(q.c.person_id, q.c.record_id)
+        .where(q.c.object == object)
+        .order_by(q.c.person_id, q.c.record_id)
+        .execution_options(yield_per=10_000)
+    )
+    count = 0
+    for pid, rid in rows:
+        spool.write(f"{int(pid)},{rid}\n")
+        count += 1
+    spool.flush()
+    return count
+
+
+def spooled_pages(spool: IO[str], size: int) -> Iterator[list[tuple[int, str]]]:
+    """The spooled rows back, ``size`` at a time."""
+    spool.seek(0)
+    page: list[tuple[int, str]] = []
+    for line in spool:
+        pid, _, rid = line.rstrip("\n").partition(",")
+        page.append((int(pid), rid))
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def unknown_addresses(

@@ -356,7 +356,7 @@ class SyncRunner:
     def _diff(self) -> None:
         self._begin("diff")
         with self.db.transaction() as session:
-            counts = sync_runs.diff_counts(session, self.run_id)
+            counts = sync_runs.diff_counts(session, self.run_id, pushes=self.dry_run)
             since = runs.last_completed_start(session, before_run=self.run_id, field=self.field)
             reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
             addresses = sync_runs.address_counts(session)
@@ -390,19 +390,18 @@ class SyncRunner:
         self._begin("pull")
         total = self.to_pull + self.to_add
         self.progress("pull", 0, total)
-        pulled = after = 0
-        while True:
+        pulled = 0
+        with self.db.transaction() as session:
+            self._hold(session)
+            to_pull = sync_runs.all_pull_ids(session, self.run_id)
+        chunk = self.options.pull_chunk
+        for start in range(0, len(to_pull), chunk):
+            ids = to_pull[start : start + chunk].tolist()
             with self.db.transaction() as session:
                 self._hold(session)  # a reaped run pulls nothing more
-                ids = sync_runs.pull_ids(
-                    session, self.run_id, after=after, limit=self.options.pull_chunk
-                )
-                if not ids:
-                    break
                 pulled += sync_runs.apply_pull_chunk(
                     session, self.run_id, ids, field=self.field, now=self.clock()
                 )
-            after = ids[-1]
             self.report["pulled"] = pulled  # a run that fails later still says what it did
             self.progress("pull", pulled, total)
         added = 0
@@ -449,15 +448,14 @@ class SyncRunner:
         assert self.gateway is not None
         self._begin("push")
         with self.db.transaction() as session:
-            # the pull and the persons it added made more addresses unsubscribed: their
-            # other records are set too
-            self.to_push = sync_runs.push_count(session, self.run_id)
+            # counted after the pull: the persons it unsubscribed (and added) have other
+            # records to set too
             self.report["addresses_fanned_out"] = sync_runs.fanned_out_count(session, self.run_id)
-        self.progress("push", 0, self.to_push)
+        self.progress("push", 0, None)
 
         def pushed(n: int) -> None:
             self.report["pushed"] = n  # a run that fails later still says what it did
-            self.progress("push", n, self.to_push)
+            self.progress("push", n, None)
 
         state = PushPhase(
             self.db,
@@ -469,7 +467,7 @@ class SyncRunner:
             hold=self._hold,
             pushed=pushed,
             clock=self.clock,
-        ).run(self.to_push)
+        ).run()
         with self.db.transaction() as session:
             self._hold(session)
             relinked = persons_store.relink(session, state.relinks, self.clock())
