@@ -178,33 +178,11 @@ def _staged_address(run_id: int) -> Any:
     )
 
 
-def _staged_ids(run_id: int) -> Any:
-    return select(SyncRemoteOptOut.salesforce_id).where(SyncRemoteOptOut.run_id == run_id)
-
-
-def _staged_emails(run_id: int) -> Any:
-    return (
-        select(SalesforceRecord.email)
-        .join(SyncRemoteOptOut, SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id)
-        .where(SyncRemoteOptOut.run_id == run_id, SalesforceRecord.email.is_not(None))
-    )
-
-
-def _pull_where(run_id: int, *, scan: bool = False) -> Any:
+def _pull_where(run_id: int) -> Any:
     """Subscribed here, and opted out there: the linked record (as before issue 16) or
-    any record with the address (opt-outs follow the address).
-
-    ``scan``: the form for a pass over every person (uncorrelated ``IN`` sets the
-    database hashes once: two correlated EXISTS joined by OR would be run per person);
-    the correlated form suits a chunk of given ids (a few index lookups each)."""
-    if scan:
-        return and_(
-            Person.unsubscribed.is_(False),
-            or_(
-                Person.salesforce_id.in_(_staged_ids(run_id)),
-                Person.email.in_(_staged_emails(run_id)),
-            ),
-        )
+    any record with the address (opt-outs follow the address). Correlated EXISTS: a few
+    index lookups per person (an uncorrelated ``IN`` set larger than ``work_mem`` is not
+    hashed by PostgreSQL and would be scanned per person)."""
     return and_(
         Person.unsubscribed.is_(False),
         or_(and_(Person.salesforce_id.is_not(None), _staged(run_id)), _staged_address(run_id)),
@@ -251,7 +229,7 @@ def _reopted_where(run_id: int, since: datetime | None) -> Any:
     resubscribed = (
         Person.resubscribed_at.is_not(None) if since is None else Person.resubscribed_at > since
     )
-    return and_(_pull_where(run_id, scan=True), resubscribed)
+    return and_(_pull_where(run_id), resubscribed)
 
 
 @dataclass(frozen=True)
@@ -289,9 +267,7 @@ def diff_counts(session: Session, run_id: int, *, pushes: bool = True) -> DiffCo
         )
         or 0
     )
-    to_pull = session.scalar(
-        select(func.count()).select_from(Person).where(_pull_where(run_id, scan=True))
-    )
+    to_pull = session.scalar(select(func.count()).select_from(Person).where(_pull_where(run_id)))
     to_push = push_count(session, run_id) if pushes else 0
     not_linked = session.scalar(
         select(func.count())
@@ -343,7 +319,7 @@ def all_pull_ids(session: Session, run_id: int) -> array[int]:
     out: array[int] = array("q")
     rows = session.scalars(
         select(Person.id)
-        .where(_pull_where(run_id, scan=True))
+        .where(_pull_where(run_id))
         .order_by(Person.id)
         .execution_options(yield_per=10_000)
     )
@@ -354,7 +330,7 @@ def all_pull_ids(session: Session, run_id: int) -> array[int]:
 def pull_ids(session: Session, run_id: int, *, after: int, limit: int) -> list[int]:
     """The next ``limit`` person ids to pull (keyset over ``persons.id``; a run reads them
     all at once with :func:`all_pull_ids`)."""
-    query = select(Person.id).where(_pull_where(run_id, scan=True), Person.id > after)
+    query = select(Person.id).where(_pull_where(run_id), Person.id > after)
     return list(session.scalars(query.order_by(Person.id).limit(limit)))
 
 
