@@ -8,10 +8,12 @@ owner-only permissions.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +21,53 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from optsync.errors import ConfigError
 
 SUPPORTED_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+REASON_CHOICES = ("too_many", "not_relevant", "never_signed_up", "other")
+"""The reasons the public page can offer (each has a text in every page catalogue)."""
+
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
+_LOGO_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+_URL_TEXT = re.compile(r"[A-Za-z0-9._~!$&()*+=:@%/?-]+")  # no , ; ' (CSP, HTML)
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+
+
+def check_logo(value: str) -> str:
+    """An ``https://`` URL of an image (no credentials, nothing a page or a CSP header
+    could be broken out of with), or a relative path of an image file under the data dir
+    (no ``..``, no hidden first part, an image extension). Raises ``ValueError``."""
+    if value.lower().startswith(("http://", "https://")):
+        if len(value) > 2000 or not _URL_TEXT.fullmatch(value):
+            raise ValueError("the logo URL has characters a URL may not have, or is too long")
+        url = urlsplit(value)
+        if url.scheme != "https" or not url.hostname or not _HOST.fullmatch(url.hostname):
+            raise ValueError("the logo URL must be https://HOST/… (pages are served over https)")
+        if url.username or url.password:
+            raise ValueError("the logo URL must not carry a user name or password")
+        try:
+            url.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError("the logo URL's port is not a number") from None
+        return value
+    return check_logo_path(value)
+
+
+def check_logo_path(value: str) -> str:
+    """A relative image path under the data dir (see :func:`check_logo`)."""
+    if not _LOGO_PATH.fullmatch(value) or ".." in value.split("/"):
+        raise ValueError(
+            "give an https:// URL, or a path under the data dir such as branding/logo.png "
+            "(letters, digits, . _ - and /; no ..)"
+        )
+    if PurePosixPath(value).suffix.lower() not in LOGO_TYPES:
+        raise ValueError(f"the logo file must end in one of {', '.join(LOGO_TYPES)}")
+    return value
 
 
 class Settings(BaseSettings):
@@ -72,6 +121,60 @@ class Settings(BaseSettings):
     keep_run_failures_days: int = Field(
         default=90, ge=1, le=3650, description="Days to keep a sync run's per-record failures."
     )
+
+    public_sender_name: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Who the public unsubscribe pages say the emails come from (default: "
+        'no name; the pages then say "Email preferences").',
+    )
+    public_logo: str | None = Field(
+        default=None,
+        description="Logo on the public pages: an https:// image URL, or a file (png, jpg, "
+        "gif, webp, svg) under the data dir such as branding/logo.png, served at "
+        "/public/logo (default: no logo).",
+    )
+    public_reasons: str = Field(
+        default=",".join(REASON_CHOICES),
+        description="Reasons the unsubscribe page offers to choose from, comma-separated, "
+        f"of {', '.join(REASON_CHOICES)}; `other` comes with a text box. Empty: no "
+        "question is asked. Answering is always optional.",
+    )
+
+    @field_validator("public_sender_name")
+    @classmethod
+    def _check_sender_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        cleaned = " ".join(value.split())
+        if any(not ch.isprintable() for ch in cleaned):
+            raise ValueError("must be printable text")
+        return cleaned or None
+
+    @field_validator("public_logo")
+    @classmethod
+    def _check_logo(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        return check_logo(value.strip())
+
+    @field_validator("public_reasons")
+    @classmethod
+    def _check_reasons(cls, value: str) -> str:
+        chosen = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = [c for c in chosen if c not in REASON_CHOICES]
+        if unknown:
+            raise ValueError(
+                f"unknown reason {unknown[0]!r}; choose from {', '.join(REASON_CHOICES)}"
+            )
+        if len(set(chosen)) != len(chosen):
+            raise ValueError("names a reason twice")
+        return ",".join(chosen)
+
+    @property
+    def reason_choices(self) -> tuple[str, ...]:
+        """The reasons the unsubscribe page offers, in the configured order."""
+        return tuple(c for c in self.public_reasons.split(",") if c)
 
     @field_validator("database_url")
     @classmethod

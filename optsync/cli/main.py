@@ -14,6 +14,7 @@ from optsync.cli import (
     demo,
     emulator,
     links,
+    notify,
     optouts,
     persons,
     push_retry,
@@ -58,6 +59,7 @@ app.add_typer(accounts.audit_app, name="audit")
 app.add_typer(secret.app, name="secret")
 app.add_typer(persons.app, name="persons")
 app.add_typer(settings_cmd.app, name="settings")
+app.add_typer(notify.app, name="notify")
 app.add_typer(salesforce.app, name="salesforce")
 app.add_typer(worker.push_app, name="push")
 worker.push_app.command("retry")(push_retry.retry)

@@ -9,7 +9,7 @@ unsubscribe, the push in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -132,3 +132,81 @@ def resubscribe(
         evidence=dict(evidence or {}),
     )
     return Decision(OptOutState(unsubscribed=False), event)
+
+
+# -- the public page: reasons and the undo ----------------------------------------------
+
+MAX_PAGE_REASON_TEXT = 500
+"""Characters of free text a recipient may give with their reason on the public page."""
+
+OTHER = "other"
+
+
+class ReasonProblem(StrEnum):
+    CHOICE = "choice"  # not one of the offered reasons (or text where no box is offered)
+    LENGTH = "length"  # the text is longer than MAX_PAGE_REASON_TEXT
+
+
+def page_reason(
+    choice: str | None, text: str | None, offered: tuple[str, ...]
+) -> tuple[dict[str, str], ReasonProblem | None]:
+    """The evidence a recipient's optional answer on the page adds to their unsubscribe:
+    ``{"reason_choice": ..., "reason_text": ...}`` (either may be absent), or nothing and
+    the problem. The unsubscribe itself never depends on it: a bad answer is dropped,
+    and the page says so.
+
+    ``choice`` must be one of ``offered`` (full match). ``text`` (whitespace collapsed)
+    is accepted only where ``other`` is offered (it comes with that box), with any
+    choice; text alone means ``other``."""
+    chosen = (choice or "").strip() or None
+    words = " ".join((text or "").split()) or None
+    if chosen is not None and chosen not in offered:
+        return {}, ReasonProblem.CHOICE
+    if words is not None:
+        if OTHER not in offered:
+            return {}, ReasonProblem.CHOICE
+        if len(words) > MAX_PAGE_REASON_TEXT:
+            return {}, ReasonProblem.LENGTH
+        chosen = chosen or OTHER
+    evidence: dict[str, str] = {}
+    if chosen is not None:
+        evidence["reason_choice"] = chosen
+    if words is not None:
+        evidence["reason_text"] = words
+    return evidence, None
+
+
+UNDO_WINDOW = timedelta(minutes=10)
+"""How long a recipient may undo their unsubscribe from the confirmation page."""
+
+
+class UndoRefusal(StrEnum):
+    TOO_LATE = "too_late"  # the window has passed
+    CHANGED = "changed"  # a later ledger entry exists: someone else changed the state since
+
+
+def undo_refusal(
+    *,
+    entry_kind: EventKind,
+    entry_at: datetime,
+    entry_is_latest: bool,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoRefusal | None:
+    """Whether the undo of one unsubscribe (a ledger entry) may happen ``now``: only the
+    person's latest entry, only an unsubscribe, only within ``window`` of it. ``None``
+    means the undo goes ahead (as a re-subscribe)."""
+    if entry_kind is not EventKind.UNSUBSCRIBE or not entry_is_latest:
+        return UndoRefusal.CHANGED
+    if now - entry_at > window:
+        return UndoRefusal.TOO_LATE
+    return None
+
+
+def undo_reason(window: timedelta = UNDO_WINDOW) -> str:
+    """The re-subscribe's ledger reason when a recipient undoes their own unsubscribe."""
+    minutes = int(window.total_seconds() // 60)
+    return (
+        f"The recipient undid their own unsubscribe on the unsubscribe page, "
+        f"within {minutes} minutes of it."
+    )

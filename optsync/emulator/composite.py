@@ -321,13 +321,14 @@ def _entry(status: int, headers: dict[str, str], body: Any, ref: str | None) -> 
 
 @api("composite")
 async def composite(request: Request, org: Org, version: str) -> Response:
-    """``POST /composite``: up to 25 subrequests (5 queries/collections), one API call."""
+    """``POST /composite``: up to 25 subrequests (5 queries/collections), one API call.
+
+    ``GET`` lists the composite resources, as Salesforce's ``/composite/`` does."""
+    if request.method == "GET":
+        base = f"/services/data/v{version}/composite"
+        return sf_json({n: f"{base}/{n}" for n in ("batch", "graph", "sobjects", "tree")})
     if request.method != "POST":
-        raise SalesforceError(
-            405,
-            "METHOD_NOT_ALLOWED",
-            f"HTTP Method '{request.method}' not allowed. Allowed are POST",
-        )
+        raise _post_only(request.method)
     all_or_none, subs = _subrequests(await json_body(request))
     if len(subs) > COMPOSITE_MAX:
         return _limit_exceeded(
@@ -362,11 +363,7 @@ async def composite(request: Request, org: Org, version: str) -> Response:
 async def batch(request: Request, org: Org, version: str) -> Response:
     """``POST /composite/batch``: up to 25 independent subrequests, each one API call."""
     if request.method != "POST":
-        raise SalesforceError(
-            405,
-            "METHOD_NOT_ALLOWED",
-            f"HTTP Method '{request.method}' not allowed. Allowed are POST",
-        )
+        raise _post_only(request.method)
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("batchRequests"), list):
         raise _bad_request("The request body must be an object with a batchRequests array")

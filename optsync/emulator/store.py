@@ -675,23 +675,45 @@ class OrgStore:
             )
         return id18
 
-    def _prepare(
-        self, obj: str, values: dict[str, Any], *, enforce_fls: bool, csv: bool, creating: bool
-    ) -> dict[str, Any]:
-        fields = self._fields[obj]
+    def _plan(
+        self, obj: str, keys: tuple[str, ...], *, enforce_fls: bool, creating: bool
+    ) -> list[tuple[FieldDef, bool]]:
+        """Each key's field and whether the caller may write it; unknown keys fail.
+
+        It depends on the keys alone, so a batch whose records name the same fields (every
+        row of a Bulk CSV) resolves them once, not once per record.
+        """
         by_lower = self._by_lower[obj]
-        out: dict[str, Any] = {}
-        readonly: list[str] = []
-        for key, value in values.items():
+        plan: list[tuple[FieldDef, bool]] = []
+        for key in keys:
             f = by_lower.get(key.lower())
             if f is None or (enforce_fls and not self.access(obj, f.name).visible):
                 raise SalesforceError(
                     400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj}"
                 )
+            writable = f.createable if creating else f.updateable
+            plan.append((f, writable and not (enforce_fls and not self.updateable(obj, f))))
+        return plan
+
+    def _prepare(
+        self,
+        obj: str,
+        values: dict[str, Any],
+        *,
+        enforce_fls: bool,
+        csv: bool,
+        creating: bool,
+        plan: list[tuple[FieldDef, bool]] | None = None,
+    ) -> dict[str, Any]:
+        """The stored values of the fields ``values`` sets (``plan``: from ``_plan``)."""
+        if plan is None:
+            plan = self._plan(obj, tuple(values), enforce_fls=enforce_fls, creating=creating)
+        out: dict[str, Any] = {}
+        readonly: list[str] = []
+        for (f, writable), value in zip(plan, values.values(), strict=True):
             if csv and value == "":
                 continue  # Bulk API: an empty cell leaves the field unchanged
-            writable = f.createable if creating else f.updateable
-            if not writable or (enforce_fls and not self.updateable(obj, f)):
+            if not writable:
                 readonly.append(f.name)
                 continue
             out[f.name] = self._coerce(obj, f, value, csv=csv)
@@ -707,7 +729,7 @@ class OrgStore:
         if creating:
             missing = [
                 f.name
-                for f in fields.values()
+                for f in self._fields[obj].values()
                 if f.required_on_create and out.get(f.name) in (None, "")
             ]
             if missing:
@@ -855,6 +877,7 @@ class OrgStore:
             stamp = self.stamp()
             groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             pending: set[str] = set()
+            plans: dict[tuple[str, ...], list[tuple[FieldDef, bool]]] = {}
             for target, (_, values) in zip(parsed, items, strict=True):
                 if isinstance(target, SalesforceError):
                     results.append(target)
@@ -869,7 +892,13 @@ class OrgStore:
                         raise SalesforceError(
                             400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead"
                         )
-                    data = self._prepare(obj, values, enforce_fls=True, csv=csv, creating=False)
+                    keys = tuple(values)
+                    plan = plans.get(keys)
+                    if plan is None:  # a plan that fails is not kept: it fails each record
+                        plan = plans[keys] = self._plan(obj, keys, enforce_fls=True, creating=False)
+                    data = self._prepare(
+                        obj, values, enforce_fls=True, csv=csv, creating=False, plan=plan
+                    )
                 except SalesforceError as exc:
                     results.append(exc)
                     continue

@@ -21,8 +21,6 @@ keeps its name in the list, and the name may be given to a new token.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +30,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import NotFoundError, UsageError
 from optsync.security import MIN_PASSWORD_LENGTH, hash_password, new_api_token, new_session_epoch
 from optsync.services.optouts import parse_email
@@ -151,25 +150,12 @@ AUDIT_COLUMNS = ("id", "created_at", "actor", "action", "target", "detail")
 
 
 def audit_csv(entries: Iterable[AuditView]) -> Iterator[str]:
-    """The audit log as CSV lines (header first), oldest first when given so.
-
-    Cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) are
-    prefixed with an apostrophe: a token name or an address is typed by people."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(AUDIT_COLUMNS)
-    yield buffer.getvalue()
-    for entry in entries:
-        buffer.seek(0)
-        buffer.truncate()
-        row = entry.as_dict()
-        writer.writerow([_cell(row[name]) for name in AUDIT_COLUMNS])
-        yield buffer.getvalue()
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """The audit log as CSV lines (header first), oldest first when given so, with
+    formula-safe cells (:mod:`optsync.domain.spreadsheet`: a token name or an address is
+    typed by people)."""
+    return csv_lines(
+        AUDIT_COLUMNS, ([entry.as_dict()[name] for name in AUDIT_COLUMNS] for entry in entries)
+    )
 
 
 # -- users ------------------------------------------------------------------------------

@@ -126,10 +126,12 @@ class ByIdRequest:
 @dataclass(frozen=True)
 class ByIdOutcome:
     """``email`` is None when there is no such person; ``changed`` when this request
-    unsubscribed them (False for a repeat, or for the second of two in one call)."""
+    unsubscribed them (False for a repeat, or for the second of two in one call), and
+    then ``ledger_id`` is the entry it wrote."""
 
     email: str | None
     changed: bool
+    ledger_id: int | None = None
 
 
 def unsubscribe_ids(
@@ -154,8 +156,9 @@ def unsubscribe_ids(
         ).event
         assert event is not None, "unsubscribing a subscribed person is always a change"
         changes.append(optout_store.Change(request.person_id, event))
-    changed = {c.person_id: c.email for c in optout_store.unsubscribe(session, changes, now)}
-    emails = dict(changed)
+    written = optout_store.unsubscribe(session, changes, now)
+    changed = {c.person_id: c.ledger_id for c in written}
+    emails = {c.person_id: c.email for c in written}
     unchanged = list({r.person_id for r in requests} - set(changed))
     if unchanged:  # repeats, and ids of no one
         emails.update(
@@ -169,7 +172,12 @@ def unsubscribe_ids(
     for request in requests:
         is_first = request.person_id not in seen
         seen.add(request.person_id)
+        mine = is_first and request.person_id in changed
         outcomes.append(
-            ByIdOutcome(emails.get(request.person_id), is_first and request.person_id in changed)
+            ByIdOutcome(
+                emails.get(request.person_id),
+                mine,
+                changed[request.person_id] if mine else None,
+            )
         )
     return outcomes

@@ -42,8 +42,16 @@ MAX_TOKEN_LENGTH = 200
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
+UNDO_PURPOSE = "unsubscribe-undo"
+UNDO_SALT = "optsync.unsubscribe-undo.v1"
+
+
 class InvalidLinkToken(UsageError):
     """The token was not issued by this installation (forged, truncated, other key)."""
+
+
+class InvalidUndoToken(UsageError):
+    """The undo token was not issued here, or not for this link."""
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,8 @@ def load_retired_link_keys(session: Session, secret_key: str) -> list[bytes]:
         ) from None
 
 
-def _serializer(key: bytes) -> URLSafeSerializer:
-    return URLSafeSerializer(key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
+def _serializer(key: bytes, salt: str = SALT) -> URLSafeSerializer:
+    return URLSafeSerializer(key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 class UnsubscribeLinks:
@@ -100,6 +108,7 @@ class UnsubscribeLinks:
         self, secret_key: str, base_url: str, *, retired: RetiredKeys | Sequence[bytes] = ()
     ) -> None:
         self._serializer = _serializer(link_key(secret_key))
+        self._undo = _serializer(derive_key(secret_key, UNDO_PURPOSE), UNDO_SALT)
         self.base_url = base_url.rstrip("/")
         self._retired_source = retired
         self._retired: list[URLSafeSerializer] | None = None
@@ -161,6 +170,33 @@ class UnsubscribeLinks:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InvalidLinkToken("token: this unsubscribe link is not valid.", field="token")
         return value
+
+    def undo_token(self, person_id: int, ledger_id: int) -> str:
+        """The credential of the confirmation page's Undo button: signed (its own key and
+        salt, so neither kind of token passes for the other) and bound to the person and
+        to the ledger entry of the unsubscribe it may undo. It carries no time: the undo
+        window runs from that entry's time, which the database keeps."""
+        return str(self._undo.dumps([person_id, ledger_id]))
+
+    def undo_of(self, token: str, person_id: int) -> int:
+        """The ledger entry an undo token of ``person_id`` names; ``InvalidUndoToken`` for
+        anything else (forged, truncated, another person's). Only the current key: an undo
+        lives for minutes, so a key rotation may end it."""
+        invalid = InvalidUndoToken("undo: this undo button is not valid.", field="undo")
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise invalid
+        try:
+            value = self._undo.loads(token)
+        except BadSignature:
+            raise invalid from None
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(type(v) is int and v >= 1 for v in value)
+            or value[0] != person_id
+        ):
+            raise invalid
+        return int(value[1])
 
     def for_person(self, person_id: int) -> UnsubscribeLink:
         return UnsubscribeLink(person_id, f"{self.base_url}/u/{self.token(person_id)}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,7 +22,7 @@ from optsync.domain.emails import InvalidEmail, normalise_email
 from optsync.domain.optout import LedgerEvent, OptOutState, Source
 from optsync.errors import NotFoundError, UsageError
 from optsync.store import optouts as optout_store
-from optsync.store.models import Person
+from optsync.store.models import LedgerEntry, OutboxPush, Person
 
 
 @dataclass(frozen=True)
@@ -239,3 +239,100 @@ def resubscribe_email(
     return resubscribe_person(
         session, person, source=source, actor=actor, now=now, reason=reason, evidence=evidence
     )
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    """``refusal`` is None when the undo re-subscribed the person; ``salesforce_had_it``
+    when the unsubscribe's push had already been sent (a re-subscribe never clears the
+    field there, so it stays set until someone clears it, and the next sync opts the
+    person out here again)."""
+
+    email: str
+    refusal: optout.UndoRefusal | None
+    salesforce_had_it: bool = False
+
+
+def undo_unsubscribe(
+    session: Session,
+    person_id: int,
+    ledger_id: int,
+    *,
+    now: datetime,
+    evidence: dict[str, Any] | None = None,
+    window: timedelta = optout.UNDO_WINDOW,
+) -> UndoResult:
+    """A recipient's undo of their own unsubscribe (ledger entry ``ledger_id``) from the
+    public page: a re-subscribe through the one write path (open push cancelled, ledger
+    entry with source ``page``, the recipient as actor and the request's evidence), if
+    the entry is the person's latest and at most ``window`` old; otherwise nothing changes
+    and the refusal says why. ``NotFoundError`` if there is no such person.
+
+    The person is locked first, so a change racing the undo is either before it (and
+    refuses it) or after it."""
+    person = _known_person(session, person_id)
+    latest = session.scalars(
+        select(LedgerEntry)
+        .where(LedgerEntry.person_id == person_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.id != ledger_id:
+        entry_is_latest, entry = False, session.get(LedgerEntry, ledger_id)
+    else:
+        entry_is_latest, entry = True, latest
+    if entry is None or entry.person_id != person_id:
+        return UndoResult(person.email, optout.UndoRefusal.CHANGED)
+    refusal = optout.undo_refusal(
+        entry_kind=optout.EventKind(entry.kind),
+        entry_at=entry.created_at,
+        entry_is_latest=entry_is_latest,
+        now=now,
+        window=window,
+    )
+    if refusal is not None:
+        return UndoResult(person.email, refusal)
+    sent = session.scalar(
+        select(OutboxPush.id)
+        .where(
+            OutboxPush.person_id == person_id,
+            OutboxPush.state == "sent",
+            OutboxPush.settled_at >= entry.created_at,
+        )
+        .limit(1)
+    )
+    result = resubscribe_person(
+        session,
+        person,
+        source=Source.PAGE,
+        actor=f"person:{person_id}",
+        now=now,
+        reason=optout.undo_reason(window),
+        evidence={**(evidence or {}), "undoes_ledger_id": ledger_id},
+    )
+    assert result.changed, "the latest entry is an unsubscribe, so the person is unsubscribed"
+    return UndoResult(person.email, None, salesforce_had_it=sent is not None)
+
+
+def undoable_entry(
+    session: Session, person_id: int, *, now: datetime, window: timedelta = optout.UNDO_WINDOW
+) -> int | None:
+    """The ledger entry a recipient may still undo from the page: the person's latest
+    entry if it is an unsubscribe made on the page within ``window``, else None. Lets a
+    second click of the button, or the link opened again, offer the same Undo."""
+    latest = session.execute(
+        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.source, LedgerEntry.created_at)
+        .where(LedgerEntry.person_id == person_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.source != Source.PAGE.value:
+        return None
+    refusal = optout.undo_refusal(
+        entry_kind=optout.EventKind(latest.kind),
+        entry_at=latest.created_at,
+        entry_is_latest=True,
+        now=now,
+        window=window,
+    )
+    return None if refusal is not None else int(latest.id)

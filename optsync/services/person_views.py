@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from optsync.services.sync.push_phase import SENT_BY_RUN
 from optsync.store.models import OutboxPush, Person
 
 PUSH_STATES = {
@@ -45,6 +46,16 @@ class PushView:
     message: str | None
     fix: str | None
     target_id: str | None = None
+    id: int | None = None
+    claimed_by: str | None = None
+    """Who sent it: a worker, or ``sync run #N`` for a push a sync run made."""
+
+    @property
+    def run_id(self) -> int | None:
+        """The sync run that made this push, if one did."""
+        by = self.claimed_by or ""
+        tail = by.removeprefix(SENT_BY_RUN)
+        return int(tail) if by.startswith(SENT_BY_RUN) and tail.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -77,17 +88,20 @@ def _push_view(row: OutboxPush) -> PushView:
         message=row.last_error_message if failed else None,
         fix=row.fix if failed else None,
         target_id=row.target_id,
+        id=row.id,
+        claimed_by=row.claimed_by,
     )
 
 
-def pushes_of(session: Session, person_id: int, limit: int = MAX_PUSHES) -> list[PushView]:
-    """The person's pushes, newest first: the worker's and those a sync run made."""
-    rows = session.scalars(
-        select(OutboxPush)
-        .where(OutboxPush.person_id == person_id)
-        .order_by(OutboxPush.id.desc())
-        .limit(limit)
+def pushes_of(session: Session, person_id: int, limit: int | None = MAX_PUSHES) -> list[PushView]:
+    """The person's pushes, newest first: the worker's and those a sync run made
+    (``limit=None``: every one, for the person page)."""
+    query = (
+        select(OutboxPush).where(OutboxPush.person_id == person_id).order_by(OutboxPush.id.desc())
     )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = session.scalars(query)
     return [_push_view(row) for row in rows]
 
 

@@ -4,7 +4,8 @@ One transaction does everything stored in the database, so a failed rotation cha
 nothing:
 
 * the stored Salesforce secrets are opened with the old key and sealed with the new one
-  (a blob the old key cannot open stops the rotation: nothing would be lost silently);
+  (a blob the old key cannot open stops the rotation: nothing would be lost silently),
+  and so are the notification secrets (SMTP password, webhook signing secret);
 * the old key's **unsubscribe-link key** joins the retired link keys (``retired_link_keys``),
   every one of them sealed under the new key; the ``/u/`` pages verify a link with the
   current key, then with the retired ones, so links in emails already sent keep working,
@@ -30,6 +31,7 @@ from optsync.errors import ConfigError, UsageError
 from optsync.security import SecretBox
 from optsync.services.accounts import audit, end_all_sessions
 from optsync.services.links import link_key, retired_key_box
+from optsync.services.notifications.settings import reseal as reseal_notification_secrets
 from optsync.store.models import LoginAttempt, RetiredLinkKey, SalesforceConnection
 
 MIN_KEY_LENGTH = 32
@@ -77,6 +79,16 @@ def rotate(
         row.secrets = SecretBox(new_key).seal(values)
         row.updated_at = now
 
+    try:
+        reseal_notification_secrets(session, old_key, new_key)
+    except ConfigError:
+        raise ConfigError(
+            "The stored notification secrets (SMTP password, webhook secret) cannot be "
+            "decrypted with the current secret key; nothing was changed.",
+            field="OPTSYNC_SECRET_KEY",
+            fix="Enter them again (Integrations → Notifications) first, or rotate with the "
+            "key they were stored with.",
+        ) from None
     old_box, new_box = retired_key_box(old_key), retired_key_box(new_key)
     retired = list(session.scalars(select(RetiredLinkKey).order_by(RetiredLinkKey.id)))
     for entry in retired:

@@ -526,3 +526,93 @@ class PushRecord(Base):
         # the records a push failed on (the "some records failed" filter)
         Index("ix_push_records_state", "state", "push_id"),
     )
+
+
+class NotificationSettings(Base):
+    """Where failed runs and stuck pushes are announced (a single row, id 1): by email
+    over SMTP and/or to a webhook. ``secrets`` is a :class:`optsync.security.SecretBox`
+    blob of ``{"smtp_password", "webhook_secret"}``, never shown back (docs/sync.md
+    "Notifications")."""
+
+    __tablename__ = "notification_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    smtp_host: Mapped[str | None] = mapped_column(String(255))
+    smtp_port: Mapped[int] = mapped_column(Integer, default=587)
+    smtp_security: Mapped[str] = mapped_column(String(8), default="starttls")
+    smtp_username: Mapped[str | None] = mapped_column(String(254))
+    email_from: Mapped[str | None] = mapped_column(String(254))
+    email_to: Mapped[str | None] = mapped_column(Text)  # addresses, comma-separated
+    webhook_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_timeout_s: Mapped[int] = mapped_column(Integer, default=10)
+    webhook_retries: Mapped[int] = mapped_column(Integer, default=2)
+    stuck_after_min: Mapped[int] = mapped_column(Integer, default=15)
+    notify_resolved: Mapped[bool] = mapped_column(Boolean, default=True)
+    # when a channel was last switched on: failures before it are not announced
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(254))
+
+    __table_args__ = (
+        CheckConstraint("id = 1", name="singleton"),
+        CheckConstraint("smtp_security IN ('none', 'starttls', 'tls')", name="smtp_security"),
+        CheckConstraint("smtp_port BETWEEN 1 AND 65535", name="smtp_port"),
+        CheckConstraint("webhook_timeout_s BETWEEN 1 AND 60", name="webhook_timeout"),
+        CheckConstraint("webhook_retries BETWEEN 0 AND 5", name="webhook_retries"),
+        CheckConstraint("stuck_after_min BETWEEN 1 AND 1440", name="stuck_after"),
+    )
+
+
+class NotificationEvent(Base):
+    """One thing to announce, once: a failed run (``run_failed:ID``), the start of a spell
+    of stuck pushes (``pushes_stuck:OLDEST_PUSH_ID``) or its end (``…:resolved``). The
+    unique ``key`` is the dedup: every worker may find the same failure, one INSERT wins.
+    ``state`` is the delivery: ``pending`` (due at ``next_attempt_at``), ``sent`` or
+    ``failed`` (gave up); ``deliveries`` holds each channel's last outcome."""
+
+    __tablename__ = "notification_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deliveries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('run_failed', 'pushes_stuck', 'resolved')", name="kind"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
+        Index("ix_notification_events_due", "state", "next_attempt_at"),
+        Index("ix_notification_events_kind", "kind", "resolved_at"),
+    )
+
+
+class SyncRunPreview(Base):
+    """What a dry run would pull and push, every record (the report keeps the first
+    :data:`optsync.services.sync.options.PREVIEW_LISTED`); written from the staging
+    table in the diff's transaction, deleted with the run or by retention."""
+
+    __tablename__ = "sync_run_preview"
+
+    run_id: Mapped[int] = mapped_column(
+        BigId,
+        ForeignKey("sync_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    direction: Mapped[str] = mapped_column(String(4), primary_key=True)
+    person_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    email: Mapped[str] = mapped_column(String(254))
+    salesforce_id: Mapped[str | None] = mapped_column(String(18))
+    object: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (CheckConstraint("direction IN ('pull', 'push')", name="direction"),)

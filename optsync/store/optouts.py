@@ -25,7 +25,7 @@ push that reached an old record after a relink.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -63,6 +63,9 @@ class Changed:
     person_id: int
     email: str
     salesforce_id: str | None
+    ledger_id: int = 0
+    """The ledger entry this call wrote for the person (the undo on the public page is
+    bound to it)."""
 
 
 def begin_write(session: Session) -> None:
@@ -271,12 +274,15 @@ def _flip(
                 .returning(PERSONS.c.id, PERSONS.c.email, PERSONS.c.salesforce_id)
             )
             changed.extend(Changed(int(pid), str(email), sf) for pid, email, sf in rows)
-    if changed:
-        session.execute(
-            insert(LEDGER),
-            [_ledger_row(c.person_id, first[c.person_id].event) for c in changed],
-        )
-    return changed
+    if not changed:
+        return changed
+    # each person changes once per call, so the entries are told apart by person
+    written = session.execute(
+        insert(LEDGER).returning(LEDGER.c.person_id, LEDGER.c.id),
+        [_ledger_row(c.person_id, first[c.person_id].event) for c in changed],
+    )
+    ledger_ids = {int(pid): int(entry_id) for pid, entry_id in written}
+    return [replace(c, ledger_id=ledger_ids[c.person_id]) for c in changed]
 
 
 def _ledger_row(person_id: int, event: LedgerEvent) -> dict[str, Any]:

@@ -4,8 +4,10 @@ ledger is evidence and is kept forever.
 * **Sent and cancelled pushes** older than ``keep_pushes_days`` (default 30, the activity
   chart's window) are deleted, except each person's latest push, which the person's
   page, the listing and retries read.
-* **A sync run's per-record failures** are deleted once the run finished more than
-  ``keep_run_failures_days`` ago (default 90); the run and its report stay.
+* **A sync run's per-record failures**, and a dry run's full list of records it would
+  pull and push (``sync_run_preview``, "all as CSV"), are deleted once the run finished
+  more than ``keep_run_failures_days`` ago (default 90); the run and its report (with the
+  first 100 records each way) stay.
 * **Failed, pending, in-flight and not-linked pushes are never deleted**: they are work
   still to do or a failure an admin has to see.
 
@@ -22,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from optsync.store.models import OutboxPush, SyncRun, SyncRunFailure
+from optsync.store.models import OutboxPush, SyncRun, SyncRunFailure, SyncRunPreview
 
 BATCH = 5_000
 PRUNABLE = ("sent", "cancelled")
@@ -32,6 +34,7 @@ PRUNABLE = ("sent", "cancelled")
 class Pruned:
     pushes: int
     run_failures: int
+    previews: int = 0
 
 
 def prune(
@@ -80,4 +83,21 @@ def prune(
             break
         session.execute(delete(SyncRunFailure).where(SyncRunFailure.id.in_(ids)))
         failures += len(ids)
-    return Pruned(pushes, failures)
+    previews = 0
+    while True:
+        keys = session.execute(
+            select(SyncRunPreview.run_id, SyncRunPreview.direction, SyncRunPreview.person_id)
+            .where(SyncRunPreview.run_id.in_(old_runs.scalar_subquery()))
+            .limit(batch)
+        ).all()
+        if not keys:
+            break
+        for run_id in {k[0] for k in keys}:
+            ids = [k[2] for k in keys if k[0] == run_id]
+            session.execute(
+                delete(SyncRunPreview).where(
+                    SyncRunPreview.run_id == run_id, SyncRunPreview.person_id.in_(ids)
+                )
+            )
+        previews += len(keys)
+    return Pruned(pushes, failures, previews)

@@ -40,6 +40,8 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -56,6 +58,7 @@ from optsync.store.models import (
     SalesforceRecord,
     SyncRemoteOptOut,
     SyncRun,
+    SyncRunPreview,
 )
 from optsync.store.records import field_column
 
@@ -604,3 +607,50 @@ def persons_by_salesforce_id(session: Session, ids: Sequence[str]) -> dict[str, 
         ):
             out[str(sf)] = int(pid)
     return out
+
+
+# -- a dry run's records ----------------------------------------------------------------
+
+
+def store_preview(session: Session, run_id: int) -> None:
+    """Write every person the run would pull and push into ``sync_run_preview`` (two
+    INSERT … SELECTs over the same conditions as the real run's pull and push)."""
+    for direction, where in (("pull", _pull_where(run_id)), ("push", _push_where(run_id))):
+        rows = select(
+            literal(run_id),
+            literal(direction),
+            Person.id,
+            Person.email,
+            Person.salesforce_id,
+            Person.salesforce_object,
+        ).where(where)
+        session.execute(
+            insert(SyncRunPreview).from_select(
+                ["run_id", "direction", "person_id", "email", "salesforce_id", "object"], rows
+            )
+        )
+
+
+def preview_rows(
+    session: Session, run_id: int, direction: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The stored records of a dry run, by direction then person id."""
+    query = (
+        select(SyncRunPreview)
+        .where(SyncRunPreview.run_id == run_id)
+        .order_by(SyncRunPreview.direction, SyncRunPreview.person_id)
+    )
+    if direction is not None:
+        query = query.where(SyncRunPreview.direction == direction)
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {
+            "direction": r.direction,
+            "person_id": r.person_id,
+            "email": r.email,
+            "salesforce_id": r.salesforce_id,
+            "object": r.object,
+        }
+        for r in session.scalars(query)
+    ]

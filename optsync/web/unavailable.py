@@ -18,7 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from optsync.web.errors import error_response
-from optsync.web.public import TEMPLATES
+from optsync.web.public import TEMPLATES, page_values
 
 log = logging.getLogger("optsync.web")
 
@@ -36,6 +36,7 @@ def database_unavailable(request: Request, exc: Exception) -> HTMLResponse | JSO
         return error_response(
             503, "The database is unavailable; try again shortly.", headers=headers
         )
+    values, page_headers = page_values(request)  # in the recipient's language
     return TEMPLATES.TemplateResponse(
-        request, "unavailable.html", {}, status_code=503, headers=headers
+        request, "unavailable.html", values, status_code=503, headers=page_headers | headers
     )

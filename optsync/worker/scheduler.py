@@ -31,6 +31,7 @@ from typing import Any
 from optsync.bootstrap import Context
 from optsync.domain.schedule import ScheduleError, due_run
 from optsync.salesforce.gateway import LONG_JOB_RETRIES, SalesforceGateway, open_gateway
+from optsync.services.notifications.dispatch import notify_tick
 from optsync.services.retention import prune_now
 from optsync.services.sync_run import (
     RunInProgress,
@@ -129,6 +130,20 @@ def maybe_run_scheduled(
     return report
 
 
+def notify_now(ctx: Context) -> None:
+    """Announce failed runs and stuck pushes (docs/sync.md "Notifications"); a failing
+    tick is logged and retried on the next one."""
+    try:
+        notify_tick(
+            ctx.db,
+            secret_key=ctx.settings.resolved_secret_key,
+            base_url=ctx.settings.base_url,
+            now=ctx.clock(),
+        )
+    except Exception:
+        log.exception("notification tick failed; trying again next tick")
+
+
 def run_scheduler_loop(
     ctx: Context,
     stop: threading.Event,
@@ -145,6 +160,7 @@ def run_scheduler_loop(
             maybe_run_scheduled(ctx, ctx.clock(), gateway=gateway, options=options)
         except Exception:  # a database blip must not kill the worker
             log.exception("scheduler tick failed; trying again next tick")
+        notify_now(ctx)
         if pruned_at is None or time.monotonic() - pruned_at >= PRUNE_EVERY_S:
             pruned_at = time.monotonic()
             try:

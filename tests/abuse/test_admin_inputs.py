@@ -1,5 +1,5 @@
 """Admin pages answer malformed addresses with HTML pages: an id beyond 64 bits (which a
-member can type) is a 404 page, never a 500; ``?page=abc`` is a 422 page, not JSON."""
+member can type) is a 404 page, never a 500; a bad list filter is a 400 page, not JSON."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ def _is_page(r, status):
     assert r.status_code == status, (r.status_code, r.text[:300])
     assert r.headers["content-type"].startswith("text/html"), r.headers["content-type"]
     assert "<h1>" in r.text and '"error"' not in r.text
+
+
+def _is_tab_with_error(r):
+    """The Unsubscribes tab itself (400), its error above the filters, never JSON."""
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("text/html")
+    assert "<h1>Unsubscribes</h1>" in r.text and 'id="filter-error"' in r.text
 
 
 @pytest.mark.parametrize("pid", [HUGE, HUGER, "-1", "0", "abc", "1.0"])
@@ -38,16 +45,19 @@ def test_a_run_id_out_of_range_is_a_404_page(admin_client, rid):
     _is_page(admin_client.get(f"{BASE}/runs/{rid}"), 404)
 
 
-@pytest.mark.parametrize("page", ["abc", "1.5", HUGER])
-def test_a_malformed_page_number_is_a_422_page(member_client, page):
+@pytest.mark.parametrize("page", ["abc", "1.5", HUGER, "2"])
+def test_a_page_number_is_a_400_page_saying_the_list_pages_by_links(member_client, page):
+    """The list pages with cursor links (issue 17); an old ``?page=N`` link says so."""
     r = member_client.get(f"{BASE}?page={page}")
-    _is_page(r, 422)
-    assert "page" in r.text
+    _is_tab_with_error(r)
+    assert "Page: This list has no page numbers" in r.text
 
 
-def test_a_large_but_valid_page_number_shows_the_last_page(member_client):
-    r = member_client.get(f"{BASE}?page={2**63 - 1}")
-    assert r.status_code == 200
+@pytest.mark.parametrize("query", ["nonsense=1", "Source=csv", "sort=email&limit=5"])
+def test_an_unknown_list_parameter_is_a_400_page_naming_it(member_client, query):
+    r = member_client.get(f"{BASE}?{query}")
+    _is_tab_with_error(r)
+    assert "not a filter of this list" in r.text.lower()
 
 
 def test_the_api_keeps_its_json_errors(app, admin_headers):

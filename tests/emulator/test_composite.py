@@ -254,8 +254,9 @@ def test_limits_and_malformed_requests(emu: Emulator) -> None:
     assert error_code(raw.post("composite", json={"nope": []})) == "JSON_PARSER_ERROR"
     no_url = [{"method": "GET", "referenceId": "x"}]
     assert raw.post("composite", json={"compositeRequest": no_url}).status_code == 400
-    assert raw.get("composite").status_code == 405
-    assert emu.control("GET", "counters")["by_endpoint"]["composite"] == 7
+    assert raw.put("composite").status_code == 405
+    assert raw.get("composite").json()["batch"] == f"{B}/composite/batch"
+    assert emu.control("GET", "counters")["by_endpoint"]["composite"] == 8
 
 
 def test_composite_writes_emit_change_events_as_one_transaction(

@@ -535,6 +535,82 @@ def test_an_org_without_cdc_selects_nothing(tmp_path: Path):
         org.store.close()
 
 
+def test_an_entity_not_selected_has_no_capture_triggers(tmp_path: Path):
+    """Capture costs nothing for an entity not selected: its writes fire no trigger.
+
+    A trigger that reads every column of a wide row costs a few microseconds per updated
+    row even when it logs nothing (the nightly bench's emulator runs ``--without-cdc``).
+    """
+    org, _ = build_org(EmulatorOptions(data_dir=tmp_path, memory=True, cdc=False))
+    bus, store = org.pubsub, org.store
+    assert bus is not None
+
+    def triggered() -> list[str]:
+        rows = store.conn.execute(
+            "SELECT tbl_name FROM sqlite_temp_master WHERE type = 'trigger' ORDER BY tbl_name"
+        )
+        return sorted({r[0] for r in rows})
+
+    try:
+        assert triggered() == []
+        bus.select(["Contact"])
+        assert triggered() == ["Contact"]
+        cid = store.create("Contact", {"LastName": "Lane"}, enforce_fls=False)
+        store.create("Lead", {"LastName": "Lane", "Company": "C"}, enforce_fls=False)
+        assert bus.state()["retained"] == 1
+        bus.select([])
+        assert triggered() == []
+        store.update("Contact", cid, {"FirstName": "Ann"}, enforce_fls=False)
+        assert bus.state()["retained"] == 1
+        bus.select(["Contact", "Lead"])
+        assert triggered() == ["Contact", "Lead"]
+        store.update("Contact", cid, {"FirstName": "Bo"}, enforce_fls=False)
+        assert bus.state()["retained"] == 2
+        org.reset()  # back to the startup selection: none
+        assert triggered() == []
+    finally:
+        org.jobs.close()
+        org.store.close()
+
+
+def test_an_update_that_changes_no_value_still_moves_the_stamps_and_emits_an_update(
+    emu: Emulator, sf: Any, client: Client
+):
+    """Bulk ingest setting a field to the value it has: as every update, it moves
+    LastModifiedDate and SystemModstamp, and its change event is an UPDATE whose changed
+    fields are LastModifiedDate alone (the documented behaviour, see docs/emulator.md)."""
+    cid = new_contact(sf, HasOptedOutOfEmail=True)
+    before = sf.Contact.get(cid)
+    sub = client.subscribe(CONTACTS)
+    ready(emu)
+    time.sleep(0.005)  # stamps have millisecond resolution
+    http = emu.http()
+    auth = {"Authorization": f"Bearer {client.metadata[0][1]}", **OWN}
+    base = f"{emu.instance_url}/services/data/v59.0/jobs/ingest"
+    job = http.post(
+        base, json={"object": "Contact", "operation": "update"}, headers=auth, timeout=30
+    ).json()
+    http.put(
+        f"{base}/{job['id']}/batches",
+        data=f"Id,HasOptedOutOfEmail,LastName\n{cid},true,Lane\n",
+        headers={**auth, "Content-Type": "text/csv"},
+        timeout=30,
+    )
+    http.patch(f"{base}/{job['id']}", json={"state": "UploadComplete"}, headers=auth, timeout=30)
+    [event] = sub.decoded(1)
+    sub.close()
+    h = header(event)
+    assert h["changeType"] == "UPDATE" and h["recordIds"] == [cid]
+    schema = EntitySchema("Contact", fields_of("Contact", sales_opt_out=True))
+    assert read_bitmap(schema, h["changedFields"]) == ["LastModifiedDate"]
+    assert event["HasOptedOutOfEmail"] is None and event["LastModifiedDate"] is not None
+    after = sf.Contact.get(cid)
+    assert after["HasOptedOutOfEmail"] is True and after["LastName"] == "Lane"
+    assert after["SystemModstamp"] > before["SystemModstamp"]
+    assert after["LastModifiedDate"] > before["LastModifiedDate"]
+    assert h["commitTimestamp"] > 0
+
+
 def test_the_connection_facts_name_the_pubsub_url(emu: Emulator):
     assert emu.summary()["pubsub_url"].startswith("https://127.0.0.1:")
 

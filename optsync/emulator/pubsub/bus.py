@@ -160,6 +160,7 @@ class EventBus:
         with self.cond:
             self.selected = set(entities)
             self.cond.notify_all()
+        self.capture.refresh()  # outside the condition: the store's lock comes first
 
     def set_settings(self, changes: dict[str, Any]) -> BusSettings:
         with self.cond:
@@ -347,6 +348,7 @@ class EventBus:
             self.settings = self._startup_settings
             self.selected = set(self._default_selected)
             self.cond.notify_all()
+        self.capture.refresh()
 
     def close(self) -> None:
         with self.cond:

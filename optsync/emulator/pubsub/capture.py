@@ -8,6 +8,11 @@ transaction (``allOrNone``) leaves nothing and the log is in commit order. The s
 its change listeners once after each commit (its one hook); :meth:`ChangeCapture.drain`
 then reads and empties the log under the store's lock.
 
+Only the tables of entities selected for Change Data Capture carry the triggers
+(:meth:`ChangeCapture.refresh` follows the selection): a trigger that reads every column
+of a wide row costs a few microseconds per written row even when it logs nothing, which
+made a Bulk update of an org without CDC pay for capture it never used.
+
 Who wrote: a context variable holds the :class:`Writer` (the user and the
 ``changeOrigin``); the REST gateway sets it for every API call from the
 ``Sforce-Call-Options`` header, Bulk jobs remember the one of the request that created
@@ -117,37 +122,60 @@ class ChangeCapture:
         self.store = store
         self.on_commit = on_commit
         self.selected = selected
+        self._installed: set[str] = set()
         with store.lock:
-            self._install(store.conn)
+            conn = store.conn
+            conn.create_function("emulator_capturing", 0, lambda: int(_capturing.get()))
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS cdc_log "
+                "(seq INTEGER PRIMARY KEY, obj TEXT, old TEXT, new TEXT)"
+            )
+            for obj in CDC_OBJECTS:
+                for event in ("INSERT", "UPDATE"):
+                    conn.execute(f'DROP TRIGGER IF EXISTS temp."cdc_{obj}_{event}"')
+            self.refresh()
         store.change_listeners.append(self.drain)
 
-    def _install(self, conn: sqlite3.Connection) -> None:
-        conn.create_function(
-            "emulator_capturing", 1, lambda obj: int(_capturing.get() and self.selected(obj))
-        )
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS cdc_log "
-            "(seq INTEGER PRIMARY KEY, obj TEXT, old TEXT, new TEXT)"
-        )
-        for obj in CDC_OBJECTS:
-            cols = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{obj}")')]
+    def refresh(self) -> None:
+        """Give the tables of selected entities their triggers and take them from the rest.
 
-            def row(ref: str, cols: list[str] = cols) -> str:
-                # SQLite functions take at most 127 arguments: 60 columns per call
-                head, rest = cols[:60], cols[60:]
-                sql = "json_object(" + ", ".join(f"'{c}', {ref}.\"{c}\"" for c in head) + ")"
-                for start in range(0, len(rest), 60):
-                    pairs = ", ".join(f'\'$."{c}"\', {ref}."{c}"' for c in rest[start : start + 60])
-                    sql = f"json_insert({sql}, {pairs})"
-                return sql
+        Call it after the selection changes. It reads the selection under the store's
+        lock, so concurrent refreshes end with the triggers of the latest selection, and
+        never runs inside a transaction (the lock is held across every transaction).
+        """
+        conn = self.store.conn
+        with self.store.lock:
+            for obj in CDC_OBJECTS:
+                wanted = bool(self.selected(obj))
+                if wanted == (obj in self._installed):
+                    continue
+                if wanted:
+                    self._install(conn, obj)
+                    self._installed.add(obj)
+                else:
+                    for event in ("INSERT", "UPDATE"):
+                        conn.execute(f'DROP TRIGGER IF EXISTS temp."cdc_{obj}_{event}"')
+                    self._installed.discard(obj)
 
-            for event, old in (("INSERT", "NULL"), ("UPDATE", row("OLD"))):
-                conn.execute(f'DROP TRIGGER IF EXISTS temp."cdc_{obj}_{event}"')
-                conn.execute(
-                    f'CREATE TEMP TRIGGER "cdc_{obj}_{event}" AFTER {event} ON main."{obj}" '
-                    f"WHEN emulator_capturing('{obj}') BEGIN INSERT INTO cdc_log (obj, old, new) "
-                    f"VALUES ('{obj}', {old}, {row('NEW')}); END"
-                )
+    @staticmethod
+    def _install(conn: sqlite3.Connection, obj: str) -> None:
+        cols = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{obj}")')]
+
+        def row(ref: str) -> str:
+            # SQLite functions take at most 127 arguments: 60 columns per call
+            head, rest = cols[:60], cols[60:]
+            sql = "json_object(" + ", ".join(f"'{c}', {ref}.\"{c}\"" for c in head) + ")"
+            for start in range(0, len(rest), 60):
+                pairs = ", ".join(f'\'$."{c}"\', {ref}."{c}"' for c in rest[start : start + 60])
+                sql = f"json_insert({sql}, {pairs})"
+            return sql
+
+        for event, old in (("INSERT", "NULL"), ("UPDATE", row("OLD"))):
+            conn.execute(
+                f'CREATE TEMP TRIGGER "cdc_{obj}_{event}" AFTER {event} ON main."{obj}" '
+                f"WHEN emulator_capturing() BEGIN INSERT INTO cdc_log (obj, old, new) "
+                f"VALUES ('{obj}', {old}, {row('NEW')}); END"
+            )
 
     def drain(self) -> None:
         """Called by the store after each commit, under its lock: pass the log on."""

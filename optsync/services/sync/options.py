@@ -19,6 +19,9 @@ STAGE_CHUNK = 5_000
 MAX_LISTED = 1_000
 """Failures and re-opted-out persons listed in the report; all failures are stored in
 ``sync_run_failures``."""
+PREVIEW_LISTED = 100
+"""Records a dry run's report lists per direction (``would_pull``, ``would_push``); every
+one is stored in ``sync_run_preview`` for "all as CSV"."""
 RETRIES = 2
 """Resends of a record whose push failed transiently within one run (the next run
 retries it again); follows of conversions and merges are bounded by

@@ -33,6 +33,7 @@ from optsync.services.records_pull import policy as records_policy
 from optsync.services.sync.options import (
     CONNECT_FIX,
     MAX_LISTED,
+    PREVIEW_LISTED,
     Progress,
     RunFailed,
     RunLost,
@@ -361,6 +362,13 @@ class SyncRunner:
             reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
             addresses = sync_runs.address_counts(session)
             self.policy = records_policy(session, self.field)
+            if self.dry_run:  # what it would do, record by record (docs/sync.md "Dry run")
+                self._hold(session)
+                sync_runs.store_preview(session, self.run_id)
+                preview = {
+                    d: sync_runs.preview_rows(session, self.run_id, d, limit=PREVIEW_LISTED)
+                    for d in ("pull", "push")
+                }
         self.report.update(
             remote_opted_out=counts.remote_opted_out,
             local_unsubscribed=counts.local_unsubscribed,
@@ -379,6 +387,9 @@ class SyncRunner:
                 pulled=counts.to_pull + self.to_add,
                 pushed=counts.to_push,
                 suppressed_unknown=self.to_add,
+                would_pull=[_listed(r) for r in preview["pull"]],
+                would_push=[_listed(r) for r in preview["push"]],
+                preview_listed=PREVIEW_LISTED,
             )
         self.progress("diff", 1, 1)
         self._end("diff")
@@ -490,6 +501,10 @@ class SyncRunner:
             records_set=dict(sorted(state.by_object.items())),
         )
         self._end("push")
+
+
+def _listed(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("person_id", "email", "salesforce_id", "object")}
 
 
 def _chunked(values: Iterator[T], size: int) -> Iterator[list[T]]:

@@ -1,5 +1,5 @@
 """The admin web app: sign-in, Settings → Admin Settings → Unsubscribes (tabs
-Unsubscribes and Integrations), sync runs, server-rendered with Jinja2.
+Unsubscribes, Failures and Integrations), sync runs, server-rendered with Jinja2.
 
 ``install_admin(app, ctx)`` is the one way in: ``create_app`` calls it last, and it adds
 the session middleware, the HTML error pages and the routers. Nothing here is global, so
@@ -13,7 +13,16 @@ from fastapi import FastAPI
 
 from optsync.bootstrap import Context
 from optsync.services.sync_launcher import SyncLauncher
-from optsync.web.admin import home, integrations, login, runs, unsubscribes, users
+from optsync.web.admin import (
+    failures,
+    home,
+    integrations,
+    login,
+    notifications,
+    runs,
+    unsubscribes,
+    users,
+)
 from optsync.web.admin.auth import install_sessions
 from optsync.web.admin.remote import CheckCache
 from optsync.web.admin.templating import install_page_errors
@@ -31,7 +40,7 @@ def install_admin(app: FastAPI, ctx: Context) -> None:
     app.state.verification_gate = VerificationGate()  # this process's password checks
     app.state.check_cache = CheckCache()  # the Integrations tab's setup checks
     install_page_errors(app)
-    for module in (login, home, unsubscribes, integrations, runs, users):
+    for module in (login, home, unsubscribes, failures, integrations, notifications, runs, users):
         app.include_router(module.router)
     install_sessions(app, ctx)
 

@@ -46,6 +46,7 @@ from optsync.store.models import Person, SalesforceConnection
 from optsync.web.admin.activity import last_days
 from optsync.web.admin.auth import SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.chart import activity_svg, legend, sources_in
+from optsync.web.admin.health_banner import health_banner
 from optsync.web.admin.live_pull import LIVE_PULL_LABELS, live_state_lines
 from optsync.web.admin.remote import CheckCache, try_connection
 from optsync.web.admin.templating import Crumb, field_message, flash, redirect, render
@@ -150,6 +151,7 @@ def render_tab(
     conn_errors: dict[str, str] | None = None,
     conn_result: tuple[bool, str] | None = None,
     stored_result: tuple[bool, str] | None = None,
+    notify: dict[str, Any] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     """The whole tab; ``values``/``errors`` re-show a form that failed validation, and
@@ -189,6 +191,7 @@ def render_tab(
         crumbs=CRUMBS,
         status=status,
         tab="integrations",
+        health=health_banner(ctx),
         settings=settings,
         values=values or settings.as_dict(),
         errors=errors or {},
@@ -216,7 +219,14 @@ def render_tab(
         auth_labels=AUTH_LABELS,
         live_pull_choices=LIVE_PULL_LABELS,
         live_state=live_state_lines(ctx, now),
+        notify=notify or notifications_section(ctx),
     )
+
+
+def notifications_section(ctx: Context) -> dict[str, Any]:
+    from optsync.web.admin.notifications import section  # it imports this module
+
+    return section(ctx)
 
 
 def _env_set(ctx: Context) -> bool:

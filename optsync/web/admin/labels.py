@@ -19,3 +19,21 @@ PUSH_LABELS = {
     "not_linked": "Not linked",
     "cancelled": "Cancelled (re-subscribed)",
 }
+
+LIVE_PULL_STATES = {
+    "off": "Off (Salesforce-side opt-outs arrive with the nightly sync)",
+    "waiting": "Waiting for a worker",
+    "live": "Live (Change Data Capture)",
+    "polling": "Polling",
+    "catching_up": "Catching up after a gap",
+    "reconnecting": "Reconnecting",
+    "starting": "Starting",
+}
+"""The live pull's state in the health banner (optsync.services.health)."""
+
+PROBLEM_LABELS = {
+    "failed_run": "Run failed",
+    "failed_pushes": "Pushes failed",
+    "stuck_pushes": "Pushes stuck",
+    "live_pull": "Live pull",
+}

@@ -4,25 +4,59 @@ report."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from optsync.bootstrap import Context
+from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import NotFoundError
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
 from optsync.services.sync_settings import get_settings
+from optsync.store import runs as runs_store
+from optsync.store import sync_runs
 from optsync.store.models import Person
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
-from optsync.web.admin.templating import RecordId, flash, redirect, render
+from optsync.web.admin.templating import TEMPLATES, RecordId, flash, redirect, render
 from optsync.web.deps import get_context
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 
 BASE = "/settings/admin/unsubscribes"
 REFRESH_SECONDS = 2
+
+
+def run_links(report: dict[str, Any]) -> dict[str, Any]:
+    """Where a run's counts lead: the records behind them, as the Unsubscribes tab's
+    filtered list or the Failures view (``pulled``: the unsubscribes that came from
+    Salesforce while the run ran; ``not_linked``: those still waiting for a record now;
+    ``failed``: the Failures view at each code). A running or dry run links nothing: its
+    numbers are not final or changed nothing."""
+    if report.get("status") == "running" or report.get("dry_run"):
+        return {"pulled": None, "not_linked": None, "failed": {}}
+    pulled = None
+    if report.get("pulled") and report.get("finished_at"):
+        until = datetime.fromisoformat(report["finished_at"]) + timedelta(seconds=1)
+        pulled = f"{BASE}?" + urlencode(
+            {
+                "tab": "unsubscribes",
+                "source": "salesforce",
+                "since": datetime.fromisoformat(report["started_at"]).isoformat(),
+                "until": until.isoformat(),
+            }
+        )
+    not_linked = f"{BASE}/failures#unlinked-h" if report.get("not_linked") else None
+    failed = {code: f"{BASE}/failures#code-{code}" for code in report.get("failed") or {}}
+    return {"pulled": pulled, "not_linked": not_linked, "failed": failed}
+
+
+TEMPLATES.env.globals["run_links"] = run_links
 
 
 def launcher_of(request: Request) -> SyncLauncher:
@@ -45,6 +79,70 @@ async def start(
             return redirect(f"{BASE}/runs/{exc.run_id}")
         return redirect(f"{BASE}?tab=integrations#runs")
     return redirect(f"{BASE}/runs/{run_id}")
+
+
+@router.post(BASE + "/runs/{run_id}/real", response_class=HTMLResponse)
+async def run_for_real(
+    request: Request,
+    run_id: RecordId,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """ "Run it for real" on a dry run's page: a real manual run with the same options —
+    the same field; if the field setting changed since, the dry run no longer says what
+    the run would do, so it asks for a new dry run instead."""
+    try:
+        report = await run_in_threadpool(get_report, ctx.db, run_id)
+    except NotFoundError:
+        raise PageError(404, "No such run", f"There is no sync run #{run_id}.") from None
+    if not report["dry_run"] or report["status"] != "succeeded":
+        flash(request, "Only a dry run that succeeded can be run for real.", "warn")
+        return redirect(f"{BASE}/runs/{run_id}")
+
+    def current_field() -> str:
+        with ctx.db.transaction() as session:
+            return get_settings(session).salesforce_field
+
+    field = await run_in_threadpool(current_field)
+    if field != report["field"]:
+        flash(
+            request,
+            f"The synced field changed since this dry run ({report['field']} → {field}); "
+            "start a new dry run to see what a run would do now.",
+            "warn",
+        )
+        return redirect(f"{BASE}/runs/{run_id}")
+    try:
+        new_id = await run_in_threadpool(lambda: launcher_of(request).start(dry_run=False))
+    except RunInProgress as exc:
+        flash(request, "A sync run is already in progress; it is shown below.", "warn")
+        return redirect(f"{BASE}/runs/{exc.run_id}" if exc.run_id else f"{BASE}/runs/{run_id}")
+    return redirect(f"{BASE}/runs/{new_id}")
+
+
+@router.get(BASE + "/runs/{run_id}/preview.csv")
+def preview_csv(
+    run_id: RecordId,
+    ctx: Context = Depends(get_context),
+    user: SignedInUser = Depends(require_admin),
+) -> Response:
+    """Every record a dry run would pull and push (stored at the run, not recomputed)."""
+    with ctx.db.transaction() as session:
+        if runs_store.get_run(session, run_id) is None:
+            raise PageError(404, "No such run", f"There is no sync run #{run_id}.")
+        rows = sync_runs.preview_rows(session, run_id)
+    lines = csv_lines(
+        ("direction", "person_id", "email", "salesforce_id", "object"),
+        (
+            (r["direction"], r["person_id"], r["email"], r["salesforce_id"], r["object"])
+            for r in rows
+        ),
+    )
+    return Response(
+        "".join(lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="dry-run-{run_id}.csv"'},
+    )
 
 
 @router.get(BASE + "/runs/{run_id}", response_class=HTMLResponse)

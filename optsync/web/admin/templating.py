@@ -17,10 +17,19 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from optsync.salesforce.config import SETTING_OF
+from optsync.settings import REASON_CHOICES
+from optsync.web.address_markup import address_html as _address
 from optsync.web.admin.auth import LoginRequired, PageError, csrf_token, login_url
-from optsync.web.admin.labels import PUSH_LABELS, SOURCE_LABELS
+from optsync.web.admin.health_banner import age_text
+from optsync.web.admin.labels import (
+    LIVE_PULL_STATES,
+    PROBLEM_LABELS,
+    PUSH_LABELS,
+    SOURCE_LABELS,
+)
 from optsync.web.api.types import MAX_ID
 from optsync.web.errors import validation_error_json, validation_messages
+from optsync.web.i18n import catalogue
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 _SETTING_NAMES = sorted(SETTING_OF.values(), key=len, reverse=True)
@@ -61,21 +70,6 @@ def _fix_text(text: str | None) -> Markup:
 
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-
-
-def _address(email: str | None) -> Markup:
-    """An address that may break only after its "@" or before one of its dots, never
-    inside a word or at a hyphen: each piece keeps one line, ``<wbr>`` between them."""
-    local, at, domain = (email or "").partition("@")
-    if not at:
-        return Markup('<span class="address">{}</span>').format(email or "")
-    first, *rest = local.split(".")
-    labels = domain.split(".")
-    pieces = [first, *("." + part for part in rest)]
-    pieces[-1] += "@"
-    pieces += [labels[0], *("." + label for label in labels[1:])]
-    inner = Markup("<wbr>").join(Markup('<span class="nowrap">{}</span>').format(p) for p in pieces)
-    return Markup('<span class="address">') + inner + Markup("</span>")
 
 
 def _plain(text: str) -> Markup:
@@ -125,9 +119,20 @@ FIELD_LABELS = {
     "sales_opt_out_field": "Sales Opt Out API name",
     "live_pull": "Live pull",
     "poll_interval_s": "Poll every",
+    "source": "Source",
+    "state": "Push state",
+    "code": "Error code",
+    "object": "Salesforce object",
+    "since": "From",
+    "until": "To",
+    "q": "Search",
+    "sort": "Sort",
+    "size": "Per page",
+    "cursor": "Page link",
+    "salesforce_id": "Salesforce id",
 }
 """What the pages call a field in an error ("Email: …"), never the setting's name."""
-_PREFIX = re.compile(r"^(?:[a-z][a-z_.]*[a-z]): ")
+_PREFIX = re.compile(r"^(?:[a-z](?:[a-z_.]*[a-z])?): ")
 
 
 def field_message(field: str | None, message: str, *, with_label: bool = True) -> str:
@@ -174,6 +179,20 @@ TEMPLATES.env.filters["number"] = _number
 TEMPLATES.env.filters["seconds"] = _seconds
 TEMPLATES.env.globals["SOURCE_LABELS"] = SOURCE_LABELS
 TEMPLATES.env.globals["PUSH_LABELS"] = PUSH_LABELS
+# the recipient's answer on the public page, in the admin pages' English
+TEMPLATES.env.globals["REASON_LABELS"] = {
+    r: catalogue("en").texts[f"reason.{r}"] for r in REASON_CHOICES
+}
+TEMPLATES.env.globals["LIVE_PULL_STATES"] = LIVE_PULL_STATES
+TEMPLATES.env.globals["PROBLEM_LABELS"] = PROBLEM_LABELS
+TEMPLATES.env.globals["age_text"] = age_text
+TEMPLATES.env.globals["EVIDENCE_LABELS"] = {
+    "ip": "IP address",
+    "user_agent": "Browser",
+    "sync_run": "Sync run",
+    "field": "Salesforce field",
+    "record_id": "Salesforce record",
+}
 
 
 def render(

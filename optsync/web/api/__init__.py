@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from optsync.web.api import (
+    health,
     links,
     persons,
     pushes,
@@ -20,7 +21,16 @@ from optsync.web.api import (
 
 PREFIX = "/api/v1"
 
-RESOURCES = (persons, unsubscribes, pushes, suppression, links, sync_settings, sync_runs)
+RESOURCES = (
+    persons,
+    unsubscribes,
+    pushes,
+    suppression,
+    links,
+    sync_settings,
+    sync_runs,
+    health,
+)
 
 
 def api_router() -> APIRouter:

@@ -1,4 +1,6 @@
-"""``/api/v1/unsubscribes``: record one or many unsubscribes; re-subscribe (admin).
+"""``/api/v1/unsubscribes``: record one or many unsubscribes; re-subscribe (admin); list
+them with filters and cursor paging (the query builder is
+:mod:`optsync.services.unsubscribe_list`, shared with the Unsubscribes tab).
 
 Sources an API client may claim: ``api`` (the default: the client's own decision, e.g. a
 reply saying "stop") and ``csv`` (a suppression list exported from another tool). The
@@ -11,15 +13,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, Strict, model_validator
 from sqlalchemy.orm import Session
 
 from optsync.bootstrap import Context
 from optsync.domain.optout import Source
-from optsync.services import bulk_unsubscribes, optouts
+from optsync.services import bulk_unsubscribes, optouts, unsubscribe_list
 from optsync.services.optouts import ChangeResult, resubscribe_email
 from optsync.services.salesforce_field import opt_out_field_state
 from optsync.services.sync_settings import get_settings
@@ -249,4 +252,156 @@ def resubscribe(
         field=field,
         salesforce_field_still_set=state.still_set,
         salesforce_check=state.note,
+    )
+
+
+# -- the list ---------------------------------------------------------------------------
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+_DATE_OR_TIME = (
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2}))?$"
+)
+_BOUND = (
+    "A day `YYYY-MM-DD` in the configured time zone (`since`: from its start; `until`: to "
+    "its end), or a time with its offset (`2026-12-01T08:00:00Z`; `until` exclusive)."
+)
+StateName = Literal["pending", "pushed", "failed", "not_linked", "cancelled", "none"]
+SortName = Literal["newest", "oldest", "email", "email_desc"]
+
+
+class ListedUnsubscribeOut(BaseModel):
+    person_id: int
+    email: str
+    salesforce_id: str | None
+    salesforce_object: Literal["Contact", "Lead"] | None
+    source: str | None = Field(description="The source of the unsubscribe in force.")
+    unsubscribed_at: datetime | None
+    push_state: Literal["pending", "pushed", "failed", "not_linked", "cancelled"] | None = Field(
+        description="The latest push's state; null when there was none (e.g. pulled from "
+        "Salesforce, which already has it)."
+    )
+    push_code: str | None = Field(description="Salesforce error code (failed only).")
+    push_fix: str | None = Field(description="What to do about it (failed only).")
+
+
+class UnsubscribeListOut(BaseModel):
+    unsubscribes: list[ListedUnsubscribeOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def _wants_csv(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip() == "text/csv" for part in accept.split(","))
+
+
+@router.get(
+    "/unsubscribes",
+    response_model=UnsubscribeListOut,
+    summary="List unsubscribes with filters and cursor paging (`Accept: text/csv` exports all)",
+    responses=error_responses(
+        401,
+        422,
+        also={
+            200: {
+                "description": "A page of unsubscribes (JSON), or every matching row as CSV "
+                "when the request says `Accept: text/csv`.",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    ),
+)
+def list_unsubscribes(
+    request: Request,
+    source: Annotated[
+        Source | None, Query(description="Where the unsubscribe in force came from.")
+    ] = None,
+    state: Annotated[
+        StateName | None,
+        Query(description="The latest push's state; `none`: never pushed."),
+    ] = None,
+    code: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=80,
+            pattern=r"^[A-Za-z0-9_]+$",
+            description="The latest push failed with this Salesforce error code.",
+        ),
+    ] = None,
+    object_: Annotated[
+        Literal["Contact", "Lead"] | None,
+        Query(alias="object", description="The linked record's object."),
+    ] = None,
+    since: Annotated[
+        str | None, Query(max_length=40, pattern=_DATE_OR_TIME, description=_BOUND)
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=40, pattern=_DATE_OR_TIME, description=_BOUND)
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=254,
+            pattern=r"^[^\x00-\x1f\x7f]*$",
+            description="Part of the address, or a 15- or 18-character Salesforce id.",
+        ),
+    ] = None,
+    sort: Annotated[SortName, Query(description="Order of the list.")] = "newest",
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=623,
+            pattern=r"^[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{22}$",
+            description="`next_cursor` of the previous page, as given.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")] = (
+        DEFAULT_LIMIT
+    ),
+    ctx: Context = Depends(get_context),
+    caller: Caller = Depends(require_token),
+) -> Response | UnsubscribeListOut:
+    raw = {
+        "source": source.value if source else "",
+        "state": state or "",
+        "code": code or "",
+        "object": object_ or "",
+        "since": since or "",
+        "until": until or "",
+        "q": q or "",
+        "sort": sort,
+        "cursor": cursor or "",
+    }
+    secret = ctx.settings.resolved_secret_key
+    with ctx.db.transaction() as session:
+        query = unsubscribe_list.parse_query(
+            raw, tz=get_settings(session).timezone, secret_key=secret
+        )
+        if not _wants_csv(request):
+            page = unsubscribe_list.read_page(session, query, limit, secret_key=secret)
+            return UnsubscribeListOut(
+                unsubscribes=[
+                    ListedUnsubscribeOut(
+                        person_id=r.id,
+                        email=r.email,
+                        salesforce_id=r.salesforce_id,
+                        salesforce_object=r.salesforce_object,  # type: ignore[arg-type]
+                        source=r.source,
+                        unsubscribed_at=r.unsubscribed_at,
+                        push_state=r.push_state,  # type: ignore[arg-type]
+                        push_code=r.push_code,
+                        push_fix=r.push_fix,
+                    )
+                    for r in page.rows
+                ],
+                next_cursor=page.next_cursor,
+            )
+    return StreamingResponse(
+        unsubscribe_list.csv_export(ctx.db, query),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="optsync-unsubscribes.csv"'},
     )

@@ -40,7 +40,9 @@ def run(db, clock, requests: list[ByIdRequest]) -> list[ByIdOutcome]:
 def test_each_person_gets_state_ledger_entry_with_its_own_evidence_and_a_push(db, clock):
     ids = people(db, clock, 3)
     outcomes = run(db, clock, [request(pid, ip=f"192.0.2.{n}") for n, pid in enumerate(ids)])
-    assert outcomes == [ByIdOutcome(f"p{i}@example.com", True) for i in range(3)]
+    assert [(o.email, o.changed) for o in outcomes] == [
+        (f"p{i}@example.com", True) for i in range(3)
+    ]
     with db.transaction() as s:
         persons = s.scalars(select(Person).order_by(Person.id)).all()
         assert all(p.unsubscribed and p.unsubscribe_source == "one_click" for p in persons)
@@ -50,6 +52,7 @@ def test_each_person_gets_state_ledger_entry_with_its_own_evidence_and_a_push(db
             (pid, "unsubscribe", "one_click", f"person:{pid}") for pid in ids
         ]
         assert [e.evidence["ip"] for e in entries] == ["192.0.2.0", "192.0.2.1", "192.0.2.2"]
+        assert [o.ledger_id for o in outcomes] == [e.id for e in entries]
         pushes = s.scalars(select(OutboxPush).order_by(OutboxPush.person_id)).all()
         assert [(p.person_id, p.state) for p in pushes] == [(pid, "pending") for pid in ids]
 
@@ -66,10 +69,14 @@ def test_mixed_sources_keep_their_own_source(db, clock):
 def test_a_person_twice_in_one_batch_is_changed_once_by_the_first(db, clock):
     (pid,) = people(db, clock, 1)
     outcomes = run(db, clock, [request(pid, Source.PAGE), request(pid, Source.ONE_CLICK)])
-    assert outcomes == [ByIdOutcome("p0@example.com", True), ByIdOutcome("p0@example.com", False)]
-    assert counts(db) == (1, 1, 1, 1)
     with db.transaction() as s:
         assert s.scalar(select(LedgerEntry.source)) == "page"
+        entry_id = s.scalar(select(LedgerEntry.id))
+    assert outcomes == [
+        ByIdOutcome("p0@example.com", True, entry_id),
+        ByIdOutcome("p0@example.com", False, None),
+    ]
+    assert counts(db) == (1, 1, 1, 1)
 
 
 def test_repeats_and_unknown_ids_change_nothing(db, clock):

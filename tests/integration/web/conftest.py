@@ -4,6 +4,8 @@ when configured, PostgreSQL), a fake clock, and tokens to call the API with."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,6 +22,14 @@ from optsync.store.models import LedgerEntry, OutboxPush, Person
 from tests.integration.conftest import BASE_URL
 
 T = TypeVar("T")
+TAG_RE = re.compile(r"<[^>]*>")
+
+
+def visible(page: str) -> str:
+    """The page's text as a reader sees it: tags gone, entities decoded. Addresses are
+    split into unbreakable pieces (``<span class="nowrap">ann@</span><wbr>…``), so an
+    address is looked for in this text, not in the markup."""
+    return html.unescape(TAG_RE.sub("", page))
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -138,3 +138,11 @@ def test_database_errors_do_not_show_statement_parameters(db, clock):
     # the bound values are not echoed (PostgreSQL's own DETAIL line may still name the key)
     assert "[SQL parameters hidden due to hide_parameters=True]" in message
     assert "'email': 'secret-address" not in message
+
+
+def test_the_503_page_speaks_the_recipients_language(down_client):
+    token = UnsubscribeLinks("test", BASE_URL).token(42)
+    page = down_client.get(f"/u/{token}", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert page.status_code == 503 and page.headers["retry-after"] == "30"
+    assert '<html lang="fr">' in page.text
+    assert "Nous n\u2019avons pas pu enregistrer votre demande" in page.text

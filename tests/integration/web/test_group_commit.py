@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import select
 
 from optsync.domain.optout import Source
 from optsync.services import bulk_unsubscribes
 from optsync.services.bulk_unsubscribes import ByIdOutcome, ByIdRequest
 from optsync.services.optouts import get_or_create_person
+from optsync.store.models import LedgerEntry
 from optsync.web import batching
 from optsync.web.batching import GroupCommit
 from tests.integration.web.conftest import counts, run_async
@@ -33,8 +35,14 @@ def test_simultaneous_requests_share_transactions_and_all_are_recorded(db, clock
     pids = people(db, clock, 60)
     group = GroupCommit(db, clock, max_batch=25)
     outcomes = run_async(submit_all(group, pids))
-    assert outcomes == [ByIdOutcome(f"p{i}@example.com", True) for i in range(60)]
+    assert [(o.email, o.changed) for o in outcomes] == [
+        (f"p{i}@example.com", True) for i in range(60)
+    ]
     assert counts(db) == (60, 60, 60, 60)
+    with db.transaction() as s:
+        entries = dict(s.execute(select(LedgerEntry.person_id, LedgerEntry.id)).all())
+    # each request learns the ledger entry it wrote (the page's undo is bound to it)
+    assert [o.ledger_id for o in outcomes] == [entries[pid] for pid in pids]
     # all 60 were waiting before the first commit began: batches of at most 25
     assert group.batches == 3
 
@@ -46,10 +54,13 @@ def test_a_lone_request_commits_at_once_and_repeats_are_harmless(db, clock):
     async def twice() -> list[ByIdOutcome]:
         return [await group.submit(request(pid)), await group.submit(request(pid))]
 
-    assert run_async(twice()) == [
-        ByIdOutcome("p0@example.com", True),
-        ByIdOutcome("p0@example.com", False),
-    ]
+    first, again = run_async(twice())
+    assert (first.email, first.changed, again) == (
+        "p0@example.com",
+        True,
+        ByIdOutcome("p0@example.com", False, None),
+    )
+    assert first.ledger_id is not None
     assert group.batches == 2
     assert counts(db) == (1, 1, 1, 1)
 

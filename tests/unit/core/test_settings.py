@@ -55,3 +55,41 @@ def test_secrets_are_masked(tmp_path):
     shown = s.masked()
     assert shown["secret_key"] == "********"
     assert "abc" not in str(shown) and "s3cr3t" not in repr(s)
+
+
+def test_public_page_settings_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPTSYNC_PUBLIC_SENDER_NAME", "  Acme\tSales  ")
+    monkeypatch.setenv("OPTSYNC_PUBLIC_LOGO", "branding/logo.svg")
+    monkeypatch.setenv("OPTSYNC_PUBLIC_REASONS", " other, TOO_MANY ")
+    s = load_settings(data_dir=tmp_path)
+    assert s.public_sender_name == "Acme Sales"
+    assert s.public_logo == "branding/logo.svg"
+    assert s.reason_choices == ("other", "too_many")
+    monkeypatch.setenv("OPTSYNC_PUBLIC_REASONS", "")
+    monkeypatch.setenv("OPTSYNC_PUBLIC_SENDER_NAME", " ")
+    monkeypatch.setenv("OPTSYNC_PUBLIC_LOGO", "")
+    s = load_settings(data_dir=tmp_path)
+    assert (s.reason_choices, s.public_sender_name, s.public_logo) == ((), None, None)
+
+
+def test_public_page_defaults(tmp_path):
+    s = load_settings(data_dir=tmp_path)
+    assert s.public_sender_name is None and s.public_logo is None
+    assert s.reason_choices == ("too_many", "not_relevant", "never_signed_up", "other")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"public_sender_name": "Acme\x00"}, "OPTSYNC_PUBLIC_SENDER_NAME: must be printable"),
+        ({"public_sender_name": "x" * 101}, "OPTSYNC_PUBLIC_SENDER_NAME"),
+        ({"public_reasons": "too_many,too_many"}, "names a reason twice"),
+        ({"public_reasons": "spam"}, "OPTSYNC_PUBLIC_REASONS: unknown reason 'spam'"),
+        ({"public_logo": "logo.bmp"}, "must end in one of .png"),
+        ({"public_logo": "https://cdn.example.com:x/logo.png"}, "port is not a number"),
+        ({"public_logo": "https://cdn_example.com/logo.png"}, "https://HOST"),
+    ],
+)
+def test_bad_public_page_values_name_the_setting(kwargs, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(data_dir=tmp_path, **kwargs)

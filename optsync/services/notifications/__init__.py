@@ -1,0 +1,1 @@
+"""Notifications of failed runs and stuck pushes: settings, channels, dispatch."""
