@@ -58,6 +58,12 @@ def run(
         False, "--dry-run", help="Compute the report only; change nothing on either side."
     ),
     json_: bool = typer.Option(False, "--json", help="Print the run report as JSON on stdout."),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Re-read every Contact and Lead into the record mirror, not only the records "
+        "changed since the last run.",
+    ),
 ) -> None:
     """Run the bidirectional sync now. Exits 1 if the run failed."""
     with app_context() as ctx, progress_bar("Sync") as bar:
@@ -69,6 +75,7 @@ def run(
             trigger="manual",
             dry_run=dry_run,
             progress=_PhaseBars(bar),
+            full=full,
         )
         zone = display_zone(ctx)
         shown = report.get("failures", [])[:20]
@@ -120,11 +127,34 @@ def report_table(report: dict[str, Any], zone: ZoneInfo | None = None) -> Table:
         ("re-opted out", str(len(report["reopted_out"]))),
         ("API calls", str(report["api_calls"])),
     ]
+    rows += address_rows(report)
     if report.get("error"):
         rows.append(("error", report["error"]))
     for label, value in rows:
         table.add_row(label, str(value))
     return table
+
+
+def address_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The records-per-address counts of a run (issue 16), for runs that have them."""
+    if "records_set" not in report and "mirror" not in report:
+        return []
+    mirror = report.get("mirror") or {}
+    read = mirror.get("read")
+    records_set = report.get("records_set") or {}
+    how = f"{read}, {mirror['why']}" if mirror.get("why") else read
+    return [
+        ("records read", f"{mirror.get('records_read', 0):,} ({how})" if read else "-"),
+        (
+            "records set",
+            ", ".join(f"{obj}: {n:,}" for obj, n in records_set.items()) or "0",
+        ),
+        ("addresses fanned out", f"{report.get('addresses_fanned_out', 0):,}"),
+        ("duplicate addresses", f"{report.get('duplicates', 0):,}"),
+        ("persons auto-linked", f"{report.get('auto_linked', 0):,}"),
+        ("unknown addresses suppressed", f"{report.get('suppressed_unknown', 0):,}"),
+        ("not in Salesforce", f"{report.get('not_in_salesforce', 0):,}"),
+    ]
 
 
 @app.command("history")

@@ -56,6 +56,11 @@ class RecordView:
         return not self.deleted and not self.converted
 
 
+def linked_objects(rule: LinkRule) -> tuple[RecordObject, ...]:
+    """The objects a rule links persons to, best first (none for ``off``)."""
+    return _PREFERENCE[rule]
+
+
 def parse_link_rule(value: str) -> LinkRule:
     """``value`` as a linking rule, or ValueError naming the choices."""
     for rule in LINK_RULES:

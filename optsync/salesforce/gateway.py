@@ -518,6 +518,11 @@ class SalesforceGateway:
         path of ``persons pull``; its result does not depend on the ``ORDER BY Id``."""
         yield from self._query_pages(f"{soql.people_query(object)} ORDER BY Id")
 
+    def query_records(self, query: str) -> Iterator[dict[str, Any]]:
+        """Every record of a SOQL query built by optsync's code from checked names (REST
+        pages of up to 2,000 records, one counted call each)."""
+        yield from self._query_pages(query)
+
     def query_opted_out(self, object: str, field: str) -> Iterator[str]:
         """Ids of the object's records with ``field`` true (unconverted Leads only)."""
         for rec in self._query_pages(opted_out_query(object, field)):

@@ -11,6 +11,8 @@ shared with the nightly sync): one ``SELECT COUNT()`` with the pull's own ``WHER
 REST query (pages of 2,000, one API call each), from it a Bulk API 2.0 query job (a
 handful of calls whatever the size, rows streamed from CSV).
 Both read the same fields with the same ``WHERE``, so they pull the same records.
+Every record read also goes into the record mirror (``store.records``, issue 16) with
+its address, so pushes and pulls by address know it.
 
 **Order does not matter.** A Bulk query has no useful order (Salesforce advises against
 ``ORDER BY`` there: it disables PK chunking), so which of several records of one object
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Literal
 
+from optsync.domain.ids import InvalidSalesforceId, to_18
 from optsync.salesforce import soql, volume
 from optsync.salesforce.bulk import BulkApi
 from optsync.salesforce.gateway import SalesforceGateway
@@ -43,6 +46,7 @@ from optsync.services.persons import (
     validate_person,
 )
 from optsync.store.db import Database
+from optsync.store.records import MirroredRecord, upsert_records
 
 OBJECTS = ("Contact", "Lead")
 
@@ -105,10 +109,14 @@ def _pull_object(
     via, records = _records(gateway, bulk, obj, bulk_threshold)
     report = PullReport(via=via)
     winners: dict[str, str] = {}  # address -> lowest Id of this object with it
+    mirror: list[MirroredRecord] = []
     with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
         writer = csv.writer(spool)
         for n, rec in enumerate(records, start=1):
             report.rows += 1
+            mirror.append(_mirrored(obj, rec))
+            if len(mirror) >= CHUNK_SIZE:
+                _mirror(db, mirror, now)
             checked = validate_person(
                 n, rec.get("Email"), rec.get("Id"), rec.get("FirstName"), rec.get("LastName")
             )
@@ -122,6 +130,7 @@ def _pull_object(
             if best is None or sf_id < best:
                 winners[checked.email] = sf_id
             writer.writerow(_spooled(checked))
+        _mirror(db, mirror, now)
         spool.seek(0)
         chunk: list[PersonInput] = []
         for checked in _unspooled(spool):
@@ -134,6 +143,26 @@ def _pull_object(
         _flush(db, chunk, report, obj, now, progress)
     refresh_statistics(db)
     return report
+
+
+def _mirrored(obj: str, rec: Mapping[str, Any]) -> MirroredRecord:
+    """The record as the mirror keeps it: its address (the opt-out fields are not read
+    here, so the mirror keeps what it knew of them)."""
+    raw = str(rec.get("Id") or "")
+    try:
+        record_id = to_18(raw)
+    except (InvalidSalesforceId, ValueError):
+        record_id = raw
+    return MirroredRecord(record_id, obj, rec.get("Email"))  # type: ignore[arg-type]
+
+
+def _mirror(db: Database, records: list[MirroredRecord], now: datetime) -> None:
+    """Write what the pull read into the record mirror (one transaction per chunk)."""
+    valid = [r for r in records if len(r.record_id) == 18]
+    records.clear()
+    if valid:
+        with db.transaction() as session:
+            upsert_records(session, valid, now)
 
 
 def _spooled(row: PersonInput) -> list[object]:

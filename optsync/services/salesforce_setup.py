@@ -3,7 +3,8 @@
 Three questions, each answered live and each failure carrying the fix an admin applies
 in Salesforce or optsync: does the connection work (a token and one cheap call), is the
 field that pushes will write a checkbox the integration user can update on Contact
-*and* Lead, and which persons cannot be synced because they lack a Salesforce id.
+*and* Lead, and which unsubscribed addresses Salesforce has in records the linking rule
+does not link (an address with no record is "Not in Salesforce", not a failure).
 
 The field checked is the one pushes actually write (``push_field()``): with "Sync to
 Salesforce" off every push writes Email Opt Out, whatever field is selected.
@@ -19,9 +20,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
+from optsync.domain.records import DEFAULT_LINK_RULE, linked_objects, parse_link_rule
 from optsync.errors import OptsyncError, UsageError
 from optsync.salesforce.errors import SalesforceAuthError
 from optsync.salesforce.gateway import (
@@ -33,7 +35,7 @@ from optsync.salesforce.gateway import (
 )
 from optsync.services.sync_settings import get_settings
 from optsync.store.db import Database
-from optsync.store.models import Person
+from optsync.store.models import Person, SalesforceRecord, SyncSettings
 
 if TYPE_CHECKING:
     from optsync.bootstrap import Context
@@ -48,8 +50,10 @@ CDC_FIX = (
     "Contact and Lead. Until then optsync polls every poll interval (live pull `auto`)."
 )
 LINK_FIX = (
-    "Give these persons their Contact or Lead id: `optsync persons import FILE.csv` with a "
-    "salesforce_id column, or `optsync persons pull` to link them by email."
+    "Choose a linking rule that links their records (`optsync settings set --link-rule "
+    "contact_then_lead`, or Linking rule on the Integrations tab), or give them their "
+    "record's id with `optsync persons import FILE.csv` (a salesforce_id column). Their "
+    "records are set either way."
 )
 
 
@@ -167,23 +171,67 @@ def _field_checks(gateway: SalesforceGateway, field: str) -> list[Check]:
     return out
 
 
+NAMED = 5
+"""How many addresses the "persons linked" check names."""
+
+
 def _linked_persons(session: Session) -> Check:
-    """Fails only when unsubscribed persons lack an id: their opt-outs cannot reach
-    Salesforce. Unlinked persons who are still subscribed are reported, not failed."""
-    total, unlinked, unlinked_unsubscribed = session.execute(
-        select(
-            func.count(Person.id),
-            func.count(Person.id).filter(Person.salesforce_id.is_(None)),
-            func.count(Person.id).filter(
-                Person.salesforce_id.is_(None), Person.unsubscribed.is_(True)
-            ),
-        )
+    """Counts what an admin can act on (issue 16): an unsubscribed person without a
+    primary record whose address Salesforce *has*, in records the linking rule does not
+    link. An address no Salesforce record carries is "Not in Salesforce": nothing to fix
+    (its opt-out is kept here, and reaches a record the moment one appears). One the
+    rule links is linked by the next sync run or live pull. Every record of an address
+    is set whatever the link, so none of these stops an opt-out."""
+    row = session.get(SyncSettings, 1)
+    rule = parse_link_rule(row.link_rule) if row is not None else DEFAULT_LINK_RULE
+    linkable = list(linked_objects(rule))
+    total, unlinked = session.execute(
+        select(func.count(Person.id), func.count(Person.id).filter(Person.salesforce_id.is_(None)))
     ).one()
-    detail = (
-        f"{unlinked} of {total} persons lack a Salesforce id; {unlinked_unsubscribed} of them "
-        "are unsubscribed, so their opt-outs cannot reach Salesforce."
+    live = and_(
+        SalesforceRecord.email == Person.email,
+        SalesforceRecord.deleted.is_(False),
+        SalesforceRecord.converted.is_(False),
     )
-    ok = unlinked_unsubscribed == 0
+    waiting = and_(Person.salesforce_id.is_(None), Person.unsubscribed.is_(True))
+    in_salesforce = exists().where(live)
+    rule_links = exists().where(live, SalesforceRecord.object.in_(linkable))
+    not_in, pending = session.execute(
+        select(
+            func.count(Person.id).filter(~in_salesforce),
+            func.count(Person.id).filter(in_salesforce, rule_links),
+        ).where(waiting)
+    ).one()
+    actionable = [
+        str(e)
+        for e in session.scalars(
+            select(Person.email)
+            .where(waiting, in_salesforce, ~rule_links)
+            .order_by(Person.email)
+            .limit(NAMED + 1)
+        )
+    ]
+    count = (
+        session.scalar(select(func.count(Person.id)).where(waiting, in_salesforce, ~rule_links))
+        or 0
+    )
+    detail = f"{total - unlinked:,} of {total:,} persons are linked to a Salesforce record."
+    if not_in:
+        detail += (
+            f" {not_in:,} unsubscribed addresses are Not in Salesforce (no record carries "
+            "them; their opt-outs are kept here and reach a record when one appears)."
+        )
+    if pending:
+        detail += f" {pending:,} will be linked by the next sync run."
+    if count:
+        named = ", ".join(actionable[:NAMED]) + (
+            f" and {count - NAMED:,} more" if count > NAMED else ""
+        )
+        detail += (
+            f" {count:,} unsubscribed addresses are in Salesforce only as records the linking "
+            f"rule {rule} does not link: {named}."
+        )
+    ok = count == 0
     return Check("persons linked", ok, detail, None if ok else LINK_FIX)
 
 

@@ -25,9 +25,12 @@ class SyncLauncher:
         self._progress: dict[int, tuple[str, int, int | None]] = {}
         self._lock = threading.Lock()
 
-    def start(self, *, dry_run: bool) -> int:
-        """Create the run and start carrying it out; returns its id at once."""
-        run_id = start_run(self.ctx.db, trigger="manual", dry_run=dry_run, now=self.ctx.clock())
+    def start(self, *, dry_run: bool, full: bool = False) -> int:
+        """Create the run and start carrying it out; returns its id at once. ``full``:
+        re-read every record into the mirror."""
+        run_id = start_run(
+            self.ctx.db, trigger="manual", dry_run=dry_run, now=self.ctx.clock(), full=full
+        )
         thread = threading.Thread(
             target=self._carry_out, args=(run_id,), name=f"optsync-sync-{run_id}", daemon=True
         )

@@ -161,8 +161,21 @@ def update_settings(
     session: Session, changes: dict[str, Any], *, actor: str, now: datetime
 ) -> SyncSettingsView:
     """Apply validated ``changes``. Switching the sync from off to on sets ``enabled_at``
-    (the schedule's start, see :mod:`optsync.worker.scheduler`); other edits keep it."""
-    new = validate_changes(get_settings(session), changes)
+    (the schedule's start, see :mod:`optsync.worker.scheduler`); other edits keep it. A
+    change of the synced field marks the record mirror untrusted (the next nightly run
+    re-reads every record)."""
+    old = get_settings(session)
+    new = validate_changes(old, changes)
+    if new.salesforce_field != old.salesforce_field:
+        # the mirror's values of the new field were not kept up to date: read it again
+        from optsync.store.records import save_mirror_state
+
+        save_mirror_state(
+            session,
+            now,
+            trusted=False,
+            reason=f"the synced field changed to {new.salesforce_field}",
+        )
     row = session.get(SyncSettings, 1, with_for_update=True)
     if row is None:
         row = SyncSettings(id=1, sync_enabled=False)

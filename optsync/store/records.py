@@ -20,10 +20,13 @@ from sqlalchemy.orm import Session
 
 from optsync.domain.emails import InvalidEmail, normalise_email
 from optsync.domain.records import RecordObject, RecordView
+from optsync.services.addresses import fast_normalise  # pure: no store, no I/O
 from optsync.store.models import SalesforceMirror, SalesforceRecord
 
 Field = Literal["email_opt_out", "sales_opt_out"]
 CHUNK = 500
+PG_CHUNK = 5_000
+"""Rows per upsert on PostgreSQL (array parameters: no bound-parameter limit)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,50 @@ class MirroredRecord:
     converted: bool = False
     deleted: bool = False
     system_modstamp: datetime | None = None
+    email_known: bool = True
+    """False when the read did not include Email (a change event that did not change
+    it): the stored address is kept."""
+
+
+def field_column(field: str) -> Field:
+    """The mirror column of a synced field's API name: Email Opt Out, or the custom one."""
+    return "email_opt_out" if field == "HasOptedOutOfEmail" else "sales_opt_out"
+
+
+def record_of(
+    record_id: str,
+    object: RecordObject,
+    field: str,
+    values: dict[str, Any],
+    *,
+    stamp: datetime | None,
+) -> MirroredRecord:
+    """A :class:`MirroredRecord` from a Salesforce row (REST JSON or Bulk CSV strings)
+    holding ``Email`` and the synced ``field`` (and optionally ``IsConverted``); a key
+    absent from ``values`` was not read."""
+    value = _bool(values[field]) if field in values else None
+    email_column = field == "HasOptedOutOfEmail"
+    return MirroredRecord(
+        record_id,
+        object,
+        values.get("Email") or None,
+        value if email_column else None,
+        None if email_column else value,
+        _bool(values.get("IsConverted")) is True,
+        False,
+        stamp,
+        "Email" in values,
+    )
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None or value is True or value is False:
+        return value
+    if value == "":
+        return None
+    if isinstance(value, str):
+        return value == "true" or value.strip().lower() == "true"
+    return bool(value)
 
 
 def mirror_email(raw: str | None) -> str | None:
@@ -46,24 +93,86 @@ def mirror_email(raw: str | None) -> str | None:
     the record has none that optsync could use."""
     if not raw:
         return None
+    # plain ASCII addresses (nearly all) skip the full validator: a full re-mirror reads
+    # every record of the org (the fast path gives the same answer, see its tests)
+    fast = fast_normalise(raw)
+    if fast is not None:
+        return fast
     try:
         return normalise_email(raw)
     except InvalidEmail:
         return None
 
 
+_COLUMNS = (
+    "record_id, object, email, email_opt_out, sales_opt_out, converted, deleted, "
+    "system_modstamp, seen_at"
+)
+
+
+def _pg_upsert(email_known: bool) -> str:
+    """The PostgreSQL upsert of one chunk from the session's temporary load table."""
+    email = "excluded.email" if email_known else "r.email"
+    converted = "excluded.converted" if email_known else "(excluded.converted OR r.converted)"
+    return (
+        f"INSERT INTO salesforce_records AS r ({_COLUMNS}) SELECT {_COLUMNS} FROM mirror_load "
+        "ON CONFLICT (record_id) DO UPDATE SET object = excluded.object, "
+        f"email = {email}, "
+        "email_opt_out = COALESCE(excluded.email_opt_out, r.email_opt_out), "
+        "sales_opt_out = COALESCE(excluded.sales_opt_out, r.sales_opt_out), "
+        f"converted = {converted}, deleted = excluded.deleted, "
+        "system_modstamp = COALESCE(excluded.system_modstamp, r.system_modstamp), "
+        "seen_at = excluded.seen_at "
+        "WHERE r.system_modstamp IS NULL OR excluded.system_modstamp IS NULL "
+        "OR excluded.system_modstamp >= r.system_modstamp"
+    )
+
+
+def _pg_flush(session: Session, rows: list[dict[str, Any]], email_known: bool) -> None:
+    """One chunk on PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT
+    (a full re-mirror writes every record of the org: parameters per row are several
+    times slower)."""
+    dbapi: Any = session.connection().connection.driver_connection
+    with dbapi.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS mirror_load "
+            "(LIKE salesforce_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY mirror_load ({_COLUMNS}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(
+                    (
+                        r["record_id"],
+                        r["object"],
+                        r["email"],
+                        r["email_opt_out"],
+                        r["sales_opt_out"],
+                        r["converted"],
+                        r["deleted"],
+                        r["system_modstamp"],
+                        r["seen_at"],
+                    )
+                )
+        cur.execute(_pg_upsert(email_known))
+        cur.execute("TRUNCATE mirror_load")
+
+
 def upsert_records(session: Session, records: Iterable[MirroredRecord], now: datetime) -> int:
     """Insert or refresh mirrored records; an older read (by SystemModstamp) than the one
     stored changes nothing. Returns how many rows were given."""
     table = SalesforceRecord.__table__
-    insert: Any = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else (sqlite.insert)
-    )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert: Any = postgresql.insert if postgres else sqlite.insert
     given = 0
-    batch: dict[str, dict[str, Any]] = {}
+    batches: dict[bool, dict[str, dict[str, Any]]] = {True: {}, False: {}}
 
-    def flush() -> None:
+    def flush(email_known: bool) -> None:
+        batch = batches[email_known]
         if not batch:
+            return
+        if postgres:
+            _pg_flush(session, list(batch.values()), email_known)
+            batch.clear()
             return
         stmt = insert(table)
         excluded = stmt.excluded
@@ -76,11 +185,15 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
             index_elements=[table.c.record_id],
             set_={
                 "object": excluded.object,
-                "email": excluded.email,
+                # a read without Email (a change event of another field) keeps the address
+                "email": excluded.email if email_known else table.c.email,
                 # a read without the field keeps the value known before
                 "email_opt_out": _coalesce(excluded.email_opt_out, table.c.email_opt_out),
                 "sales_opt_out": _coalesce(excluded.sales_opt_out, table.c.sales_opt_out),
-                "converted": excluded.converted,
+                # a conversion is one-way: a partial read cannot undo one
+                "converted": excluded.converted
+                if email_known
+                else or_(excluded.converted, table.c.converted),
                 "deleted": excluded.deleted,
                 "system_modstamp": _coalesce(excluded.system_modstamp, table.c.system_modstamp),
                 "seen_at": excluded.seen_at,
@@ -94,6 +207,7 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
         given += 1
         # one row per record and statement (PostgreSQL refuses a row twice in one upsert);
         # the later read of a record within a batch wins
+        batch = batches[r.email_known]
         batch[r.record_id] = {
             "record_id": r.record_id,
             "object": r.object,
@@ -105,9 +219,10 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
             "system_modstamp": r.system_modstamp,
             "seen_at": now,
         }
-        if len(batch) >= CHUNK:
-            flush()
-    flush()
+        if len(batch) >= (PG_CHUNK if postgres else CHUNK):
+            flush(r.email_known)
+    flush(True)
+    flush(False)
     return given
 
 
@@ -222,12 +337,6 @@ def mark_opted_out(session: Session, record_ids: Sequence[str], field: Field, no
         )
         done += int(getattr(result, "rowcount", 0) or 0)
     return done
-
-
-def field_column(api_name: str) -> Field:
-    """The mirror column of a synced field: ``HasOptedOutOfEmail`` is ``email_opt_out``,
-    the custom Sales Opt Out checkbox ``sales_opt_out``."""
-    return "email_opt_out" if api_name == "HasOptedOutOfEmail" else "sales_opt_out"
 
 
 def forget_missing(

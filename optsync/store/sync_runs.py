@@ -29,32 +29,41 @@ consistent with the ledger and the next run simply finds less to do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import (
-    Select,
     and_,
     delete,
     exists,
     func,
     insert,
     literal,
+    literal_column,
+    or_,
     select,
     text,
+    tuple_,
+    union_all,
 )
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from optsync.store.models import (
     LedgerEntry,
     Person,
+    SalesforceRecord,
     SyncRemoteOptOut,
     SyncRun,
     SyncRunPreview,
 )
+from optsync.store.records import field_column
+
+PUSHED_OBJECTS = ("Contact", "Lead")
+"""Objects the push phase writes (Person Accounts are pushed by the worker's fan-out)."""
 
 STAGE_CHUNK = 5_000
 """Staged ids per INSERT: big enough to be fast, small enough to stay inside SQLite's
@@ -121,6 +130,26 @@ def analyze_staging(session: Session) -> None:
         session.execute(text("ANALYZE sync_remote_optouts"))
 
 
+def stage_from_mirror(session: Session, run_id: int, field: str) -> int:
+    """Stage the mirror's records with ``field`` set (not deleted, not converted Leads):
+    after the fetch brought the mirror up to date, this is the remote opted-out set, in
+    one INSERT … SELECT. Returns the rows staged."""
+    column = getattr(SalesforceRecord, field_column(field))
+    source: Any = select(
+        literal_column(str(int(run_id))), SalesforceRecord.record_id, SalesforceRecord.object
+    ).where(
+        column.is_(True),
+        SalesforceRecord.deleted.is_(False),
+        SalesforceRecord.converted.is_(False),
+    )
+    result = session.execute(
+        SyncRemoteOptOut.__table__.insert().from_select(  # type: ignore[attr-defined]
+            ["run_id", "salesforce_id", "object"], source
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def clear_staging(session: Session, run_id: int) -> None:
     session.execute(delete(SyncRemoteOptOut).where(SyncRemoteOptOut.run_id == run_id))
 
@@ -143,12 +172,60 @@ def _staged(run_id: int) -> Any:
     )
 
 
+def _staged_address(run_id: int) -> Any:
+    """A staged (opted-out) record carries the person's address."""
+    return exists().where(
+        SyncRemoteOptOut.run_id == run_id,
+        SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
+        SalesforceRecord.email == Person.email,
+    )
+
+
 def _pull_where(run_id: int) -> Any:
-    return and_(Person.salesforce_id.is_not(None), Person.unsubscribed.is_(False), _staged(run_id))
+    """Subscribed here, and opted out there: the linked record (as before issue 16) or
+    any record with the address (opt-outs follow the address). Correlated EXISTS: a few
+    index lookups per person (an uncorrelated ``IN`` set larger than ``work_mem`` is not
+    hashed by PostgreSQL and would be scanned per person)."""
+    return and_(
+        Person.unsubscribed.is_(False),
+        or_(and_(Person.salesforce_id.is_not(None), _staged(run_id)), _staged_address(run_id)),
+    )
 
 
 def _push_where(run_id: int) -> Any:
     return and_(Person.salesforce_id.is_not(None), Person.unsubscribed.is_(True), ~_staged(run_id))
+
+
+def _fanned_where(run_id: int) -> Any:
+    """Mirrored records of an unsubscribed address, other than the person's own linked
+    record, that can be set and are not staged (the field is not set there)."""
+    return and_(
+        SalesforceRecord.email == Person.email,
+        Person.unsubscribed.is_(True),
+        SalesforceRecord.deleted.is_(False),
+        SalesforceRecord.converted.is_(False),
+        SalesforceRecord.object.in_(PUSHED_OBJECTS),
+        or_(Person.salesforce_id.is_(None), SalesforceRecord.record_id != Person.salesforce_id),
+        ~exists().where(
+            SyncRemoteOptOut.run_id == run_id,
+            SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
+        ),
+    )
+
+
+def _unknown_where(run_id: int) -> Any:
+    """A staged record no person is linked to, whose address no person has."""
+    record = aliased(SalesforceRecord)
+    holder = aliased(Person)
+    return and_(
+        SyncRemoteOptOut.run_id == run_id,
+        ~exists().where(holder.salesforce_id == SyncRemoteOptOut.salesforce_id),
+        ~exists().where(
+            record.record_id == SyncRemoteOptOut.salesforce_id,
+            record.email.is_not(None),
+            exists().where(holder.email == record.email),
+        ),
+    )
 
 
 def _reopted_where(run_id: int, since: datetime | None) -> Any:
@@ -166,11 +243,19 @@ class DiffCounts:
     local_unsubscribed: int
     to_pull: int
     to_push: int
+    """0 when not asked for (``pushes=False``)."""
     not_linked: int
     unknown_remote: int
+    unknown_addresses: int = 0
+    """Distinct addresses of the unknown remote records (the persons a pull adds when
+    ``suppress_unknown`` is on)."""
+    fanned_out: int = 0
+    """Unsubscribed addresses with a record to set besides the linked one."""
 
 
-def diff_counts(session: Session, run_id: int) -> DiffCounts:
+def diff_counts(session: Session, run_id: int, *, pushes: bool = True) -> DiffCounts:
+    """The diff's sizes. ``pushes=False`` leaves the push counts at 0 (a real run counts
+    its push set after the pull, which adds to it)."""
     remote = (
         session.scalar(
             select(func.count())
@@ -186,28 +271,37 @@ def diff_counts(session: Session, run_id: int) -> DiffCounts:
         or 0
     )
     to_pull = session.scalar(select(func.count()).select_from(Person).where(_pull_where(run_id)))
-    to_push = session.scalar(select(func.count()).select_from(Person).where(_push_where(run_id)))
+    to_push = push_count(session, run_id) if pushes else 0
     not_linked = session.scalar(
         select(func.count())
         .select_from(Person)
         .where(Person.unsubscribed.is_(True), Person.salesforce_id.is_(None))
     )
-    matched = (
+    unknown = (
         session.scalar(
-            select(func.count())
-            .select_from(SyncRemoteOptOut)
-            .join(Person, Person.salesforce_id == SyncRemoteOptOut.salesforce_id)
-            .where(SyncRemoteOptOut.run_id == run_id)
+            select(func.count()).select_from(SyncRemoteOptOut).where(_unknown_where(run_id))
         )
         or 0
     )
+    unknown_addresses = (
+        session.scalar(
+            select(func.count(func.distinct(SalesforceRecord.email)))
+            .select_from(SyncRemoteOptOut)
+            .join(SalesforceRecord, SalesforceRecord.record_id == SyncRemoteOptOut.salesforce_id)
+            .where(_unknown_where(run_id), SalesforceRecord.email.is_not(None))
+        )
+        or 0
+    )
+    fanned_out = fanned_out_count(session, run_id) if pushes else 0
     return DiffCounts(
         remote_opted_out=remote,
         local_unsubscribed=local,
         to_pull=to_pull or 0,
         to_push=to_push or 0,
         not_linked=not_linked or 0,
-        unknown_remote=remote - matched,
+        unknown_remote=unknown,
+        unknown_addresses=unknown_addresses,
+        fanned_out=fanned_out,
     )
 
 
@@ -222,37 +316,235 @@ def reopted_out(
     return [(int(pid), str(email)) for pid, email in session.execute(query)]
 
 
+def all_pull_ids(session: Session, run_id: int) -> array[int]:
+    """Every person id to pull, in one pass over the persons (8 bytes an id: 6 MB for
+    750,000 pulls), so the run does not scan the persons once per chunk."""
+    out: array[int] = array("q")
+    rows = session.scalars(
+        select(Person.id)
+        .where(_pull_where(run_id))
+        .order_by(Person.id)
+        .execution_options(yield_per=10_000)
+    )
+    out.extend(int(pid) for pid in rows)
+    return out
+
+
 def pull_ids(session: Session, run_id: int, *, after: int, limit: int) -> list[int]:
-    """The next ``limit`` person ids to pull (keyset over ``persons.id``)."""
+    """The next ``limit`` person ids to pull (keyset over ``persons.id``; a run reads them
+    all at once with :func:`all_pull_ids`)."""
+    query = select(Person.id).where(_pull_where(run_id), Person.id > after)
+    return list(session.scalars(query.order_by(Person.id).limit(limit)))
+
+
+def push_query(run_id: int) -> Any:
+    """The records to push as ``(person_id, record_id, object)`` rows: each unsubscribed
+    person's linked record, and every other settable record of the address (fan-out),
+    unless staged (already set). The caller pages through it by ``(person_id,
+    record_id)``."""
+    linked = select(
+        Person.id.label("person_id"),
+        Person.salesforce_id.label("record_id"),
+        Person.salesforce_object.label("object"),
+    ).where(_push_where(run_id))
+    fanned = (
+        select(
+            Person.id.label("person_id"),
+            SalesforceRecord.record_id.label("record_id"),
+            SalesforceRecord.object.label("object"),
+        )
+        .select_from(Person)
+        .join(SalesforceRecord, SalesforceRecord.email == Person.email)
+        .where(_fanned_where(run_id))
+    )
+    return union_all(linked, fanned).subquery("to_push")
+
+
+PushKey = int | tuple[int, str]
+
+
+def fanned_out_count(session: Session, run_id: int) -> int:
+    """Unsubscribed addresses with a record to set besides the person's linked one."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(Person.id)))
+            .select_from(Person)
+            .join(SalesforceRecord, SalesforceRecord.email == Person.email)
+            .where(_fanned_where(run_id))
+        )
+        or 0
+    )
+
+
+def push_count(session: Session, run_id: int) -> int:
+    """How many records the push phase has to set now."""
+    q = push_query(run_id)
+    return int(session.scalar(select(func.count()).select_from(q)) or 0)
+
+
+def push_rows(
+    session: Session,
+    run_id: int,
+    *,
+    after: PushKey,
+    limit: int,
+    object: str | None = None,
+) -> list[tuple[int, str, str]]:
+    """The next ``limit`` ``(person_id, salesforce_id, object)`` to push (keyset on
+    ``(person_id, record_id)``; an int ``after`` starts after that person), optionally
+    of one object only (a run reads them all at once with :func:`spool_push_rows`)."""
+    q = push_query(run_id)
+    query = select(q.c.person_id, q.c.record_id, q.c.object)
+    if isinstance(after, tuple):
+        query = query.where(tuple_(q.c.person_id, q.c.record_id) > tuple_(*after))
+    else:
+        query = query.where(q.c.person_id > after)
+    if object is not None:
+        query = query.where(q.c.object == object)
+    rows = session.execute(query.order_by(q.c.person_id, q.c.record_id).limit(limit))
+    return [(int(pid), str(sf), str(obj)) for pid, sf, obj in rows]
+
+
+def spool_push_rows(session: Session, run_id: int, object: str, spool: IO[str]) -> int:
+    """Write the push set's rows of ``object`` (``person_id,record_id`` lines, in key
+    order) to ``spool`` in one pass; returns how many. The push then reads the file, so
+    no transaction stays open across its Salesforce calls and no size is held in memory."""
+    q = push_query(run_id)
+    rows = session.execute(
+        select(q.c.person_id, q.c.record_id)
+        .where(q.c.object == object)
+        .order_by(q.c.person_id, q.c.record_id)
+        .execution_options(yield_per=10_000)
+    )
+    count = 0
+    for pid, rid in rows:
+        spool.write(f"{int(pid)},{rid}\n")
+        count += 1
+    spool.flush()
+    return count
+
+
+def spooled_pages(spool: IO[str], size: int) -> Iterator[list[tuple[int, str]]]:
+    """The spooled rows back, ``size`` at a time."""
+    spool.seek(0)
+    page: list[tuple[int, str]] = []
+    for line in spool:
+        pid, _, rid = line.rstrip("\n").partition(",")
+        page.append((int(pid), rid))
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def unknown_addresses(
+    session: Session, run_id: int, *, after: str, limit: int
+) -> list[tuple[str, str]]:
+    """The next ``limit`` ``(address, record_id)`` of staged records no person has
+    (keyset on the address; the record is the lowest id with it)."""
+    rows = session.execute(
+        select(SalesforceRecord.email, func.min(SalesforceRecord.record_id))
+        .select_from(SyncRemoteOptOut)
+        .join(SalesforceRecord, SalesforceRecord.record_id == SyncRemoteOptOut.salesforce_id)
+        .where(
+            _unknown_where(run_id),
+            SalesforceRecord.email.is_not(None),
+            SalesforceRecord.email > after,
+        )
+        .group_by(SalesforceRecord.email)
+        .order_by(SalesforceRecord.email)
+        .limit(limit)
+    )
+    return [(str(email), str(rid)) for email, rid in rows]
+
+
+def unlinked_with_records(
+    session: Session, *, after: int, limit: int, objects: Sequence[str]
+) -> list[int]:
+    """The next ``limit`` persons without a record whose address has a settable mirrored
+    record of one of ``objects`` (the candidates of auto-linking), keyset on the id."""
+    if not objects:
+        return []
     return list(
         session.scalars(
             select(Person.id)
-            .where(_pull_where(run_id), Person.id > after)
+            .where(
+                Person.id > after,
+                Person.salesforce_id.is_(None),
+                exists().where(
+                    SalesforceRecord.email == Person.email,
+                    SalesforceRecord.deleted.is_(False),
+                    SalesforceRecord.converted.is_(False),
+                    SalesforceRecord.object.in_(list(objects)),
+                ),
+            )
             .order_by(Person.id)
             .limit(limit)
         )
     )
 
 
-def push_query(run_id: int) -> Select[int, str | None, str | None]:
-    """The persons to push as a query (the caller pages through it)."""
-    return (
-        select(Person.id, Person.salesforce_id, Person.salesforce_object)
-        .where(_push_where(run_id))
-        .order_by(Person.id)
+@dataclass(frozen=True)
+class AddressCounts:
+    duplicates: int
+    """Addresses carried by more than one live (not deleted) mirrored record."""
+    not_in_salesforce: int
+    """Unsubscribed persons whose address no live mirrored record carries."""
+
+
+def address_counts(session: Session) -> AddressCounts:
+    live = and_(SalesforceRecord.deleted.is_(False), SalesforceRecord.email.is_not(None))
+    dup = (
+        select(SalesforceRecord.email)
+        .where(live)
+        .group_by(SalesforceRecord.email)
+        .having(func.count() > 1)
+        .subquery()
     )
+    duplicates = session.scalar(select(func.count()).select_from(dup)) or 0
+    missing = (
+        session.scalar(
+            select(func.count())
+            .select_from(Person)
+            .where(
+                Person.unsubscribed.is_(True),
+                Person.salesforce_id.is_(None),
+                ~exists().where(
+                    SalesforceRecord.email == Person.email, SalesforceRecord.deleted.is_(False)
+                ),
+            )
+        )
+        or 0
+    )
+    return AddressCounts(int(duplicates), int(missing))
 
 
-def push_rows(
-    session: Session, run_id: int, *, after: int, limit: int, object: str | None = None
-) -> list[tuple[int, str, str]]:
-    """The next ``limit`` ``(person_id, salesforce_id, object)`` to push (keyset),
-    optionally of one object only (a Bulk ingest job holds one object)."""
-    query = push_query(run_id).where(Person.id > after)
-    if object is not None:
-        query = query.where(Person.salesforce_object == object)
-    rows = session.execute(query.limit(limit))
-    return [(int(pid), str(sf), str(obj)) for pid, sf, obj in rows]
+def _pulled_records(session: Session, run_id: int, person_ids: Sequence[int]) -> dict[int, str]:
+    """For each person, the opted-out record that pulls them (ledger evidence): the linked
+    record when staged, else the lowest staged record id with the address."""
+    out: dict[int, str] = {}
+    for pid, rid in session.execute(
+        select(Person.id, func.min(SalesforceRecord.record_id))
+        .join(SalesforceRecord, SalesforceRecord.email == Person.email)
+        .join(
+            SyncRemoteOptOut,
+            and_(
+                SyncRemoteOptOut.run_id == run_id,
+                SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
+            ),
+        )
+        .where(Person.id.in_(list(person_ids)))
+        .group_by(Person.id)
+    ):
+        out[int(pid)] = str(rid)
+    for linked_pid, linked_rid in session.execute(
+        select(Person.id, Person.salesforce_id).where(
+            Person.id.in_(list(person_ids)), Person.salesforce_id.is_not(None), _staged(run_id)
+        )
+    ):
+        out[int(linked_pid)] = str(linked_rid)
+    return out
 
 
 def apply_pull_chunk(
@@ -264,14 +556,17 @@ def apply_pull_chunk(
     now: datetime,
 ) -> int:
     """Unsubscribe these persons (source ``salesforce``) with one ledger entry each,
-    through the one write path (``store.optouts``; no push: Salesforce has the field).
+    naming the opted-out record, through the one write path (``store.optouts``; no push:
+    Salesforce has the field on that record; other records of the address are set by the
+    run's push phase).
 
     The write re-checks the pull condition, so a person unsubscribed meanwhile by someone
     else is skipped and gets no second ledger entry; and it skips a person whose ledger
     changed after the run started (less a margin for clock skew): the run read
     Salesforce before that change, so its value may be stale (an admin who cleared the
     field and then re-subscribed while the run was between fetch and pull). The next run
-    reads Salesforce afresh and decides for them.
+    reads Salesforce afresh and decides for them. Persons the run itself just added for
+    unknown addresses pass the guard: they have no ledger yet.
     """
     if not person_ids:
         return 0
@@ -279,28 +574,26 @@ def apply_pull_chunk(
     from optsync.store import optouts as optout_store
 
     watermark = session.scalar(select(SyncRun.ledger_watermark).where(SyncRun.id == run_id))
-    event = optout.unsubscribe(
-        optout.OptOutState(),
-        source=optout.Source.SALESFORCE,
-        actor=SYNC_ACTOR,
-        now=now,
-        reason=f"Salesforce has {field} set",
-        evidence={"sync_run": run_id, "field": field},
-    ).event
-    assert event is not None
+    records = _pulled_records(session, run_id, person_ids)
+    changes = []
+    for pid in person_ids:
+        event = optout.unsubscribe(
+            optout.OptOutState(),
+            source=optout.Source.SALESFORCE,
+            actor=SYNC_ACTOR,
+            now=now,
+            reason=f"Salesforce has {field} set",
+            evidence={"sync_run": run_id, "field": field, "record_id": records.get(pid)},
+        ).event
+        assert event is not None
+        changes.append(optout_store.Change(pid, event))
     guard = _pull_where(run_id)
     if watermark is not None:  # runs started before schema 0004 have none
         guard = and_(
             guard,
             ~exists().where(LedgerEntry.person_id == Person.id, LedgerEntry.id > watermark),
         )
-    changed = optout_store.unsubscribe(
-        session,
-        [optout_store.Change(pid, event) for pid in person_ids],
-        now,
-        push=False,
-        guard=guard,
-    )
+    changed = optout_store.unsubscribe(session, changes, now, push=False, guard=guard)
     return len(changed)
 
 

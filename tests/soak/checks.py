@@ -279,6 +279,35 @@ def check_address_records(snap: Snapshot, checked: Counter[str]) -> list[str]:
     return broken
 
 
+def check_every_record_of_the_address(
+    snap: Snapshot, final_report: dict[str, Any], checked: Counter[str]
+) -> list[str]:
+    """Invariant 10 (issue 16, after the final sync): an opt-out belongs to the address.
+    Every Contact and unconverted Lead that is not deleted and carries the address of a
+    person unsubscribed here has the final run's field set, whatever record the person is
+    linked to, or the final run listed it as failed (with its fix)."""
+    field_name = final_report.get("field") or EMAIL
+    failed = {f.get("salesforce_id") for f in final_report.get("failures") or []}
+    unsubscribed = {p.email for p in snap.persons.values() if p.unsubscribed}
+    broken = []
+    for rid, rec in snap.remote.items():
+        email = str(rec.get("Email") or "").strip().lower()
+        if not email or email not in unsubscribed:
+            continue
+        if rec.get("IsDeleted") or rec.get("IsConverted"):
+            continue
+        if rec.get(field_name):
+            checked["inv10_record_of_the_address_set"] += 1
+        elif rid in failed:
+            checked["inv10_record_failed_with_fix"] += 1
+        else:
+            broken.append(
+                f"record {rid} carries the unsubscribed address of a person here but "
+                f"{field_name} is not set after the final sync"
+            )
+    return broken
+
+
 def check_ledger(snap: Snapshot, checked: Counter[str]) -> list[str]:
     """Invariant 3: ``persons.unsubscribed`` is "the last ledger entry is an unsubscribe",
     and no two consecutive entries of a person have the same kind."""

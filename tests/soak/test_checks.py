@@ -252,3 +252,24 @@ def test_a_record_of_the_address_left_unset_breaks_invariant_1b(db):
     # a converted Lead cannot be written: not required
     snap.remote[twin].update({EMAIL: False, "IsConverted": True})
     assert checks.check_address_records(snap, seen) == []
+
+
+def test_every_record_of_an_unsubscribed_address_must_be_set(db):
+    linked, duplicate, converted = "003000000000001AAA", "00Q000000000002AAA", "00Q000000000003AAA"
+    _person(db, "dup@example.org", linked)
+    snap = checks.read_store(db)
+    snap.remote = {
+        linked: {"Id": linked, "Email": "dup@example.org", EMAIL: True},
+        # the same address on a Lead, in another case: an opt-out reaches it too
+        duplicate: {"Id": duplicate, "Email": "Dup@Example.org", EMAIL: False},
+        converted: {"Id": converted, "Email": "dup@example.org", "IsConverted": True},
+    }
+    report = {"field": EMAIL, "failures": []}
+    seen: Counter[str] = Counter()
+    broken = checks.check_every_record_of_the_address(snap, report, seen)
+    assert len(broken) == 1 and duplicate in broken[0]
+    failed = {"field": EMAIL, "failures": [{"salesforce_id": duplicate, "fix": "x"}]}
+    assert checks.check_every_record_of_the_address(snap, failed, seen) == []
+    snap.remote[duplicate][EMAIL] = True
+    assert checks.check_every_record_of_the_address(snap, report, seen) == []
+    assert seen["inv10_record_of_the_address_set"] >= 2

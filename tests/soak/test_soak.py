@@ -898,6 +898,11 @@ def test_soak(emu, soak_db, tmp_path):
         assert final_report["status"] == "succeeded"
         time.sleep(1)  # pushes the final run queued (relinks) reach the workers
         after = checkpoint("after the final sync", after_final_sync=True)
+        raise_if(
+            checks.check_every_record_of_the_address(after, final_report, checked),
+            "invariant 10 (every record of an unsubscribed address is set)",
+            "after the final sync",
+        )
     finally:
         procs.stop()
         client.close()

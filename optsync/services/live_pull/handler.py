@@ -1,15 +1,17 @@
-"""Apply Salesforce-side opt-outs found by the stream, a gap re-read, a poll or a
-catch-up: one mechanism for all of them.
+"""Apply Salesforce-side opt-outs found by the stream, a gap re-read, a poll or a catch-up:
+one mechanism for all of them.
 
 A :class:`Hit` is a record that has the synced field set, with the commit that set it.
-:func:`apply_hits` unsubscribes the persons linked to those records through the one
-write path (``store.optouts.unsubscribe(..., push=False)``: Salesforce has the field
-already), source ``salesforce``, with the record id, replay id, commit user and commit
-time in the ledger evidence, and records the object's progress (replay id, commit time,
-poll cursor) **in the same transaction**: a crash before the commit loses both, so the
-stream resumes before those events and applies them again (at-least-once); a crash after
-it keeps both. Applying twice changes nothing: the store's conditional UPDATE changes
-only persons who are not unsubscribed yet, and only those get a ledger entry.
+:func:`apply_hits` mirrors every record the reader read and unsubscribes the addresses
+of those records, and the persons linked to them (issue 16: opt-outs follow the address;
+:mod:`optsync.services.records_pull`), through the one write path
+(``store.optouts.unsubscribe(..., push=False)``: Salesforce has the field already),
+source ``salesforce``, with the record id, replay id, commit user and commit time in the
+ledger evidence, and records the object's progress (replay id, commit time, poll cursor)
+**in the same transaction**: a crash before the commit loses both, so the stream resumes
+before those events and applies them again (at-least-once); a crash after it keeps both.
+Applying twice changes nothing: the store's conditional UPDATE changes only persons who
+are not unsubscribed yet, and only those get a ledger entry.
 
 A re-subscribe recorded in optsync *after* the Salesforce commit wins: that person is
 left alone (the admin re-subscribed them knowingly; the nightly sync will see the field
@@ -22,15 +24,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from optsync.domain import optout
 from optsync.domain.ids import InvalidSalesforceId, to_18
 from optsync.metrics import LIVE_APPLIED
+from optsync.services.records_pull import OptedOut, absorb
+from optsync.services.records_pull import policy as records_policy
 from optsync.store import live_pull as state_store
-from optsync.store import optouts as optout_store
 from optsync.store.models import Person
+from optsync.store.records import MirroredRecord
 
 ACTOR = "salesforce live pull"
 
@@ -88,39 +91,33 @@ def apply_hits(
     *,
     field: str,
     progress: Progress | None = None,
+    records: Sequence[MirroredRecord] = (),
 ) -> int:
-    """Unsubscribe the persons linked to ``hits`` and store ``progress``, in the
-    caller's transaction; returns how many persons changed."""
-    optout_store.begin_write(session)
-    linked = linked_subscribed(session, [h.record_id for h in hits])
-    changed = 0
-    by_commit: dict[datetime, list[optout_store.Change]] = {}
+    """Mirror ``records`` (everything the reader read), opt out the addresses of
+    ``hits`` (and the persons linked to them) and store ``progress``, in the caller's
+    transaction (:func:`optsync.services.records_pull.absorb`); returns how many persons
+    were unsubscribed."""
+    opted: list[OptedOut] = []
     for hit in hits:
         id18 = _id18(hit.record_id)
-        person_id = linked.get(id18) if id18 else None
-        if person_id is None:
+        if id18 is None:
             continue
-        event = optout.unsubscribe(
-            optout.OptOutState(),
-            source=optout.Source.SALESFORCE,
-            actor=ACTOR,
-            now=now,
-            reason=f"Salesforce has {field} set",
-            evidence={
-                "record_id": id18,
-                "replay_id": hit.replay_id.hex() if hit.replay_id is not None else None,
-                "commit_user": hit.commit_user,
-                "commit_time": hit.commit_at.isoformat(),
-                "field": field,
-                "via": hit.via,
-            },
-        ).event
-        assert event is not None
-        by_commit.setdefault(hit.commit_at, []).append(optout_store.Change(person_id, event))
-    for commit_at, changes in by_commit.items():
-        guard = or_(Person.resubscribed_at.is_(None), Person.resubscribed_at < commit_at)
-        done = optout_store.unsubscribe(session, changes, now, push=False, guard=guard)
-        changed += len(done)
+        opted.append(
+            OptedOut(
+                id18,
+                hit.commit_at,
+                {
+                    "replay_id": hit.replay_id.hex() if hit.replay_id is not None else None,
+                    "commit_user": hit.commit_user,
+                    "commit_time": hit.commit_at.isoformat(),
+                    "via": hit.via,
+                },
+            )
+        )
+    result = absorb(
+        session, records, opted, now, policy=records_policy(session, field), actor=ACTOR
+    )
+    changed = result.opted_out
     if changed:
         LIVE_APPLIED.labels(object=obj).inc(changed)
     if progress is not None:

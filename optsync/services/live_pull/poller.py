@@ -5,15 +5,17 @@ catch-up after lost events.
 One poll of an object: read its cursor (short transaction); ask Salesforce for the ids
 stamped in the window :func:`optsync.domain.live_pull.poll_window` gives (from five
 minutes before the cursor to now, minute-aligned; the overlap catches a record committed
-late with an older ``SystemModstamp``); keep the ids linked to subscribed persons
-(short transaction); read only those records' field; apply the ones that have it set
-and move the cursor to ``latestDateCovered`` (one transaction,
-:func:`optsync.services.live_pull.handler.apply_hits`). No transaction is open during a
-Salesforce call. A repeated window changes nothing (the write is idempotent) and costs
-one call per object, plus a read only for linked subscribed records in it.
+late with an older ``SystemModstamp``); read those records' address, field, conversion
+and stamp (one SOQL call per 200 changed records: a new duplicate, an email changed onto
+an unsubscribed address or a conversion is seen as well as an opt-out); mirror them, opt
+out the addresses of the ones that have the field set, re-open the push of an
+unsubscribed address that gained a record, and move the cursor to ``latestDateCovered``
+(one transaction, :func:`optsync.services.live_pull.handler.apply_hits`). No transaction
+is open during a Salesforce call. A repeated window changes nothing (the write is
+idempotent) and costs one call per object, plus one read per 200 records changed in it.
 
-A catch-up is the same poll: the stream keeps the cursor at the commit time of the
-last event it delivered, so after an overflow, an expired replay id or an exhausted
+A catch-up is the same poll: the stream keeps the cursor at the commit time of the last
+event it delivered, so after an overflow, an expired replay id or an exhausted
 allocation the next poll starts where the stream left off.
 """
 
@@ -26,9 +28,10 @@ from optsync.domain.live_pull import POLL_OVERLAP, poll_window
 from optsync.metrics import LIVE_POLLS
 from optsync.salesforce import replication
 from optsync.salesforce.gateway import SalesforceGateway
-from optsync.services.live_pull.handler import Hit, Progress, apply_hits, linked_subscribed
+from optsync.services.live_pull.handler import Hit, Progress, apply_hits
 from optsync.store import live_pull as state_store
 from optsync.store.db import Database
+from optsync.store.records import field_column
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,21 @@ def poll_object(
         return PollResult(None)
     ids, covered = replication.updated_ids(gateway, obj, *window)
     LIVE_POLLS.labels(object=obj).inc()
-    with db.transaction() as session:
-        linked = linked_subscribed(session, ids)
+    records = list(replication.read_records(gateway, obj, ids, field)) if ids else []
+    column = field_column(field)
     hits = [
-        Hit(v.record_id, v.stamp, None, None, via)
-        for v in (replication.read_field(gateway, obj, sorted(linked), field) if linked else [])
-        if v.value is True
+        Hit(r.record_id, r.system_modstamp or now, None, None, via)
+        for r in records
+        if getattr(r, column) is True and not r.converted
     ]
     with db.transaction() as session:
         applied = apply_hits(
-            session, obj, hits, now, field=field, progress=Progress(poll_cursor=covered)
+            session,
+            obj,
+            hits,
+            now,
+            field=field,
+            progress=Progress(poll_cursor=covered),
+            records=records,
         )
     return PollResult(window, len(ids), applied, covered)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
+from optsync.domain.ids import InvalidSalesforceId, to_18
 from optsync.domain.live_pull import Action, ChangeEvent, Signal, decide_event, decode_bitmap
 from optsync.metrics import LIVE_EVENTS, LIVE_GAPS, LIVE_LAG_SECONDS, LIVE_SKIPPED_OWN
 from optsync.salesforce import replication
@@ -31,6 +34,14 @@ from optsync.salesforce.pubsub import Problem, PubSubError, Received, Stream
 from optsync.services.live_pull.handler import Hit, Progress, apply_hits
 from optsync.store import live_pull as state_store
 from optsync.store.db import Database
+from optsync.store.models import Person, SalesforceRecord
+from optsync.store.records import (
+    MirroredRecord,
+    field_column,
+    mark_deleted,
+    record_of,
+    save_mirror_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +98,16 @@ def consume(
             LIVE_GAPS.labels(object=obj, kind="replay_invalid").inc()
             with db.transaction() as session:
                 state_store.forget_replay(session, obj, clock())
+                save_mirror_state(
+                    session, clock(), trusted=False, reason=f"{obj} replay id no longer retained"
+                )
             return Ending(Signal.REPLAY_LOST, "the stored replay id is no longer retained")
         if exc.problem is Problem.ALLOCATION:
             LIVE_GAPS.labels(object=obj, kind="allocation").inc()
+            with db.transaction() as session:
+                save_mirror_state(
+                    session, clock(), trusted=False, reason="event delivery allocation used up"
+                )
             return Ending(
                 Signal.REPLAY_LOST,
                 "the daily event delivery allocation is used up",
@@ -105,6 +123,61 @@ def consume(
     return Ending(Signal.STREAM_FAILED, "the stream was closed")
 
 
+MIRRORED_TYPES = ("CREATE", "UPDATE", "UNDELETE")
+
+
+def _event_records(
+    received: Received, event: ChangeEvent, obj: str, field: str, commit_at: datetime
+) -> list[MirroredRecord]:
+    """What a change event tells the mirror: a CREATE or UNDELETE carries the whole
+    record, an UPDATE only its changed fields (the others keep their mirrored value)."""
+    if event.change_type not in MIRRORED_TYPES or obj not in ("Contact", "Lead"):
+        return []
+    payload = received.payload
+    whole = event.change_type != "UPDATE"
+    values = {
+        name: payload.get(name)
+        for name in ("Email", field, "IsConverted")
+        if whole or name in event.changed_fields
+    }
+    if not whole and not values:
+        return []
+    out = []
+    for rid in event.record_ids:
+        try:
+            id18 = to_18(rid)
+        except (InvalidSalesforceId, ValueError):
+            continue
+        out.append(record_of(id18, obj, field, values, stamp=commit_at))  # type: ignore[arg-type]
+    return out
+
+
+def _addresses_unknown(db: Database, ids: set[str]) -> set[str]:
+    """Of these records, the ones neither mirrored with an address nor linked to a person:
+    an opt-out on them is re-read to learn its address."""
+    if not ids:
+        return set()
+    known: set[str] = set()
+    wanted = sorted(ids)
+    with db.transaction() as session:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            known.update(
+                session.scalars(
+                    select(SalesforceRecord.record_id).where(
+                        SalesforceRecord.record_id.in_(chunk), SalesforceRecord.email.is_not(None)
+                    )
+                )
+            )
+            known.update(
+                str(i)
+                for i in session.scalars(
+                    select(Person.salesforce_id).where(Person.salesforce_id.in_(chunk))
+                )
+            )
+    return ids - known
+
+
 def _handle(
     db: Database,
     gateway: SalesforceGateway,
@@ -116,9 +189,12 @@ def _handle(
 ) -> bool:
     """Apply one answer; returns whether it held an overflow (catch up next)."""
     hits: list[Hit] = []
+    records: list[MirroredRecord] = []
+    deleted: list[str] = []
     reread: dict[str, tuple[datetime, str | None, bytes]] = {}
     last_commit: datetime | None = None
     overflow = False
+    gap: str | None = None
     for received in events:
         LIVE_EVENTS.labels(object=obj).inc()
         event = change_event(received, field)
@@ -127,6 +203,10 @@ def _handle(
             last_commit = commit_at if last_commit is None else max(last_commit, commit_at)
             LIVE_LAG_SECONDS.observe(max(0.0, (now - commit_at).total_seconds()))
         action = decide_event(event, field)
+        # every change is mirrored, optsync's own writes too (they keep the mirror true)
+        records += _event_records(received, event, obj, field, commit_at)
+        if event.change_type == "DELETE":
+            deleted += [i for i in event.record_ids if len(i) in (15, 18)]
         if action is Action.APPLY:
             hits.extend(
                 Hit(rid, commit_at, event.commit_user, received.replay_id, "cdc")
@@ -136,18 +216,33 @@ def _handle(
             LIVE_SKIPPED_OWN.labels(object=obj).inc()
         elif action is Action.REREAD:
             LIVE_GAPS.labels(object=obj, kind="gap").inc()
+            gap = f"Change Data Capture sent {event.change_type} for {obj}"
             for rid in event.record_ids:
                 reread[rid] = (commit_at, event.commit_user, received.replay_id)
         elif action is Action.CATCH_UP:
             LIVE_GAPS.labels(object=obj, kind="overflow").inc()
+            gap = f"Change Data Capture overflowed for {obj}"
             overflow = True
+    carried = {r.record_id for r in records if r.email_known}
+    for rid in _addresses_unknown(db, {h.record_id for h in hits} - carried):
+        if rid not in reread:
+            hit = next(h for h in hits if h.record_id == rid)
+            reread[rid] = (hit.commit_at, hit.commit_user, hit.replay_id or b"")
     if reread:
-        for value in replication.read_field(gateway, obj, sorted(reread), field):
-            if value.value is True:
-                commit_at, user, replay = reread.get(value.record_id, (value.stamp, None, b""))
+        column = field_column(field)
+        for value in replication.read_records(gateway, obj, sorted(reread), field):
+            records.append(value)
+            commit_at, user, replay = reread.get(
+                value.record_id, (value.system_modstamp or now, None, b"")
+            )
+            if getattr(value, column) is True and not value.converted:
                 hits.append(Hit(value.record_id, commit_at, user, replay, "gap"))
     replay_id = events[-1].replay_id if events else (latest or None)
     with db.transaction() as session:
+        if deleted:
+            mark_deleted(session, [to_18(i) for i in deleted], now)
+        if gap is not None:
+            save_mirror_state(session, now, trusted=False, reason=gap)
         applied = apply_hits(
             session,
             obj,
@@ -160,6 +255,7 @@ def _handle(
                 poll_cursor=last_commit,
                 event_seen=bool(events),
             ),
+            records=records,
         )
     if applied:
         log.info("applied Salesforce-side opt-outs", extra={"object": obj, "applied": applied})

@@ -10,6 +10,9 @@ from optsync.errors import OptsyncError, UsageError
 from optsync.salesforce.volume import BULK_THRESHOLD
 
 STALE_AFTER = timedelta(minutes=5)
+MIRROR_OVERLAP = timedelta(minutes=10)
+"""An incremental mirror read starts this far before the watermark: a record committed
+late with an older ``SystemModstamp`` is still read."""
 PULL_CHUNK = 2_000
 PUSH_PAGE = 2_000
 STAGE_CHUNK = 5_000
@@ -76,3 +79,5 @@ class SyncOptions:
     stage_chunk: int = STAGE_CHUNK
     bulk_poll_initial: float = 0.2
     bulk_poll_max: float = 5.0
+    mirror_overlap: timedelta = MIRROR_OVERLAP
+    """How far before the mirror's watermark an incremental read starts."""

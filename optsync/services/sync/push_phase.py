@@ -1,11 +1,15 @@
-"""A run's push phase: set the field on every record the diff says lacks it.
+"""A run's push phase: set the field on every record the diff says lacks it: each
+unsubscribed person's linked record and every other settable record the mirror has with
+the address (issue 16: an opt-out reaches every record of the address).
 
-The first round streams the push set from the database page by page (keyset on
-``persons.id``), by sObject Collections or one Bulk ingest job per object depending on
-the one volume rule (:mod:`optsync.salesforce.volume`). Failed records then go through
-later rounds until none is left: conversions and merges are followed by the shared
-engine (:mod:`optsync.services.follow`), transient failures resent up to
-:data:`~optsync.services.sync.options.RETRIES` times, everything else listed with its fix.
+The first round reads the push set of each object once into a temporary file (no
+transaction open during the Salesforce calls, no size held in memory) and streams it, by
+sObject Collections or one Bulk ingest job per object depending on the one volume rule
+(:mod:`optsync.salesforce.volume`). Failed records then go through later rounds until
+none is left: conversions and merges are followed by the shared engine
+(:mod:`optsync.services.follow`), transient failures resent up to
+:data:`~optsync.services.sync.options.RETRIES` times, everything else listed with its
+fix.
 
 Before each page and each later round, ``hold()`` checks (and refreshes) the run's
 ownership; a run reaped meanwhile raises :class:`~optsync.services.sync.options.RunLost`
@@ -20,10 +24,13 @@ are unaffected, and retention prunes them like every sent push.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
@@ -76,6 +83,10 @@ class PushState:
     relinks: dict[int, str] = field(default_factory=dict)
     followed: int = 0
     via: set[str] = field(default_factory=set)
+    by_object: Counter[str] = field(default_factory=Counter)
+    """Records set per object."""
+    to_push: int = 0
+    """Records the first round had to set."""
 
 
 class PushPhase:
@@ -100,14 +111,25 @@ class PushPhase:
         self.state = PushState()
         self._sent: list[tuple[int, str]] = []  # (person, record) set, not yet recorded
 
-    def run(self, to_push: int) -> PushState:
-        if to_push:
-            use_bulk = volume.use_bulk(to_push, self.options.bulk_threshold)
-            failed: list[SyncFailed] = []
+    def run(self) -> PushState:
+        """Spool the push set per object (one read each), then push from the spools."""
+        with contextlib.ExitStack() as stack:
+            spools: dict[str, IO[str]] = {}
+            to_push = 0
             for obj in soql.OBJECTS:
-                failed += self._push_object(obj, use_bulk)
-            self._settle(failed)
-            self._record_sent()
+                spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="ascii"))
+                with self.db.transaction() as session:
+                    self._hold(session)  # never read (or send) a page of a run no longer ours
+                    to_push += sync_runs.spool_push_rows(session, self.run_id, obj, spool)
+                spools[obj] = spool
+            self.state.to_push = to_push
+            if to_push:
+                use_bulk = volume.use_bulk(to_push, self.options.bulk_threshold)
+                failed: list[SyncFailed] = []
+                for obj in soql.OBJECTS:
+                    failed += self._push_object(obj, use_bulk, spools[obj])
+                self._settle(failed)
+                self._record_sent()
         return self.state
 
     def _progress(self) -> None:
@@ -133,23 +155,21 @@ class PushPhase:
         with self.db.transaction() as session:
             self._hold(session)
 
-    def _push_object(self, obj: str, use_bulk: bool) -> list[SyncFailed]:
-        """First round for one object, streamed from the database; returns the failures."""
+    def _push_object(self, obj: str, use_bulk: bool, spool: IO[str]) -> list[SyncFailed]:
+        """First round for one object, streamed from its spool; returns the failures."""
         state = self.state
         if use_bulk:
             state.via.add("bulk")
             sent: list[tuple[int, str]] = []
-            outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(obj, sent))
+            outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(spool, sent))
             state.pushed += outcome.succeeded
+            state.by_object[obj] += outcome.succeeded
             bad = {f.salesforce_id for f in outcome.failures}
             self._sent += [(pid, sf) for pid, sf in sent if sf not in bad]
             self._progress()
             if not outcome.failures:
                 return []
-            with self.db.transaction() as session:
-                persons = sync_runs.persons_by_salesforce_id(
-                    session, [f.salesforce_id for f in outcome.failures]
-                )
+            persons: dict[str, int] = {sf: pid for pid, sf in sent if sf in bad}
             return [
                 Failed(
                     SyncAttempt(persons.get(f.salesforce_id), Target(f.salesforce_id, obj)),
@@ -160,34 +180,26 @@ class PushPhase:
             ]
         state.via.add("composite")
         failed: list[SyncFailed] = []
-        for page in self._push_pages(obj):
+        for page in self._push_pages(spool):
             failed += self._composite([SyncAttempt(pid, Target(sf, obj)) for pid, sf in page])
             self._progress()
         return failed
 
-    def _push_pages(self, obj: str) -> Iterator[list[tuple[int, str]]]:
-        after = 0
-        while True:
-            with self.db.transaction() as session:
-                self._hold(session)  # never read (or send) a page of a run no longer ours
-                rows = sync_runs.push_rows(
-                    session, self.run_id, after=after, limit=self.options.push_page, object=obj
-                )
-            if not rows:
-                return
-            yield [(pid, sf) for pid, sf, _ in rows]
-            after = rows[-1][0]
+    def _push_pages(self, spool: IO[str]) -> Iterator[list[tuple[int, str]]]:
+        for page in sync_runs.spooled_pages(spool, self.options.push_page):
+            self._hold_now()  # never send a page of a run no longer ours
+            yield page
 
-    def _push_ids(self, obj: str, sent: list[tuple[int, str]]) -> Iterator[str]:
-        """The records of ``obj`` to set; each (person, record) handed out lands in
-        ``sent``."""
-        for page in self._push_pages(obj):
+    def _push_ids(self, spool: IO[str], sent: list[tuple[int, str]]) -> Iterator[str]:
+        """The records to set; each (person, record) handed out lands in ``sent``."""
+        for page in self._push_pages(spool):
             sent += page
             for _pid, sf in page:
                 yield sf
 
     def _succeeded(self, a: SyncAttempt) -> None:
         self.state.pushed += 1
+        self.state.by_object[a.target.object] += 1
         if a.owner is not None:
             self._sent.append((a.owner, a.target.salesforce_id))
         if a.followed_from is not None and a.owner is not None:

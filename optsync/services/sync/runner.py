@@ -17,17 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from optsync.clock import Clock
-from optsync.domain.ids import to_18
+from optsync.domain.records import linked_objects
 from optsync.errors import OptsyncError, UsageError
-from optsync.salesforce import soql, volume
+from optsync.salesforce import replication, soql, volume
 from optsync.salesforce.bulk import BulkApi
 from optsync.salesforce.errors import SalesforceCallError
 from optsync.salesforce.gateway import SalesforceGateway
+from optsync.services.records_pull import Policy
+from optsync.services.records_pull import policy as records_policy
 from optsync.services.sync.options import (
     CONNECT_FIX,
     MAX_LISTED,
@@ -42,11 +44,13 @@ from optsync.services.sync.report import get_report, initial_report
 from optsync.services.sync.start import start_run
 from optsync.services.sync_settings import get_settings
 from optsync.store import persons as persons_store
+from optsync.store import records as records_store
 from optsync.store import runs, sync_runs
 from optsync.store.db import Database
 from optsync.store.models import SyncRun
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _Heartbeat:
@@ -112,6 +116,8 @@ class SyncRunner:
         self._phase_started = 0.0
         self._calls_at_start = 0
         self._heartbeat: _Heartbeat | None = None
+        self.policy = Policy("HasOptedOutOfEmail")
+        self.to_add = 0
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -271,43 +277,91 @@ class SyncRunner:
         )
 
     def _fetch(self) -> None:
+        """Bring the record mirror up to date, then stage its opted-out records.
+
+        A trusted mirror is read incrementally: the records stamped since its watermark
+        (less ``options.mirror_overlap``, for a commit stamped late), so the cost follows what
+        changed, not the org's size. An untrusted one (first run, a Change Data Capture
+        gap or overflow, a changed field, ``--full``) is re-read in full. Either read goes
+        by REST or Bulk by the one volume rule, each chunk upserted in a transaction held
+        to the run."""
         assert self.gateway is not None
         self._begin("fetch")
         bulk = self._bulk()
-        counts = {
-            obj: bulk.count(obj, volume.opted_out_where(obj, self.field)) for obj in soql.OBJECTS
-        }
+        started = self.clock()
+        with self.db.transaction() as session:
+            state = records_store.mirror_state(session)
+            since: datetime | None = None
+            reason = "first run"
+            if state is not None:
+                reason = state.reason or "no complete read yet"
+                if state.trusted and state.through is not None:
+                    since = state.through - self.options.mirror_overlap
+            untrusted_at = state.updated_at if state is not None and not state.trusted else None
+        where = replication.changed_where(since)
+        counts = {obj: bulk.count(obj, where) for obj in soql.OBJECTS}
         total = sum(counts.values())
         self.progress("fetch", 0, total)
         done = 0
+        newest: datetime | None = None
         fetch_via: dict[str, str] = {}
         for obj in soql.OBJECTS:
-            ids: Iterator[str]
+            query = replication.mirror_query(obj, self.field, since)
+            rows: Iterator[dict[str, Any]]
             if volume.use_bulk(counts[obj], self.options.bulk_threshold):
                 fetch_via[obj] = "bulk"
-                ids = bulk.query_ids(volume.opted_out_query(obj, self.field))
+                rows = bulk.query_records(query)
             else:
                 fetch_via[obj] = "rest"
-                ids = self.gateway.query_opted_out(obj, self.field)
-            for chunk in _chunked(ids, self.options.stage_chunk):
-                rows = [(to_18(i), obj) for i in chunk]
+                rows = self.gateway.query_records(query) if counts[obj] else iter(())
+            for chunk in _chunked(rows, self.options.stage_chunk):
+                records = [replication.mirrored(obj, self.field, r) for r in chunk]
+                stamps = [r.system_modstamp for r in records if r.system_modstamp is not None]
+                if stamps:
+                    newest = max([*stamps, *([newest] if newest else [])])
                 with self.db.transaction() as session:
                     self._hold(session)
-                    sync_runs.stage_remote(session, self.run_id, rows)
-                done += len(rows)
+                    records_store.upsert_records(session, records, self.clock())
+                done += len(records)
                 self.progress("fetch", done, total)
         with self.db.transaction() as session:
+            self._hold(session)
+            current = records_store.mirror_state(session)
+            # a gap the live pull noted while this read ran keeps the mirror untrusted
+            marked_meanwhile = (
+                current is not None
+                and not current.trusted
+                and (untrusted_at is None or current.updated_at > untrusted_at)
+                and current.updated_at >= started
+            )
+            records_store.save_mirror_state(
+                session,
+                self.clock(),
+                through=newest,
+                complete=since is None,
+                trusted=True if since is None and not marked_meanwhile else None,
+            )
+            staged = sync_runs.stage_from_mirror(session, self.run_id, self.field)
             sync_runs.analyze_staging(session)
         self.report["fetch_via"] = fetch_via
+        self.report["mirror"] = {
+            "read": "full" if since is None else "incremental",
+            "why": reason if since is None else None,
+            "since": since.isoformat() if since else None,
+            "records_read": done,
+            "staged": staged,
+        }
         self._end("fetch")
 
     # -- diff ---------------------------------------------------------------------------
     def _diff(self) -> None:
         self._begin("diff")
         with self.db.transaction() as session:
-            counts = sync_runs.diff_counts(session, self.run_id)
+            counts = sync_runs.diff_counts(session, self.run_id, pushes=self.dry_run)
             since = runs.last_completed_start(session, before_run=self.run_id, field=self.field)
             reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
+            addresses = sync_runs.address_counts(session)
+            self.policy = records_policy(session, self.field)
             if self.dry_run:  # what it would do, record by record (docs/sync.md "Dry run")
                 self._hold(session)
                 sync_runs.store_preview(session, self.run_id)
@@ -321,12 +375,18 @@ class SyncRunner:
             not_linked=counts.not_linked,
             remote_unknown=counts.unknown_remote,
             reopted_out=[{"person_id": pid, "email": email} for pid, email in reopted],
+            addresses_fanned_out=counts.fanned_out,
+            duplicates=addresses.duplicates,
+            not_in_salesforce=addresses.not_in_salesforce,
+            unknown_addresses=counts.unknown_addresses,
         )
         self.to_pull, self.to_push = counts.to_pull, counts.to_push
+        self.to_add = counts.unknown_addresses if self.policy.suppress_unknown else 0
         if self.dry_run:
             self.report.update(
-                pulled=counts.to_pull,
+                pulled=counts.to_pull + self.to_add,
                 pushed=counts.to_push,
+                suppressed_unknown=self.to_add,
                 would_pull=[_listed(r) for r in preview["pull"]],
                 would_push=[_listed(r) for r in preview["push"]],
                 preview_listed=PREVIEW_LISTED,
@@ -336,35 +396,77 @@ class SyncRunner:
 
     # -- pull ---------------------------------------------------------------------------
     def _pull(self) -> None:
+        """Pull by address, add the unknown addresses (``suppress_unknown``), then link
+        the persons that have no record yet (the linking rule)."""
         self._begin("pull")
-        self.progress("pull", 0, self.to_pull)
-        pulled = after = 0
-        while True:
+        total = self.to_pull + self.to_add
+        self.progress("pull", 0, total)
+        pulled = 0
+        with self.db.transaction() as session:
+            self._hold(session)
+            to_pull = sync_runs.all_pull_ids(session, self.run_id)
+        chunk = self.options.pull_chunk
+        for start in range(0, len(to_pull), chunk):
+            ids = to_pull[start : start + chunk].tolist()
             with self.db.transaction() as session:
                 self._hold(session)  # a reaped run pulls nothing more
-                ids = sync_runs.pull_ids(
-                    session, self.run_id, after=after, limit=self.options.pull_chunk
-                )
-                if not ids:
-                    break
                 pulled += sync_runs.apply_pull_chunk(
                     session, self.run_id, ids, field=self.field, now=self.clock()
                 )
-            after = ids[-1]
             self.report["pulled"] = pulled  # a run that fails later still says what it did
-            self.progress("pull", pulled, self.to_pull)
-        self.report["pulled"] = pulled
+            self.progress("pull", pulled, total)
+        added = 0
+        last = ""
+        while self.policy.suppress_unknown:
+            with self.db.transaction() as session:
+                self._hold(session)
+                unknown = sync_runs.unknown_addresses(
+                    session, self.run_id, after=last, limit=self.options.pull_chunk
+                )
+                if not unknown:
+                    break
+                now = self.clock()
+                persons = persons_store.add_unknown(session, [e for e, _ in unknown], now)
+                count = sync_runs.apply_pull_chunk(
+                    session, self.run_id, sorted(persons.values()), field=self.field, now=now
+                )
+            added += count
+            pulled += count
+            last = unknown[-1][0]
+            self.report.update(pulled=pulled, suppressed_unknown=added)
+            self.progress("pull", pulled, total)
+        linked = 0
+        objects = linked_objects(self.policy.link_rule)
+        after = 0
+        while objects:
+            with self.db.transaction() as session:
+                self._hold(session)
+                candidates = sync_runs.unlinked_with_records(
+                    session, after=after, limit=self.options.pull_chunk, objects=objects
+                )
+                if not candidates:
+                    break
+                done = persons_store.auto_link(
+                    session, candidates, self.policy.link_rule, self.field, self.clock()
+                )
+            linked += len(done)
+            after = candidates[-1]
+        self.report.update(pulled=pulled, suppressed_unknown=added, auto_linked=linked)
         self._end("pull")
 
     # -- push ---------------------------------------------------------------------------
     def _push(self) -> None:
         assert self.gateway is not None
         self._begin("push")
-        self.progress("push", 0, self.to_push)
+        with self.db.transaction() as session:
+            # counted after the pull: the persons it unsubscribed (and added) have other
+            # records to set too
+            self.report["addresses_fanned_out"] = sync_runs.fanned_out_count(session, self.run_id)
+        self.progress("push", 0, None)
 
         def pushed(n: int) -> None:
             self.report["pushed"] = n  # a run that fails later still says what it did
-            self.progress("push", n, self.to_push)
+            self.progress("push", n, None)
 
         state = PushPhase(
             self.db,
@@ -376,11 +478,17 @@ class SyncRunner:
             hold=self._hold,
             pushed=pushed,
             clock=self.clock,
-        ).run(self.to_push)
+        ).run()
         with self.db.transaction() as session:
             self._hold(session)
             relinked = persons_store.relink(session, state.relinks, self.clock())
             runs.add_failures(session, self.run_id, [f.as_dict() for f in state.failures])
+            # a record deleted in Salesforce is never set again from the mirror
+            records_store.mark_deleted(
+                session,
+                [f.salesforce_id for f in state.failures if f.code == "ENTITY_IS_DELETED"],
+                self.clock(),
+            )
         codes = Counter(f.code for f in state.failures)
         self.report.update(
             pushed=state.pushed,
@@ -390,6 +498,7 @@ class SyncRunner:
             followed=state.followed,
             relinked=relinked,
             push_via=sorted(state.via),
+            records_set=dict(sorted(state.by_object.items())),
         )
         self._end("push")
 
@@ -398,8 +507,8 @@ def _listed(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("person_id", "email", "salesforce_id", "object")}
 
 
-def _chunked(values: Iterator[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
+def _chunked(values: Iterator[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
     for value in values:
         chunk.append(value)
         if len(chunk) >= size:
@@ -419,8 +528,10 @@ def run_sync(
     scheduled_for: datetime | None = None,
     options: SyncOptions | None = None,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Start a run and carry it out; returns the report (raises :class:`RunInProgress`)."""
+    """Start a run and carry it out; returns the report (raises :class:`RunInProgress`).
+    ``full``: re-read every record into the mirror."""
     options = options or SyncOptions()
     owner = runs.new_owner()
     run_id = start_run(
@@ -432,6 +543,7 @@ def run_sync(
         stale_after=options.stale_after,
         worker=owner,
         clock=clock,
+        full=full,
     )
     runner = SyncRunner(
         db, run_id, gateway, clock=clock, options=options, progress=progress, worker=owner

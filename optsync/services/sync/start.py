@@ -14,6 +14,7 @@ from optsync.services.sync_settings import get_settings
 from optsync.store import runs, sync_runs
 from optsync.store.db import Database
 from optsync.store.models import SyncRun
+from optsync.store.records import save_mirror_state
 
 
 def start_run(
@@ -26,6 +27,7 @@ def start_run(
     stale_after: timedelta = STALE_AFTER,
     worker: str | None = None,
     clock: Clock | None = None,
+    full: bool = False,
 ) -> int:
     """Create the ``running`` run row and return its id.
 
@@ -41,6 +43,9 @@ def start_run(
     With ``clock``, ``started_at`` is read once the INSERT has passed the unique index:
     by then any previous run has committed its end, so run intervals never overlap even
     when this start had to wait for that run to finish (``now`` was read before).
+
+    ``full``: re-read every record into the mirror (``optsync sync run --full``): the
+    mirror is marked untrusted with the run's creation, so the run reads it in full.
     """
     if trigger not in ("schedule", "manual"):
         raise UsageError(f"trigger: {trigger!r} is not schedule or manual.", field="trigger")
@@ -62,6 +67,10 @@ def start_run(
             if clock is not None:
                 run.started_at = max(clock(), now)
                 session.flush()
+            if full:
+                save_mirror_state(
+                    session, now, trusted=False, reason=f"a full read was asked for (run #{run.id})"
+                )
             return int(run.id)
     except IntegrityError:
         with db.transaction() as session:

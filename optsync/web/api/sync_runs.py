@@ -60,6 +60,21 @@ class SyncRunReport(BaseModel):
     not_linked: int | None = Field(description="Unsubscribed persons without a Salesforce id.")
     reopted_out: list[ReoptedOut]
     api_calls: int | None
+    records_set: dict[str, int] | None = Field(
+        None, description="Records set in Salesforce per object (Contact, Lead)."
+    )
+    addresses_fanned_out: int | None = Field(
+        None, description="Unsubscribed addresses with a record set besides the linked one."
+    )
+    duplicates: int | None = Field(
+        None, description="Addresses carried by more than one Salesforce record."
+    )
+    auto_linked: int | None = Field(
+        None, description="Persons linked to a record by the linking rule in this run."
+    )
+    not_in_salesforce: int | None = Field(
+        None, description="Unsubscribed persons whose address no Salesforce record carries."
+    )
 
 
 class SyncRunsOut(BaseModel):
@@ -68,6 +83,11 @@ class SyncRunsOut(BaseModel):
 
 class StartRunIn(StrictIn):
     dry_run: bool = Field(False, description="Compute the report; change nothing anywhere.")
+    full: bool = Field(
+        False,
+        description="Re-read every Contact and Lead into the record mirror (as after a "
+        "Change Data Capture gap), instead of only the records changed since the last run.",
+    )
 
 
 class StartedOut(BaseModel):
@@ -106,8 +126,11 @@ async def start_sync_run(
     _caller: Caller = Depends(require_admin),
 ) -> JSONResponse:
     dry_run = bool(body and body.dry_run)
+    full = bool(body and body.full)
     try:
-        run_id = await run_in_threadpool(lambda: launcher_of(request).start(dry_run=dry_run))
+        run_id = await run_in_threadpool(
+            lambda: launcher_of(request).start(dry_run=dry_run, full=full)
+        )
     except sync_run.RunInProgress as exc:
         raise ApiError(409, str(exc), code="run_in_progress") from None
     out = StartedOut(id=run_id, status="running", url=f"/api/v1/sync/runs/{run_id}")

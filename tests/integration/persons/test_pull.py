@@ -8,6 +8,7 @@ from optsync.salesforce.bulk import BulkApi
 from optsync.services.persons import PersonInput, upsert_person
 from optsync.services.persons_pull import pull_persons
 from optsync.store.models import Person
+from optsync.store.records import records_by_email
 from tests.integration.push.conftest import record
 
 
@@ -46,6 +47,10 @@ def test_a_contact_and_lead_sharing_an_address_link_the_contact(emu, db, clock, 
     assert p.first_name == record(emu, contact)["FirstName"]  # the Lead does not rename it
     again = pull_persons(db, sf_gateway, now=clock())
     assert sum(r.created + r.updated for r in again.values()) == 0
+    # both records are in the mirror under the address: the Lead counts for the opt-out
+    with db.transaction() as s:
+        mirrored = records_by_email(s, [email.lower()], "email_opt_out")
+    assert sorted(r.record_id for r in mirrored[email.lower()]) == sorted([contact, lead])
 
 
 # -- REST or Bulk ------------------------------------------------------------------------

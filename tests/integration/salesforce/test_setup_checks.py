@@ -11,7 +11,7 @@ from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services import sync_settings
 from optsync.services.salesforce_setup import run_checks
 from optsync.store.db import Database
-from optsync.store.models import Person
+from optsync.store.models import Person, SyncSettings
 
 from .conftest import config_for
 
@@ -44,7 +44,7 @@ def test_all_checks_pass_on_a_healthy_org(
         "persons linked",
     ]
     assert all(c.ok for c in checks), checks
-    assert "1 of 2 persons lack a Salesforce id" in checks[3].detail
+    assert "1 of 2 persons are linked" in checks[3].detail
 
 
 def test_sync_off_checks_email_opt_out_even_if_sales_opt_out_is_selected(
@@ -62,14 +62,36 @@ def test_sync_off_checks_email_opt_out_even_if_sales_opt_out_is_selected(
     assert not lead.ok and lead.fix is not None and "field-level security" in lead.fix
 
 
-def test_unsubscribed_unlinked_persons_fail_the_check(
+def test_an_address_not_in_salesforce_is_no_failure_only_what_an_admin_can_fix_is(
     db: Database, gateway: SalesforceGateway
 ) -> None:
+    from optsync.store.records import MirroredRecord, upsert_records
+
     with db.transaction() as s:
-        s.add_all([_person(1, None, True), _person(2, None, False)])
+        s.add_all([_person(n, None, True) for n in (1, 2, 3)] + [_person(4, None, False)])
+        upsert_records(
+            s,
+            [
+                MirroredRecord("00Q000000000001AAA", "Lead", "p2@example.com"),
+                MirroredRecord("003000000000003AAA", "Contact", "p3@example.com"),
+            ],
+            NOW,
+        )
     linked = run_checks(gateway, db)[-1]
-    assert not linked.ok and "1 of them are unsubscribed" in linked.detail
-    assert linked.fix is not None and "persons import" in linked.fix
+    # p1 has no record: Not in Salesforce; p2's Lead and p3's Contact the rule links next run
+    assert linked.ok, linked
+    assert "1 unsubscribed addresses are Not in Salesforce" in linked.detail
+    assert "2 will be linked by the next sync run" in linked.detail
+    with db.transaction() as s:
+        sync_settings.update_settings(s, {}, actor="t", now=NOW)
+        row = s.get(SyncSettings, 1)
+        assert row is not None
+        row.link_rule = "contact_only"
+    linked = run_checks(gateway, db)[-1]
+    # under contact_only, p2 is in Salesforce only as a Lead: that an admin can act on
+    assert not linked.ok and "p2@example.com" in linked.detail
+    assert "p1@example.com" not in linked.detail and "p3@example.com" not in linked.detail
+    assert linked.fix is not None and "--link-rule" in linked.fix
 
 
 def test_without_a_connection_every_remote_check_fails_with_the_fix(db: Database) -> None:

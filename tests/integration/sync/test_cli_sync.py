@@ -39,11 +39,15 @@ def test_sync_run_json_then_history(cli, cli_env, emu, clock, capsys):
     assert remote(emu, c[1])["HasOptedOutOfEmail"] is True
 
     assert cli(["sync", "run"]) == 0
-    assert "pulled" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "pulled" in table and "records read" in table and "not in Salesforce" in table
+
+    assert cli(["sync", "run", "--full", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mirror"]["read"] == "full"
 
     assert cli(["sync", "history", "--json", "--limit", "2"]) == 0
     runs = json.loads(capsys.readouterr().out)
-    assert [r["id"] for r in runs] == [report["id"] + 1, report["id"]]
+    assert [r["id"] for r in runs] == [report["id"] + 2, report["id"] + 1]
     assert cli(["sync", "history"]) == 0
     assert "Sync runs" in capsys.readouterr().out
 

@@ -44,8 +44,18 @@ def test_start_list_and_read_a_run(client, ctx, emu, admin_headers, member_heade
         1,
         "HasOptedOutOfEmail",
     )
+    assert report["mirror"]["read"] == "incremental"  # the dry run read every record
+    assert report["records_set"] == {} and report["not_in_salesforce"] == 0
+    full = client.post("/api/v1/sync/runs", json={"full": True}, headers=admin_headers)
+    assert wait_done(client, admin_headers, full.json()["id"])["mirror"]["read"] == "full"
+    assert_error(
+        client.post("/api/v1/sync/runs", json={"full": "yes"}, headers=admin_headers),
+        422,
+        "validation_error",
+        "full",
+    )
     runs = client.get("/api/v1/sync/runs?limit=5", headers=member_headers).json()["runs"]
-    assert [r["id"] for r in runs] == [real.json()["id"], dry.json()["id"]]
+    assert [r["id"] for r in runs] == [full.json()["id"], real.json()["id"], dry.json()["id"]]
     assert_error(client.get("/api/v1/sync/runs/999999", headers=admin_headers), 404, "not_found")
 
 
