@@ -158,6 +158,8 @@ def take_tour(demo: Demo, browser: Any, screenshots: Path | None) -> dict[str, f
     ).click()
     expect(page.locator('.tabs a[aria-current="page"]')).to_have_text("Unsubscribes")
     expect(page.locator("h2#list-h")).to_contain_text("unsubscribed")
+    # the sync-health banner heads the tab
+    expect(page.locator("h2#health-h")).to_contain_text("Sync health")
 
     # 2. Integrations: Sync to Salesforce on, Email Opt Out, Save; every setup check passes;
     #    the next run in the zone and in UTC.
@@ -198,6 +200,8 @@ def take_tour(demo: Demo, browser: Any, screenshots: Path | None) -> dict[str, f
     assert _record(demo)["HasOptedOutOfEmail"] is False
     public.get_by_role("button", name="Unsubscribe").click()
     pressed = time.monotonic()
+    # the confirmation offers an Undo for ten minutes
+    expect(public.get_by_role("button", name="Undo")).to_be_visible()
     while not _record(demo)["HasOptedOutOfEmail"]:
         if time.monotonic() - pressed > 10:
             raise AssertionError("the Contact's Email Opt Out was not set within 10 s")
@@ -211,11 +215,21 @@ def take_tour(demo: Demo, browser: Any, screenshots: Path | None) -> dict[str, f
     row = page.locator("table.list tbody tr", has_text=demo.contact_email)
     expect(row).to_contain_text("Pushed")
     page.goto(demo.url + TAB)
+    expect(page.get_by_role("link", name=re.compile(r"^Export [\d,]+ as CSV$"))).to_be_visible()
     shot("unsubscribes")
     row = page.locator("table.list tbody tr", has_text=demo.contact_email)
     row.get_by_role("link").first.click()
     expect(page.locator("body")).to_contain_text("Ledger")
+    # the address's Salesforce records, with the field set on the Contact
+    records = page.locator("section:has(h2#records-h)")
+    expect(records).to_contain_text("Contact")
     expect(page.get_by_role("link", name=re.compile("Remove this unsubscribe"))).to_be_visible()
+    shot("person")
+
+    # 6. The Failures tab groups failed pushes by error code, with the fix and Retry.
+    page.goto(demo.url + TAB)
+    page.locator(".tabs").get_by_role("link", name="Failures").click()
+    expect(page.locator('.tabs a[aria-current="page"]')).to_have_text("Failures")
     context.close()
     return figures
 
