@@ -75,6 +75,7 @@ from optsync.store.persons import relink
 from optsync.store.records import (
     MirroredRecord,
     field_column,
+    field_values,
     forget_missing,
     mark_opted_out,
     mirror_trusted,
@@ -258,14 +259,12 @@ class Pusher:
         :class:`SalesforceCallError` when the lookup failed)."""
         started = self.clock()
         found = gw.find_records(emails, field_name)
-        email_field = field_column(field_name) == "email_opt_out"
         mirrored = [
             MirroredRecord(
-                record_id=r.record_id,
-                object=r.object,  # type: ignore[arg-type]
-                email=r.email,
-                email_opt_out=r.opted_out if email_field else None,
-                sales_opt_out=None if email_field else r.opted_out,
+                r.record_id,
+                r.object,  # type: ignore[arg-type]
+                r.email,
+                *field_values(field_name, r.opted_out),
                 converted=r.converted,
                 system_modstamp=r.system_modstamp,
             )

@@ -52,6 +52,12 @@ def field_column(field: str) -> Field:
     return "email_opt_out" if field == "HasOptedOutOfEmail" else "sales_opt_out"
 
 
+def field_values(field: str, value: bool | None) -> tuple[bool | None, bool | None]:
+    """``(email_opt_out, sales_opt_out)`` of a read that saw ``field`` as ``value``: the
+    other column was not read (None keeps the value stored)."""
+    return (value, None) if field_column(field) == "email_opt_out" else (None, value)
+
+
 def record_of(
     record_id: str,
     object: RecordObject,
@@ -64,13 +70,11 @@ def record_of(
     holding ``Email`` and the synced ``field`` (and optionally ``IsConverted``); a key
     absent from ``values`` was not read."""
     value = _bool(values[field]) if field in values else None
-    email_column = field == "HasOptedOutOfEmail"
     return MirroredRecord(
         record_id,
         object,
         values.get("Email") or None,
-        value if email_column else None,
-        None if email_column else value,
+        *field_values(field, value),
         _bool(values.get("IsConverted")) is True,
         False,
         stamp,
