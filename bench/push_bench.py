@@ -24,10 +24,8 @@ rate and for a burst, and API calls per 1,000 pushes, next to the naive alternat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,35 +33,11 @@ import time
 from pathlib import Path
 
 import requests
+from emulator_process import start_emulator
 from org_reads import opted_out_stamps, record_emails
 from sqlalchemy import text
 
 from optsync.store.scratch import scratch_database
-
-
-def start_emulator(data_dir: Path, latency_ms: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    env = {**os.environ, "OPTSYNC_DATA_DIR": str(data_dir)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "optsync.cli.main",
-            "emulator",
-            "--memory",
-            "--json",
-            "--port",
-            "0",
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    info = json.loads(proc.stdout.readline())
-    return proc, info
 
 
 def http(info: dict[str, str]) -> requests.Session:

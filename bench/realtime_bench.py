@@ -32,11 +32,9 @@ against the daily API limit, and event deliveries against their own allocation.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from emulator_process import start_emulator
 from org_reads import opted_out_stamps
 from sqlalchemy import text
 
@@ -60,36 +59,6 @@ FIELD = "HasOptedOutOfEmail"
 
 
 # -- the emulator (its own process) --------------------------------------------------------
-
-
-def start_emulator(data_dir: Path, latency_ms: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    env = {**os.environ, "OPTSYNC_DATA_DIR": str(data_dir)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "optsync.cli.main",
-            "emulator",
-            "--memory",
-            "--json",
-            "--port",
-            "0",
-            "--latency-ms",
-            str(latency_ms),
-            "--daily-api-limit",
-            "100000000",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit("the emulator did not start")
-    return proc, json.loads(line)
 
 
 class Org:
