@@ -215,7 +215,7 @@ class Pusher:
             wanted = still_wanted(session, [c.push_id for c in claimed])
             trusted = mirror_trusted(session, self.clock())
             # a push re-opened (a retry, after its fix) sends only what it has not set yet
-            already = records_sent(session, [c.push_id for c in claimed])
+            already = records_sent(session, [c.push_id for c in claimed], field_name)
         report.cancelled = len(claimed) - len(wanted)
         claimed = [c for c in claimed if c.push_id in wanted]
         if not claimed:
@@ -339,7 +339,7 @@ class Pusher:
             views = by_email.get(push.email, [])
             primary = _primary(push, views, rule)
             results = by_push.get(push.push_id, [])
-            outcomes += [o.record(push.push_id) for o in results]
+            outcomes += [o.record(push.push_id, field_name) for o in results]
             if lookup_error is not None:
                 # what was known went out; the push goes by the policy with the lookup's
                 # failure and its next attempt sends only what it has not set
@@ -559,10 +559,10 @@ class _Outcome:
     def success(self) -> bool:
         return self.classification is None
 
-    def record(self, push_id: int) -> RecordOutcome:
+    def record(self, push_id: int, field: str) -> RecordOutcome:
         t = self.attempt.target
         if self.classification is None:
-            return RecordOutcome(push_id, t.salesforce_id, t.object, "sent")
+            return RecordOutcome(push_id, t.salesforce_id, t.object, "sent", field=field)
         return RecordOutcome(
             push_id,
             t.salesforce_id,
@@ -571,6 +571,7 @@ class _Outcome:
             code=self.classification.code,
             message=self.message[:2000],
             fix=self.classification.fix,
+            field=field,
         )
 
 

@@ -519,6 +519,9 @@ class PushRecord(Base):
     message: Mapped[str | None] = mapped_column(Text)
     fix: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the field's API name this outcome was for: a retry after a field switch sets the
+    # new field on the records set with the old one (migration 0009)
+    field: Mapped[str | None] = mapped_column(String(80))
 
     __table_args__ = (
         CheckConstraint("object IN ('Contact', 'Lead', 'Account')", name="object_kind"),

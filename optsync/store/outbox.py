@@ -389,6 +389,7 @@ class RecordOutcome:
     code: str | None = None
     message: str | None = None
     fix: str | None = None
+    field: str | None = None  # the field's API name (set, or tried)
 
 
 def record_outcomes(session: Session, outcomes: Sequence[RecordOutcome], now: datetime) -> None:
@@ -410,6 +411,7 @@ def record_outcomes(session: Session, outcomes: Sequence[RecordOutcome], now: da
             "message": (o.message or None) and o.message[:2000],
             "fix": o.fix,
             "at": now,
+            "field": o.field,
         }
         for o in outcomes
     }
@@ -424,19 +426,23 @@ def record_outcomes(session: Session, outcomes: Sequence[RecordOutcome], now: da
                 "message": stmt.excluded.message,
                 "fix": stmt.excluded.fix,
                 "at": stmt.excluded.at,
+                "field": stmt.excluded.field,
             },
         )
         session.execute(stmt, values[start : start + 500])
 
 
-def records_sent(session: Session, push_ids: Iterable[int]) -> dict[int, set[str]]:
-    """The records each of these pushes already set: a retry sends only the others."""
+def records_sent(session: Session, push_ids: Iterable[int], field: str) -> dict[int, set[str]]:
+    """The records each of these pushes already set with ``field``: a retry sends only
+    the others (after a switch of the synced field, every record again)."""
     ids = list(push_ids)
     out: dict[int, set[str]] = {}
     for start in range(0, len(ids), 1_000):
         for push_id, record_id in session.execute(
             select(PushRecord.push_id, PushRecord.record_id).where(
-                PushRecord.push_id.in_(ids[start : start + 1_000]), PushRecord.state == "sent"
+                PushRecord.push_id.in_(ids[start : start + 1_000]),
+                PushRecord.state == "sent",
+                PushRecord.field == field,
             )
         ):
             out.setdefault(int(push_id), set()).add(str(record_id))

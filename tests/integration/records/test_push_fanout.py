@@ -181,6 +181,31 @@ def test_partial_failure_fails_with_the_fix_and_a_retry_sends_only_the_failed_re
     assert push.state == "sent" and rows == {contact: ("sent", None), lead: ("sent", None)}
 
 
+def test_a_retry_after_a_field_switch_sets_the_new_field_on_every_record(
+    emu, sf, db, clock, pusher, spy
+):
+    """What this push set before the switch carries the old field only: the retry must
+    set the new field there too (found by the soak: a Contact kept Email Opt Out alone)."""
+    contact = create(sf, "Contact", "gil@example.com")
+    lead = create(sf, "Lead", "gil@example.com")
+    emu.control("PUT", "fields/Lead/HasOptedOutOfEmail", {"visible": True, "updateable": False})
+    pid = unsubscribe(db, clock, "gil@example.com")
+    pusher.drain()
+    assert outcomes(db, pid)[1][contact] == ("sent", None)
+    emu.control("PUT", "fields/Lead/HasOptedOutOfEmail", {"visible": True, "updateable": True})
+    with db.transaction() as s:
+        update_settings(s, {"sync_enabled": True, "field": "sales_opt_out"}, actor="t", now=clock())
+        assert retry_pushes(s, now=clock(), all_failed=True).reopened == 1
+    spy.sent.clear()
+    assert pusher.drain().sent == 1
+    assert sorted(r for call in spy.sent for r in call) == sorted([contact, lead])
+    assert record(emu, contact)["Sales_Opt_Out__c"] is True
+    assert record(emu, lead)["Sales_Opt_Out__c"] is True
+    push, rows = outcomes(db, pid)
+    assert push.state == "sent" and push.field == "Sales_Opt_Out__c"
+    assert rows == {contact: ("sent", None), lead: ("sent", None)}
+
+
 @pytest.mark.parametrize(
     ("rule", "linked"),
     [
