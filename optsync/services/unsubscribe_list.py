@@ -12,7 +12,10 @@ or every row with :func:`iter_rows`.
 ``code`` (the latest push failed with this Salesforce error code), ``object`` (``Contact``
 or ``Lead``), ``since``/``until`` (a day ``YYYY-MM-DD`` in the configured time zone, both
 inclusive, or an ISO 8601 time with its offset: ``since`` inclusive, ``until``
-exclusive), ``q`` (part of the address, or a 15/18-character Salesforce id).
+exclusive), ``q`` (part of the address, or a 15/18-character Salesforce id),
+``pulled_by_run`` / ``pushed_by_run`` (a sync run's id: the persons that run unsubscribed
+here, by its ledger entries, or whose records it set in Salesforce, by the sent pushes it
+recorded; what a run report's *Pulled* and *Pushed* counts link to).
 
 **Sorts**: ``newest`` (the default) and ``oldest`` unsubscribe first, ``email`` (A to Z) and
 ``email_desc`` (Z to A).
@@ -48,7 +51,9 @@ from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import UsageError
 from optsync.security import derive_key
 from optsync.services.person_views import PUSH_STATES
-from optsync.store.models import OutboxPush, Person, PushRecord
+from optsync.services.sync.push_phase import SENT_BY_RUN
+from optsync.store.models import LedgerEntry, OutboxPush, Person, PushRecord, SyncRun
+from optsync.store.sync_runs import SYNC_ACTOR
 
 MAX_QUERY = 254
 CODE_RE = re.compile(r"[A-Za-z0-9_]{1,80}")
@@ -58,6 +63,8 @@ DATETIME_RE = re.compile(
 )
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 CURSOR_RE = re.compile(r"[A-Za-z0-9_-]{1,600}\.[A-Za-z0-9_-]{22}")
+RUN_RE = re.compile(r"[1-9][0-9]{0,18}")
+MAX_RUN_ID = 2**63 - 1
 CURSOR_PURPOSE = "unsubscribe-list-cursor"
 
 STATES: dict[str, tuple[str, ...]] = {
@@ -77,7 +84,17 @@ Sort = Literal["newest", "oldest", "email", "email_desc"]
 OBJECTS = ("Contact", "Lead", "Account")
 """The linked record's object; ``Account`` is a Person Account."""
 SOURCES = tuple(s.value for s in Source)
-FILTER_NAMES = ("source", "state", "code", "object", "since", "until", "q")
+FILTER_NAMES = (
+    "source",
+    "state",
+    "code",
+    "object",
+    "since",
+    "until",
+    "q",
+    "pulled_by_run",
+    "pushed_by_run",
+)
 """The filters, in the order the URL carries them."""
 CSV_COLUMNS = (
     "person_id",
@@ -111,6 +128,8 @@ class ListQuery:
     since: datetime | None = None
     until: datetime | None = None
     q: str = ""
+    pulled_by_run: int | None = None
+    pushed_by_run: int | None = None
     sort: Sort = "newest"
     cursor: Cursor | None = None
     raw: tuple[tuple[str, str], ...] = ()
@@ -154,6 +173,16 @@ def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise UsageError(f"{name}: {value[:40]!r} is not one of {', '.join(allowed)}.", field=name)
     return value
+
+
+def _run_id(name: str, value: str) -> int:
+    """A sync run's id: digits only, no sign, no leading zero, within the id range."""
+    if not RUN_RE.fullmatch(value) or int(value) > MAX_RUN_ID:
+        raise UsageError(
+            f"{name}: {value[:40]!r} is not a sync run's number (digits only, such as 12).",
+            field=name,
+        )
+    return int(value)
 
 
 def _bound(name: str, value: str, tz: str) -> datetime:
@@ -207,6 +236,8 @@ def parse_query(
     q = values["q"].strip()
     if len(q) > MAX_QUERY or CONTROL_RE.search(q):
         raise UsageError(f"q: search with up to {MAX_QUERY} characters of plain text.", field="q")
+    pulled_by = values["pulled_by_run"]
+    pushed_by = values["pushed_by_run"]
     sort = values["sort"] or default_sort
     _choice("sort", sort, SORTS)
     cursor = decode_cursor(values["cursor"], secret_key) if values["cursor"] else None
@@ -224,6 +255,8 @@ def parse_query(
         since=since,
         until=until,
         q=q,
+        pulled_by_run=_run_id("pulled_by_run", pulled_by) if pulled_by else None,
+        pushed_by_run=_run_id("pushed_by_run", pushed_by) if pushed_by else None,
         sort=sort,  # type: ignore[arg-type]
         cursor=cursor,
         raw=tuple((k, v) for k, v in values.items() if k != "cursor" and v),
@@ -309,6 +342,40 @@ _COLUMNS = (
 every row)."""
 
 
+def _run_started(run_id: int) -> Any:
+    """The run's start: no entry or push of the run is older, so the lookups below seek
+    their time index (``ix_ledger_kind_time``, ``ix_outbox_state_sent``) from there."""
+    return select(SyncRun.started_at).where(SyncRun.id == run_id).scalar_subquery()
+
+
+def _pulled_by(run_id: int) -> Any:
+    """Persons the run unsubscribed here: their ledger has the run's pull entry (source
+    ``salesforce``, actor ``sync``, evidence ``sync_run`` = the run; see
+    ``store.sync_runs.apply_pull_chunk``), not any Salesforce unsubscribe of its minutes
+    (the live pull's are ``salesforce live pull``'s)."""
+    return Person.id.in_(
+        select(LedgerEntry.person_id).where(
+            LedgerEntry.kind == "unsubscribe",
+            LedgerEntry.created_at >= _run_started(run_id),
+            LedgerEntry.source == Source.SALESFORCE.value,
+            LedgerEntry.actor == SYNC_ACTOR,
+            LedgerEntry.evidence["sync_run"].as_integer() == run_id,
+        )
+    )
+
+
+def _pushed_by(run_id: int) -> Any:
+    """Persons with a record the run set: the sent pushes it recorded under its name
+    (``claimed_by = "sync run #N"``, ``services.sync.push_phase``), one per record."""
+    return Person.id.in_(
+        select(OutboxPush.person_id).where(
+            OutboxPush.state == "sent",
+            OutboxPush.sent_at >= _run_started(run_id),
+            OutboxPush.claimed_by == f"{SENT_BY_RUN}{run_id}",
+        )
+    )
+
+
 def _filtered(query: ListQuery, push: Any, *, columns: bool = True) -> Select[Any]:
     """The filtered rows; ``columns=False``: their ids only, joined to the latest push
     only when a filter needs it (counting)."""
@@ -349,6 +416,10 @@ def _filtered(query: ListQuery, push: Any, *, columns: bool = True) -> Select[An
         except InvalidSalesforceId:
             sf_id = None
         stmt = stmt.where(or_(match, Person.salesforce_id == sf_id) if sf_id else match)
+    if query.pulled_by_run is not None:
+        stmt = stmt.where(_pulled_by(query.pulled_by_run))
+    if query.pushed_by_run is not None:
+        stmt = stmt.where(_pushed_by(query.pushed_by_run))
     return stmt
 
 

@@ -111,6 +111,7 @@ def _pages(live) -> list[str]:
         "/settings",
         TAB,
         f"{TAB}?tab=unsubscribes&source=admin&state=not_linked&sort=email&size=25&since=2026-01-01",
+        f"{TAB}?tab=unsubscribes&pulled_by_run=1&pushed_by_run=2",  # active-filter chips
         f"{TAB}/failures",
         f"{TAB}/persons/{person_id}/link",
         f"{TAB}?tab=integrations",

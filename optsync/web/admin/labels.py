@@ -38,4 +38,10 @@ PROBLEM_LABELS = {
     "live_pull": "Live pull",
 }
 
+RUN_FILTER_LABELS = {
+    "pulled_by_run": "Pulled by sync run",
+    "pushed_by_run": "Pushed by sync run",
+}
+"""The Unsubscribes list's run filters, as the active-filter chips and errors name them."""
+
 OBJECT_LABELS = {"Contact": "Contact", "Lead": "Lead", "Account": "Person Account"}

@@ -4,7 +4,6 @@ report."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,26 +33,27 @@ REFRESH_SECONDS = 2
 
 def run_links(report: dict[str, Any]) -> dict[str, Any]:
     """Where a run's counts lead: the records behind them, as the Unsubscribes tab's
-    filtered list or the Failures view (``pulled``: the unsubscribes that came from
-    Salesforce while the run ran; ``not_linked``: those still waiting for a record now;
-    ``failed``: the Failures view at each code). A running or dry run links nothing: its
-    numbers are not final or changed nothing."""
+    filtered list or the Failures view (``pulled``: the persons this run unsubscribed
+    here, ``pulled_by_run``; ``pushed``: the persons whose records it set,
+    ``pushed_by_run``; ``not_linked``: those still waiting for a record now; ``failed``:
+    the Failures view at each code). A running or dry run links nothing: its numbers are
+    not final or changed nothing. A zero links nothing either."""
     if report.get("status") == "running" or report.get("dry_run"):
-        return {"pulled": None, "not_linked": None, "failed": {}}
-    pulled = None
-    if report.get("pulled") and report.get("finished_at"):
-        until = datetime.fromisoformat(report["finished_at"]) + timedelta(seconds=1)
-        pulled = f"{BASE}?" + urlencode(
-            {
-                "tab": "unsubscribes",
-                "source": "salesforce",
-                "since": datetime.fromisoformat(report["started_at"]).isoformat(),
-                "until": until.isoformat(),
-            }
-        )
+        return {"pulled": None, "pushed": None, "not_linked": None, "failed": {}}
+
+    def listed(name: str, count: Any) -> str | None:
+        if not count or not report.get("id"):
+            return None
+        return f"{BASE}?" + urlencode({"tab": "unsubscribes", name: str(report["id"])})
+
     not_linked = f"{BASE}/failures#unlinked-h" if report.get("not_linked") else None
     failed = {code: f"{BASE}/failures#code-{code}" for code in report.get("failed") or {}}
-    return {"pulled": pulled, "not_linked": not_linked, "failed": failed}
+    return {
+        "pulled": listed("pulled_by_run", report.get("pulled")),
+        "pushed": listed("pushed_by_run", report.get("pushed")),
+        "not_linked": not_linked,
+        "failed": failed,
+    }
 
 
 TEMPLATES.env.globals["run_links"] = run_links

@@ -26,6 +26,7 @@ from optsync.web.admin.labels import (
     OBJECT_LABELS,
     PROBLEM_LABELS,
     PUSH_LABELS,
+    RUN_FILTER_LABELS,
     SOURCE_LABELS,
 )
 from optsync.web.api.types import MAX_ID
@@ -130,6 +131,7 @@ FIELD_LABELS = {
     "sort": "Sort",
     "size": "Per page",
     "cursor": "Page link",
+    **RUN_FILTER_LABELS,
     "salesforce_id": "Salesforce id",
     "link_rule": "Link persons to",
     "suppress_unknown": "Suppress unknown addresses",
@@ -182,6 +184,7 @@ TEMPLATES.env.filters["number"] = _number
 TEMPLATES.env.filters["seconds"] = _seconds
 TEMPLATES.env.globals["SOURCE_LABELS"] = SOURCE_LABELS
 TEMPLATES.env.globals["PUSH_LABELS"] = PUSH_LABELS
+TEMPLATES.env.globals["RUN_FILTER_LABELS"] = RUN_FILTER_LABELS
 # the recipient's answer on the public page, in the admin pages' English
 TEMPLATES.env.globals["REASON_LABELS"] = {
     r: catalogue("en").texts[f"reason.{r}"] for r in REASON_CHOICES

@@ -95,6 +95,12 @@ class Listing:
             params["size"] = str(self.size)
         return f"{BASE}?{urlencode({'tab': 'unsubscribes', **params})}"
 
+    def without(self, name: str) -> str:
+        """This list's URL without the filter ``name``, at the first page (the values as
+        given: a bad value can be removed too)."""
+        params = {k: v for k, v in self.values.items() if v and k not in (name, "tab", "cursor")}
+        return f"{BASE}?{urlencode({'tab': 'unsubscribes', **params})}"
+
     def export_link(self) -> str:
         params = self.query.params() if self.query else {}
         return f"{BASE}/export.csv" + (f"?{urlencode(params)}" if params else "")

@@ -267,6 +267,7 @@ _BOUND = (
     "A day `YYYY-MM-DD` in the configured time zone (`since`: from its start; `until`: to "
     "its end), or a time with its offset (`2026-12-01T08:00:00Z`; `until` exclusive)."
 )
+_RUN_ID = r"^[1-9][0-9]{0,18}$"
 StateName = Literal[
     "pending", "pushed", "failed", "not_linked", "cancelled", "none", "records_failed"
 ]
@@ -352,6 +353,24 @@ def list_unsubscribes(
             description="Part of the address, or a 15- or 18-character Salesforce id.",
         ),
     ] = None,
+    pulled_by_run: Annotated[
+        str | None,
+        Query(
+            max_length=19,
+            pattern=_RUN_ID,
+            description="A sync run's id: only the persons that run unsubscribed here "
+            "(pulled from Salesforce).",
+        ),
+    ] = None,
+    pushed_by_run: Annotated[
+        str | None,
+        Query(
+            max_length=19,
+            pattern=_RUN_ID,
+            description="A sync run's id: only the persons whose Salesforce records that "
+            "run set (pushed).",
+        ),
+    ] = None,
     sort: Annotated[SortName, Query(description="Order of the list.")] = "newest",
     cursor: Annotated[
         str | None,
@@ -375,6 +394,8 @@ def list_unsubscribes(
         "since": since or "",
         "until": until or "",
         "q": q or "",
+        "pulled_by_run": pulled_by_run or "",
+        "pushed_by_run": pushed_by_run or "",
         "sort": sort,
         "cursor": cursor or "",
     }

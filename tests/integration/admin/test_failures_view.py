@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -158,10 +157,37 @@ def test_a_finished_runs_counts_link_to_the_records_behind_them(admin_client, ct
             s, trigger="manual", dry_run=False, field="HasOptedOutOfEmail", now=clock(), worker="w"
         )
         run_id = run.id
+        # what the run wrote: a pull's ledger entry naming it, a sent push it recorded
+        pulled = unsubscribe_email(
+            s,
+            "pulled@example.com",
+            source=Source.SALESFORCE,
+            actor="sync",
+            now=clock(),
+            evidence={"sync_run": run_id, "field": "HasOptedOutOfEmail"},
+        ).person.id
+        pushed = unsubscribe_email(
+            s, "pushed@example.com", source=Source.API, actor="t", now=clock()
+        ).person.id
+        s.execute(
+            update(OutboxPush)
+            .where(OutboxPush.person_id == pushed)
+            .values(
+                state="sent", claimed_by=f"sync run #{run_id}", sent_at=clock(), settled_at=clock()
+            )
+        )
+        # a Salesforce unsubscribe of the same minute that is not the run's
+        unsubscribe_email(
+            s,
+            "live@example.com",
+            source=Source.SALESFORCE,
+            actor="salesforce live pull",
+            now=clock(),
+        )
     clock.advance(seconds=5)
     report = {
-        "pulled": 3,
-        "pushed": 2,
+        "pulled": 1,
+        "pushed": 1,
         "failed": {"CODE_A": 1},
         "not_linked": 4,
         "remote_opted_out": 10,
@@ -175,18 +201,32 @@ def test_a_finished_runs_counts_link_to_the_records_behind_them(admin_client, ct
         finish_run(s, run_id, "w", status="succeeded", error=None, report=report, now=clock())
     page = admin_client.get(f"{TAB}/runs/{run_id}").text
     links = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', page)]
-    pulled = next(h for h in links if "source=salesforce" in h)
-    assert "since=2026-11-24T12%3A00%3A00%2B00%3A00" in pulled
+    to_pulled = next(h for h in links if "pulled_by_run=" in h)
+    to_pushed = next(h for h in links if "pushed_by_run=" in h)
+    assert to_pulled == f"{TAB}?tab=unsubscribes&pulled_by_run={run_id}"
+    assert to_pushed == f"{TAB}?tab=unsubscribes&pushed_by_run={run_id}"
     assert f"{VIEW}#code-CODE_A" in links and f"{VIEW}#unlinked-h" in links
-    # the link's list is valid (the filters parse) and shows Salesforce unsubscribes
-    assert admin_client.get(pulled).status_code == 200
+    # each link's list has exactly the run's persons, with the filter shown as active
+    for link, pid, words in (
+        (to_pulled, pulled, f"Pulled by sync run #{run_id}"),
+        (to_pushed, pushed, f"Pushed by sync run #{run_id}"),
+    ):
+        listing = admin_client.get(link)
+        assert listing.status_code == 200
+        assert re.findall(r'href="/settings/admin/unsubscribes/persons/(\d+)"', listing.text) == [
+            str(pid)
+        ]
+        assert words in visible(listing.text)
     history = admin_client.get(f"{TAB}?tab=integrations").text
-    assert "source=salesforce" in history and f'href="{VIEW}"' in history
+    assert f"pulled_by_run={run_id}" in history and f"pushed_by_run={run_id}" in history
+    assert f'href="{VIEW}"' in history
 
 
 def test_running_and_dry_runs_link_nothing():
     base = {
+        "id": 7,
         "pulled": 3,
+        "pushed": 2,
         "failed": {"X": 1},
         "not_linked": 2,
         "started_at": "2026-11-24T12:00:00+00:00",
@@ -194,10 +234,15 @@ def test_running_and_dry_runs_link_nothing():
     }
     assert run_links({**base, "status": "running"}) == {
         "pulled": None,
+        "pushed": None,
         "not_linked": None,
         "failed": {},
     }
-    assert run_links({**base, "status": "succeeded", "dry_run": True})["pulled"] is None
+    dry = run_links({**base, "status": "succeeded", "dry_run": True})
+    assert dry["pulled"] is None and dry["pushed"] is None
     done = run_links({**base, "status": "succeeded", "dry_run": False})
-    assert "until=2026-11-24T12%3A00%3A06%2B00%3A00" in done["pulled"]
-    assert timedelta(seconds=1)
+    assert done["pulled"].endswith("pulled_by_run=7")
+    assert done["pushed"].endswith("pushed_by_run=7")
+    # a run that failed half-way links what it did; zero links nothing
+    failed_run = run_links({**base, "status": "failed", "pushed": 0})
+    assert failed_run["pulled"].endswith("pulled_by_run=7") and failed_run["pushed"] is None

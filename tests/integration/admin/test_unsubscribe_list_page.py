@@ -93,6 +93,8 @@ def test_filters_sorts_and_sizes_live_in_the_url(member_client, ctx):
         ("cursor=forged.cursor", "Page link:"),
         ("code=NOT%20A%20CODE", "Error code:"),
         ("source=csv&source=api", "Source:"),
+        ("pulled_by_run=12x", "Pulled by sync run:"),
+        ("pushed_by_run=0", "Pushed by sync run:"),
     ],
 )
 def test_a_bad_filter_gets_the_page_naming_it(member_client, ctx, query, label):
@@ -102,7 +104,9 @@ def test_a_bad_filter_gets_the_page_naming_it(member_client, ctx, query, label):
     text = visible(r.text)
     assert label in text and "Fix the filter above" in text
     assert 'id="filter-error"' in r.text
-    if "cursor" not in query:  # the filter's own control is marked (a cursor has none)
+    if "_by_run" in query:  # an active filter: its chip names the error, with Remove
+        assert re.search(r'class="chip"[^>]*aria-describedby="filter-error"', r.text)
+    elif "cursor" not in query:  # the filter's own control is marked (a cursor has none)
         assert 'aria-invalid="true" aria-describedby="filter-error"' in r.text
     assert ids(r.text) == []
     export = member_client.get(f"{TAB}/export.csv?{query}")

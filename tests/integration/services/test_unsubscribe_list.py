@@ -116,12 +116,28 @@ def test_date_range_is_in_the_configured_time_zone(db):
         ({"q": "x" * 255}, "q"),
         ({"sort": "random"}, "sort"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"pulled_by_run": "twelve"}, "pulled_by_run"),
+        ({"pulled_by_run": "0"}, "pulled_by_run"),
+        ({"pulled_by_run": "012"}, "pulled_by_run"),
+        ({"pulled_by_run": "12 "}, "pulled_by_run"),
+        ({"pulled_by_run": "-3"}, "pulled_by_run"),
+        ({"pulled_by_run": "\uff11\uff12"}, "pulled_by_run"),  # fullwidth digits
+        ({"pushed_by_run": "1.0"}, "pushed_by_run"),
+        ({"pushed_by_run": "#12"}, "pushed_by_run"),
+        ({"pushed_by_run": str(2**63)}, "pushed_by_run"),
     ],
 )
 def test_bad_values_name_their_filter(raw, field):
     with pytest.raises(UsageError) as caught:
         q(**raw)
     assert caught.value.field == field and caught.value.message.startswith(f"{field}: ")
+
+
+def test_the_run_filters_parse_to_a_run_id_and_stay_in_links():
+    query = q(pulled_by_run="12", sort="email")
+    assert (query.pulled_by_run, query.pushed_by_run) == (12, None) and query.filtered
+    assert query.params() == {"pulled_by_run": "12", "sort": "email"}
+    assert q(pushed_by_run=str(2**63 - 1)).pushed_by_run == 2**63 - 1
 
 
 def test_a_tampered_or_foreign_cursor_is_refused(db):

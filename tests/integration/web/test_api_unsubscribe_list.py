@@ -15,7 +15,8 @@ from optsync.domain.ids import make_id
 from optsync.domain.optout import Source
 from optsync.services.optouts import unsubscribe_email
 from optsync.services.persons import PersonInput, upsert_person
-from optsync.store.models import OutboxPush
+from optsync.store.models import LedgerEntry, OutboxPush
+from optsync.store.runs import create_run
 
 PATH = "/api/v1/unsubscribes"
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -118,6 +119,10 @@ def test_filters_and_row_shape(client, member_headers, ctx):
         ({"sort": "random"}, "sort"),
         ({"cursor": "x"}, "cursor"),
         ({"q": "a\nb"}, "q"),
+        ({"pulled_by_run": "abc"}, "pulled_by_run"),
+        ({"pulled_by_run": "0"}, "pulled_by_run"),
+        ({"pushed_by_run": "-1"}, "pushed_by_run"),
+        ({"pushed_by_run": str(2**63)}, "pushed_by_run"),
     ],
 )
 def test_bad_values_get_a_422_naming_them(client, member_headers, params, field):
@@ -136,6 +141,49 @@ def test_a_tampered_cursor_is_a_422_naming_cursor(client, member_headers, ctx):
     assert r.status_code == 422 and r.json()["error"]["field"] == "cursor"
     r = client.get(PATH, params={"cursor": cursor, "sort": "email"}, headers=member_headers)
     assert r.status_code == 422 and r.json()["error"]["field"] == "cursor"
+
+
+def test_a_sync_runs_pulled_and_pushed_persons(client, member_headers, ctx):
+    with ctx.db.transaction() as s:
+        run_id = create_run(
+            s, trigger="manual", dry_run=False, field="HasOptedOutOfEmail", now=T0, worker="w"
+        ).id
+    later = T0 + timedelta(minutes=1)
+    pulled = add(ctx, 1, Source.API, email="pulled@example.com")
+    pushed = add(ctx, 2, Source.API, email="pushed@example.com")
+    add(ctx, 3, Source.API, email="other@example.com")
+    with ctx.db.transaction() as s:
+        # what a run writes (optsync.store.sync_runs, services.sync.push_phase)
+        s.add(
+            LedgerEntry(
+                person_id=pulled,
+                kind="unsubscribe",
+                source="salesforce",
+                actor="sync",
+                evidence={"sync_run": run_id, "field": "HasOptedOutOfEmail"},
+                created_at=later,
+            )
+        )
+        s.execute(
+            update(OutboxPush)
+            .where(OutboxPush.person_id == pushed)
+            .values(state="sent", claimed_by=f"sync run #{run_id}", sent_at=later)
+        )
+
+    def emails(**params: str) -> list[str]:
+        r = client.get(PATH, params=params, headers=member_headers)
+        assert r.status_code == 200, r.text
+        return [row["email"] for row in r.json()["unsubscribes"]]
+
+    assert emails(pulled_by_run=str(run_id)) == ["pulled@example.com"]
+    assert emails(pushed_by_run=str(run_id)) == ["pushed@example.com"]
+    assert emails(pushed_by_run=str(run_id + 1)) == []
+    r = client.get(
+        PATH,
+        params={"pushed_by_run": str(run_id)},
+        headers={**member_headers, "Accept": "text/csv"},
+    )
+    assert [row[1] for row in csv.reader(io.StringIO(r.text))] == ["email", "pushed@example.com"]
 
 
 def test_needs_a_token(client):
@@ -170,6 +218,8 @@ def test_the_openapi_document_declares_the_list(client):
         "since",
         "until",
         "q",
+        "pulled_by_run",
+        "pushed_by_run",
         "sort",
         "cursor",
         "limit",
