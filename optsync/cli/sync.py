@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +23,9 @@ from optsync.cli.common import (
     print_json,
     progress_bar,
 )
+from optsync.errors import UsageError
 from optsync.salesforce.gateway import Profile, open_gateway
+from optsync.services.sync.report import preview_csv
 from optsync.services.sync_run import PHASES, history, run_sync
 from optsync.store.db import Database
 from optsync.store.models import Person
@@ -37,6 +41,10 @@ _LABELS = {
     "pull": "Unsubscribe locally",
     "push": "Set the field in Salesforce",
 }
+
+
+LISTED = 10
+"""Records of each direction a dry run prints (``--json`` has the first 100, ``--csv`` all)."""
 
 
 class _PhaseBars:
@@ -64,8 +72,18 @@ def run(
         help="Re-read every Contact and Lead into the record mirror, not only the records "
         "changed since the last run.",
     ),
+    csv_file: Path | None = typer.Option(
+        None,
+        "--csv",
+        metavar="FILE",
+        help="With --dry-run: write every record it would pull and push to FILE as CSV.",
+    ),
 ) -> None:
-    """Run the bidirectional sync now. Exits 1 if the run failed."""
+    """Run the bidirectional sync now. Exits 1 if the run failed. A dry run lists the
+    first records it would pull and push."""
+    if csv_file is not None:
+        _check_csv_target(csv_file, dry_run)
+    written: int | None = None
     with app_context() as ctx, progress_bar("Sync") as bar:
         logs.configure(ctx.settings.log_format)
         report = run_sync(
@@ -80,10 +98,26 @@ def run(
         zone = display_zone(ctx)
         shown = report.get("failures", [])[:20]
         emails = _emails(ctx.db, [f["person_id"] for f in shown if f["person_id"] is not None])
+        previewed = dry_run and report["status"] == "succeeded"
+        if csv_file is not None and previewed:
+            written = _write_preview(ctx.db, report, csv_file)
+        csv_url = f"{ctx.settings.base_url.rstrip('/')}{PREVIEW_PATH.format(id=report['id'])}"
     if json_:
         print_json(report)
     else:
         console.print(report_table(report, zone))
+        if previewed:
+            for direction in ("pull", "push"):
+                console.print()
+                console.print(preview_table(report, direction))
+            if written is not None:
+                console.print(f"Wrote all {written:,} records to {csv_file}.", highlight=False)
+            else:
+                console.print(
+                    f"Every record: add --csv FILE (a new dry run writes them all), or "
+                    f"download {csv_url} (signed in as an admin).",
+                    highlight=False,
+                )
         for failure in shown:
             who = emails.get(failure["person_id"])
             record = f"{who} ({failure['salesforce_id']})" if who else failure["salesforce_id"]
@@ -96,6 +130,86 @@ def run(
         if not json_:
             err_console.print(f"[red]error:[/] {report['error']}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+PREVIEW_PATH = "/settings/admin/unsubscribes/runs/{id}/preview.csv"
+"""The admin page's "All as CSV" of a dry run."""
+
+
+def _check_csv_target(path: Path, dry_run: bool) -> None:
+    """Refuse ``--csv`` before the run spends any API call: only a dry run has records
+    to write, and the file must be writable."""
+    if not dry_run:
+        raise UsageError(
+            "--csv: only a dry run lists the records it would pull and push; add --dry-run.",
+            field="--csv",
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--csv: {path} is a folder; name a file.", field="--csv")
+    if not parent.is_dir():
+        raise UsageError(f"--csv: the folder {parent} does not exist.", field="--csv")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--csv: {path} cannot be written.", field="--csv")
+
+
+def _write_preview(db: Database, report: dict[str, Any], path: Path) -> int:
+    """Write the dry run's stored records to ``path``; returns how many."""
+    with db.transaction() as session:
+        lines = list(preview_csv(session, report["id"], report["field"]))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.writelines(lines)
+    return len(lines) - 1
+
+
+def _many(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def preview_table(report: dict[str, Any], direction: str) -> Table:
+    """The first :data:`LISTED` records a dry run would pull or push, in 80 columns:
+    address, record id, object; the field and the totals around them."""
+    pull = direction == "pull"
+    rows = report["would_pull" if pull else "would_push"]
+    count = report["pulled" if pull else "pushed"]
+    stored = report.get(f"would_{direction}_total", len(rows))
+    field = report["field"]
+    title = (
+        f"Would pull {count:,} ({field} set in Salesforce)"
+        if pull
+        else f"Would push {count:,} (set {field} in Salesforce)"
+    )
+    notes = []
+    listed = rows[:LISTED]
+    if stored > len(listed):
+        notes.append(f"… and {stored - len(listed):,} more")
+    if pull and report.get("suppressed_unknown"):
+        n = report["suppressed_unknown"]
+        notes.append(
+            f"{_many(n, 'new address', 'new addresses')} to add as suppressed persons "
+            "(not in the list)"
+        )
+    elif not pull and count > stored:
+        extra = _many(count - stored, "more record", "more records")
+        notes.append(f"{extra} of unsubscribed addresses (not in the list)")
+    if not rows and not notes:
+        notes.append("nothing")
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="; ".join(notes) or None,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("address", overflow="fold", ratio=1)
+    table.add_column("record", no_wrap=True)
+    table.add_column("object", no_wrap=True)
+    for r in listed:
+        table.add_row(r["email"], r["salesforce_id"] or "-", r["object"] or "-")
+    return table
 
 
 def _emails(db: Database, person_ids: list[int]) -> dict[int, str]:

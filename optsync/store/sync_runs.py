@@ -631,6 +631,18 @@ def store_preview(session: Session, run_id: int) -> None:
         )
 
 
+def preview_counts(session: Session, run_id: int) -> dict[str, int]:
+    """How many records a dry run stored per direction (``pull``, ``push``)."""
+    counts = dict.fromkeys(("pull", "push"), 0)
+    for direction, n in session.execute(
+        select(SyncRunPreview.direction, func.count())
+        .where(SyncRunPreview.run_id == run_id)
+        .group_by(SyncRunPreview.direction)
+    ):
+        counts[str(direction)] = int(n)
+    return counts
+
+
 def preview_rows(
     session: Session, run_id: int, direction: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:

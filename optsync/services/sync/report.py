@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import NotFoundError
-from optsync.store import runs
+from optsync.store import runs, sync_runs
 from optsync.store.db import Database
 from optsync.store.models import SyncRun
 
@@ -63,3 +67,20 @@ def get_report(db: Database, run_id: int) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"no sync run #{run_id}.", field="run_id")
         return report_of(row)
+
+
+PREVIEW_COLUMNS = ("direction", "person_id", "email", "salesforce_id", "object", "field")
+"""The columns of a dry run's "all as CSV" (the admin page's and ``--csv FILE``'s)."""
+
+
+def preview_csv(session: Session, run_id: int, field: str | None) -> Iterator[str]:
+    """Every record a dry run would pull and push, stored at the run (not recomputed), as
+    CSV lines (header first, formula-safe cells); ``field``: the run's field."""
+    rows = sync_runs.preview_rows(session, run_id)
+    return csv_lines(
+        PREVIEW_COLUMNS,
+        (
+            (r["direction"], r["person_id"], r["email"], r["salesforce_id"], r["object"], field)
+            for r in rows
+        ),
+    )

@@ -369,6 +369,7 @@ class SyncRunner:
                     d: sync_runs.preview_rows(session, self.run_id, d, limit=PREVIEW_LISTED)
                     for d in ("pull", "push")
                 }
+                preview_total = sync_runs.preview_counts(session, self.run_id)
         self.report.update(
             remote_opted_out=counts.remote_opted_out,
             local_unsubscribed=counts.local_unsubscribed,
@@ -389,6 +390,8 @@ class SyncRunner:
                 suppressed_unknown=self.to_add,
                 would_pull=[_listed(r) for r in preview["pull"]],
                 would_push=[_listed(r) for r in preview["push"]],
+                would_pull_total=preview_total["pull"],
+                would_push_total=preview_total["push"],
                 preview_listed=PREVIEW_LISTED,
             )
         self.progress("diff", 1, 1)

@@ -13,13 +13,12 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from optsync.bootstrap import Context
-from optsync.domain.spreadsheet import csv_lines
 from optsync.errors import NotFoundError
+from optsync.services.sync.report import preview_csv as preview_lines
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
 from optsync.services.sync_settings import get_settings
 from optsync.store import runs as runs_store
-from optsync.store import sync_runs
 from optsync.store.models import Person
 from optsync.web.admin.auth import PageError, SignedInUser, require_admin, verify_csrf
 from optsync.web.admin.templating import TEMPLATES, RecordId, flash, redirect, render
@@ -128,16 +127,10 @@ def preview_csv(
 ) -> Response:
     """Every record a dry run would pull and push (stored at the run, not recomputed)."""
     with ctx.db.transaction() as session:
-        if runs_store.get_run(session, run_id) is None:
+        run = runs_store.get_run(session, run_id)
+        if run is None:
             raise PageError(404, "No such run", f"There is no sync run #{run_id}.")
-        rows = sync_runs.preview_rows(session, run_id)
-    lines = csv_lines(
-        ("direction", "person_id", "email", "salesforce_id", "object"),
-        (
-            (r["direction"], r["person_id"], r["email"], r["salesforce_id"], r["object"])
-            for r in rows
-        ),
-    )
+        lines = list(preview_lines(session, run_id, run.field))
     return Response(
         "".join(lines),
         media_type="text/csv; charset=utf-8",

@@ -146,10 +146,10 @@ def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_cli
     assert form.search(admin_client.get(INTEGRATIONS).text)
     csv_text = admin_client.get(f"{TAB}/runs/{dry_id}/preview.csv").text
     lines = csv_text.splitlines()
-    assert lines[0] == "direction,person_id,email,salesforce_id,object"
+    assert lines[0] == "direction,person_id,email,salesforce_id,object,field"
     assert sorted(lines[1:]) == [
-        f"pull,1,ann.pull@example.com,{contact},Contact",
-        f"pull,2,'=eve@example.com,{other},Contact",
+        f"pull,1,ann.pull@example.com,{contact},Contact,HasOptedOutOfEmail",
+        f"pull,2,'=eve@example.com,{other},Contact,HasOptedOutOfEmail",
     ]
     r = post_form(admin_client, f"{TAB}/runs/{dry_id}/real", {}, page=f"{TAB}/runs/{dry_id}")
     real_id = int(r.headers["location"].rsplit("/", 1)[1])
