@@ -104,6 +104,8 @@ class Person(Base):
         Index("ix_persons_unsubscribed_at", "unsubscribed", "unsubscribed_at"),
         # the sync's push diff: unsubscribed persons with a record
         Index("ix_persons_unsubscribed_record", "unsubscribed", "salesforce_id"),
+        # the Unsubscribes listing by address (A to Z, Z to A): read in order, no sort
+        Index("ix_persons_unsubscribed_email", "unsubscribed", "email", "id"),
     )
 
     events: Mapped[list[LedgerEntry]] = relationship(
