@@ -28,7 +28,7 @@ def link(
         made, added = in_transaction(ctx.db, make)
     if added:
         err_console.print(
-            f"Added {normal} as a new person, not linked to Salesforce yet "
+            f"Added {normal} as a new person, with no Salesforce record yet "
             "(optsync persons pull links it once a Contact or Lead has this address).",
             highlight=False,
             soft_wrap=True,

@@ -237,7 +237,12 @@ def report_table(report: dict[str, Any], zone: ZoneInfo | None = None) -> Table:
         (f"pulled{would}", f"{report['pulled']:,}"),
         (f"pushed{would}", f"{report['pushed']:,}"),
         ("failed", ", ".join(f"{k}: {v}" for k, v in report["failed"].items()) or "0"),
-        ("not linked", f"{report['not_linked']:,}"),
+        # with the address counts: persons without a primary record, and (below) the
+        # addresses no record carries; before them the one count meant the latter
+        (
+            "no primary record" if "mirror" in report else "not in Salesforce",
+            f"{report['not_linked']:,}",
+        ),
         ("re-opted out", str(len(report["reopted_out"]))),
         ("API calls", str(report["api_calls"])),
     ]

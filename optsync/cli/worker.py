@@ -102,6 +102,22 @@ def worker(
     err_console.print("worker stopped.")
 
 
+DRAIN_LABELS = {
+    "sent": "sent",
+    "retried": "retried",
+    "failed": "failed",
+    "not_linked": "not in Salesforce",
+    "followed": "followed",
+    "waiting": "waiting",
+    "failed_total": "failed, all",
+    "not_linked_total": "not in Salesforce, all",
+    "api_calls": "API calls",
+    "paused_until": "paused until",
+}
+"""The drain report's rows for people (``--json`` keeps the keys): ``not_linked`` is an
+address no Salesforce record carries, *not in Salesforce* (issue 16)."""
+
+
 @push_app.command("drain")
 def drain(json_: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Send every pending push now and exit (reports sent / failed / waiting)."""
@@ -129,20 +145,9 @@ def drain(json_: bool = typer.Option(False, "--json", help="Print the report as 
         print_json(data)
         return
     table = Table(title="Push drain", show_header=False)
-    for key in (
-        "sent",
-        "retried",
-        "failed",
-        "not_linked",
-        "followed",
-        "waiting",
-        "failed_total",
-        "not_linked_total",
-        "api_calls",
-        "paused_until",
-    ):
+    for key, label in DRAIN_LABELS.items():
         value = data[key]
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "0"
-        table.add_row(key, str(value))
+        table.add_row(label, str(value))
     console.print(table)

@@ -1,5 +1,5 @@
 """Link one person to a Salesforce Contact or Lead by its id (the Failures view's
-"Link…" action for a *Not linked* unsubscribe).
+"Link…" action for a *Not in Salesforce* unsubscribe).
 
 It goes through the one person upsert (:func:`optsync.services.persons.upsert_person`),
 which also re-opens the person's waiting ``not_linked`` push, so the worker sends the

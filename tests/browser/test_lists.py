@@ -1,7 +1,8 @@
 """Lists that scale and failures you can act on (issue 17), in Chromium: the Unsubscribes
 tab's filters, sort, page size, keyset pages and CSV export; a bad filter in the URL;
-the Failures view's Retry (per person and per code) reaching Salesforce; and a *Not
-linked* unsubscribe linked from the page, its push then landing on the record."""
+the Failures view's Retry (per person and per code) reaching Salesforce; a *Not in
+Salesforce* unsubscribe linked from the page, its push then landing on the record; and
+that every page calls an address without a record *Not in Salesforce*."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import select, update
 from optsync.domain.optout import Source
 from optsync.services.optouts import unsubscribe_email
 from optsync.store.models import OutboxPush, Person
+from optsync.store.runs import create_run, finish_run
 from tests.browser.conftest import ADMIN, MEMBER, shot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -145,7 +147,7 @@ def test_failures_view_retries_and_links_until_salesforce_has_it(live, new_page)
     record = live.emulator.control("GET", f"records/{sf_id}")
     assert record["HasOptedOutOfEmail"] is True
 
-    # Not linked: the row's Link… action, with a record Salesforce has but nobody here
+    # Not in Salesforce: the row's Link… action, with a record Salesforce has but nobody here
     new_id = live.emulator.seed(contacts=1)["contact_ids"][0]
     page.reload()
     unlinked = page.get_by_role("region", name=re.compile("^Not in Salesforce"))
@@ -166,3 +168,70 @@ def test_a_member_sees_failures_without_retry_or_link(live, new_page):
     expect(page.get_by_role("heading", name=re.compile("^Failed pushes"))).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("^Retry"))).to_have_count(0)
     expect(page.get_by_role("link", name=re.compile("^Link "))).to_have_count(0)
+
+
+def test_a_person_no_record_carries_is_not_in_salesforce(live, new_page):
+    """Issue 16's word on every page: an address without a Salesforce record is *Not in
+    Salesforce* (not a failure), never "not linked"."""
+    email = f"no-record@{DOMAIN}"
+    with live.ctx.db.transaction() as s:
+        pid = unsubscribe_email(s, email, source=Source.API, actor="t", now=live.ctx.clock())
+        pid = pid.person.id
+    # the worker looks the address up in Salesforce, finds no record, and settles it
+    _wait_for(lambda: _push_state(live, pid) == "not_linked")
+
+    page = new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, live, ADMIN, f"{TAB}/persons/{pid}")
+    record = page.locator("dt:has-text('Salesforce record') + dd")
+    expect(record).to_have_text("Not in Salesforce")
+    expect(page.get_by_role("region", name="Pushes to Salesforce")).to_contain_text(
+        "Not in Salesforce"
+    )
+    assert "not linked" not in page.locator("main").inner_text().lower()
+
+    page.goto(live.get(f"{TAB}?tab=unsubscribes&q={email}"))
+    expect(page.locator("section[aria-labelledby=list-h] tbody")).to_contain_text(
+        "Not in Salesforce"
+    )
+    assert "not linked" not in page.locator("main").inner_text().lower()
+    page.get_by_label("Push state").select_option(label="Not in Salesforce")
+    page.get_by_role("button", name="Search").click()
+    assert "state=not_linked" in page.url  # the URL keeps the API's value
+    expect(page.locator("section[aria-labelledby=list-h] tbody")).to_contain_text(email)
+
+    page.goto(live.get(FAILURES))
+    expect(page.get_by_role("region", name=re.compile("^Not in Salesforce"))).to_contain_text(email)
+    assert "not linked" not in page.locator("main").inner_text().lower()
+
+    # a run's report counts them under the same words
+    with live.ctx.db.transaction() as s:
+        run = create_run(
+            s,
+            trigger="manual",
+            dry_run=True,
+            field="HasOptedOutOfEmail",
+            now=live.ctx.clock(),
+            worker="browser test",
+        )
+        report = {
+            "not_linked": 2,
+            "not_in_salesforce": 1,
+            "mirror": {"read": "incremental", "records_read": 3},
+        }
+        finish_run(
+            s,
+            run.id,
+            "browser test",
+            status="succeeded",
+            error=None,
+            report=report,
+            now=live.ctx.clock(),
+        )
+        run_id = run.id
+    page.goto(live.get(f"{TAB}/runs/{run_id}"))
+    facts = page.locator(".facts")
+    expect(facts.locator("dt:has-text('Not in Salesforce') + dd")).to_contain_text(
+        "1 unsubscribed address"
+    )
+    expect(facts.locator("dt:has-text('No primary record') + dd")).to_contain_text("2")
+    assert "not linked" not in page.locator("main").inner_text().lower()

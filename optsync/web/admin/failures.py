@@ -1,6 +1,7 @@
 """The Failures view (Unsubscribes → Failures): failed pushes grouped by Salesforce error
 code, each with its count, the fix and "Retry" for the group and per person, then the
-*Not linked* unsubscribes with the action that links them.
+*Not in Salesforce* unsubscribes (no record has the address) with the action that links
+them.
 
 Nothing here has a query or a retry of its own: the rows come from the one list query
 builder (:mod:`optsync.services.unsubscribe_list`, the same filters as the tab and

@@ -34,7 +34,8 @@ def run_links(report: dict[str, Any]) -> dict[str, Any]:
     """Where a run's counts lead: the records behind them, as the Unsubscribes tab's
     filtered list or the Failures view (``pulled``: the persons this run unsubscribed
     here, ``pulled_by_run``; ``pushed``: the persons whose records it set,
-    ``pushed_by_run``; ``not_linked``: those still waiting for a record now; ``failed``:
+    ``pushed_by_run``; ``not_linked``: the Failures view's *Not in Salesforce*, the
+    unsubscribes still waiting for a record now; ``failed``:
     the Failures view at each code). A running or dry run links nothing: its numbers are
     not final or changed nothing. A zero links nothing either."""
     if report.get("status") == "running" or report.get("dry_run"):
@@ -45,7 +46,10 @@ def run_links(report: dict[str, Any]) -> dict[str, Any]:
             return None
         return f"{BASE}?" + urlencode({"tab": "unsubscribes", name: str(report["id"])})
 
-    not_linked = f"{BASE}/failures#unlinked-h" if report.get("not_linked") else None
+    # *Not in Salesforce*: the addresses no record carries (runs before issue 16 counted
+    # the persons without a linked record, then the same thing)
+    waiting = report.get("not_in_salesforce") if report.get("mirror") else report.get("not_linked")
+    not_linked = f"{BASE}/failures#unlinked-h" if waiting else None
     failed = {code: f"{BASE}/failures#code-{code}" for code in report.get("failed") or {}}
     return {
         "pulled": listed("pulled_by_run", report.get("pulled")),

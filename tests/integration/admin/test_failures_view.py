@@ -1,6 +1,6 @@
 """The Failures view (issue 17, "Failures you can act on"): failed pushes grouped by error
 code with counts, the fix and Retry per group and per person (the existing retry actions,
-coming back here), *Not linked* unsubscribes with the action that links them, and a sync
+coming back here), *Not in Salesforce* unsubscribes with the action that links them, and a sync
 run's counts linking to the records behind them."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def test_not_linked_rows_lead_to_linking_which_sends_the_push(admin_client, memb
     page = admin_client.get(VIEW)
     assert "Not in Salesforce: 1" in visible(page.text)
     assert f'href="{TAB}/persons/{pid}/link"' in page.text
-    # the tab's Not linked state links there too (for admins)
+    # the tab's Not in Salesforce state links there too (for admins)
     assert f'href="{TAB}/persons/{pid}/link"' in admin_client.get(f"{TAB}?state=not_linked").text
     assert "/link" not in member_client.get(f"{TAB}?state=not_linked").text
     assert member_client.get(f"{TAB}/persons/{pid}/link").status_code == 403
@@ -246,3 +246,37 @@ def test_running_and_dry_runs_link_nothing():
     # a run that failed half-way links what it did; zero links nothing
     failed_run = run_links({**base, "status": "failed", "pushed": 0})
     assert failed_run["pulled"].endswith("pulled_by_run=7") and failed_run["pushed"] is None
+
+
+def test_no_page_calls_an_address_without_a_record_not_linked(admin_client, ctx, clock):
+    """Issue 16 renamed the state: an address no Salesforce record carries is *Not in
+    Salesforce* (not a failure), on every page that names it."""
+    persons = [unlinked(ctx, n) for n in range(1, 12)]  # more than the view lists
+    failed(ctx, 50, "CODE_A")
+    with ctx.db.transaction() as s:
+        run = create_run(
+            s, trigger="manual", dry_run=False, field="HasOptedOutOfEmail", now=clock(), worker="w"
+        )
+        report = {
+            "not_linked": 12,
+            "not_in_salesforce": 11,
+            "mirror": {"read": "full", "records_read": 40},
+        }
+        finish_run(s, run.id, "w", status="succeeded", error=None, report=report, now=clock())
+    view = visible(admin_client.get(VIEW).text)
+    assert "All 11 not in Salesforce" in view
+    run_page = admin_client.get(f"{TAB}/runs/{run.id}").text
+    assert "No primary record" in visible(run_page)
+    assert re.search(r"Not in Salesforce\s*11 unsubscribed addresses", visible(run_page))
+    # the count of addresses without a record links to them (Failures view)
+    assert f'href="{VIEW}#unlinked-h"' in run_page
+    pages = [
+        view,
+        visible(run_page),
+        visible(admin_client.get(TAB).text),
+        visible(admin_client.get(f"{TAB}?state=not_linked").text),
+        visible(admin_client.get(f"{TAB}/persons/{persons[0]}").text),
+        visible(admin_client.get(f"{TAB}?tab=integrations").text),
+    ]
+    for text in pages:
+        assert "not linked" not in text.lower()

@@ -235,3 +235,13 @@ def test_sync_failures_name_the_person_by_address(cli_env, emu_settings, clock, 
     assert code == 0, err
     line = next(line for line in err.splitlines() if c[0] in line)
     assert "x@ex.com" in line, err
+
+
+# issue 16's word: an address no Salesforce record carries is "not in Salesforce"
+
+
+def test_push_drain_counts_addresses_not_in_salesforce(cli_env, capsys):
+    code, out, _err = optsync(capsys, "push", "drain")
+    assert code == 0
+    assert "not in Salesforce" in out
+    assert "not_linked" not in out and "not linked" not in out.lower()

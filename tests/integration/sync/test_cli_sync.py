@@ -43,6 +43,7 @@ def test_sync_run_json_then_history(cli, cli_env, emu, clock, capsys):
     assert cli(["sync", "run"]) == 0
     table = capsys.readouterr().out
     assert "pulled" in table and "records read" in table and "not in Salesforce" in table
+    assert "no primary record" in table and "not linked" not in table
 
     assert cli(["sync", "run", "--full", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mirror"]["read"] == "full"

@@ -41,6 +41,7 @@ def test_cli_link_prints_url_and_headers(cli_env, monkeypatch):
     # stdout is the URL and the headers; the note that a person was added goes to stderr
     url, list_unsub, post = r.stdout.strip().splitlines()
     assert "Added bob@example.com as a new person" in r.stderr
+    assert "not linked" not in r.stderr  # issue 16's word: Not in Salesforce
     assert url.startswith("https://mail.example.org/u/")
     assert list_unsub == f"List-Unsubscribe: <{url}>"
     assert post == "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
