@@ -170,6 +170,15 @@ def new_page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+def wait_for(predicate: Any, timeout: float = 15.0) -> None:
+    """Poll ``predicate`` (a worker's push, say) until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.2)
+
+
 def sign_in(page: Any, live: LiveApp, who: tuple[str, str], path: str = "/settings") -> None:
     page.goto(live.get(path))
     assert "/login?next=" in page.url

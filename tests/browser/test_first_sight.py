@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ADMIN, sign_in
-from tests.browser.test_layout import _pages
+from tests.browser.test_layout import _pages, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -54,9 +54,7 @@ def test_controls_side_by_side_line_up(live, new_page):
     sign_in(page, live, ADMIN, TAB)
     problems: dict[str, list[str]] = {}
     for path in _pages(live):
-        page.goto(live.get(path))
-        if "integrations" in path and "delete" not in path:
-            page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+        open_page(page, live, path)
         found = page.evaluate(MISALIGNED)
         if found:
             problems[path] = found

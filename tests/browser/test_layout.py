@@ -168,16 +168,21 @@ def _health_pages(live, person_id: int) -> tuple[int, int]:
         return dry.id, again.id
 
 
+def open_page(page, live, path: str) -> None:
+    """Open one of :func:`_pages` with every collapsed section of the Integrations tab open."""
+    response = page.goto(live.get(path))
+    assert response is not None and response.status == 200, path
+    if "integrations" in path and "delete" not in path:
+        page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_admin_pages_fit_and_never_break_an_address_mid_word(live, new_page, width):
     page = new_page(viewport={"width": width, "height": 900})
     sign_in(page, live, ADMIN, TAB)
     problems: dict[str, list[str]] = {}
     for path in _pages(live):
-        response = page.goto(live.get(path))
-        assert response is not None and response.status == 200, path
-        if "integrations" in path and "delete" not in path:
-            page.locator("details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+        open_page(page, live, path)
         found = page.evaluate(SPILLS, width) + page.evaluate(BROKEN_TOKENS)
         if found:
             problems[path] = found

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import re
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from optsync.domain.optout import Source
 from optsync.services.optouts import unsubscribe_email
 from optsync.store.models import OutboxPush, Person
 from optsync.store.runs import create_run, finish_run
-from tests.browser.conftest import ADMIN, MEMBER, shot, sign_in
+from tests.browser.conftest import ADMIN, MEMBER, shot, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -55,14 +54,6 @@ def _push_state(live, person_id: int) -> str:
                 .order_by(OutboxPush.id.desc())
             ).first()
         )
-
-
-def _wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
 
 
 def test_filter_sort_page_and_export_the_list(live, new_page, tmp_path: Path):
@@ -143,7 +134,7 @@ def test_failures_view_retries_and_links_until_salesforce_has_it(live, new_page)
     group.get_by_role("button", name=re.compile("^Retry the push of")).click()
     expect(page).to_have_url(live.get(FAILURES))
     expect(page.get_by_role("status").first).to_contain_text("queued again")
-    _wait_for(lambda: _push_state(live, pid) == "sent")
+    wait_for(lambda: _push_state(live, pid) == "sent")
     record = live.emulator.control("GET", f"records/{sf_id}")
     assert record["HasOptedOutOfEmail"] is True
 
@@ -158,7 +149,7 @@ def test_failures_view_retries_and_links_until_salesforce_has_it(live, new_page)
     page.get_by_label(re.compile("^Salesforce id")).fill(new_id)
     page.get_by_role("button", name="Link", exact=True).click()
     expect(page).to_have_url(live.get(f"{TAB}/persons/{orphan}"))
-    _wait_for(lambda: _push_state(live, orphan) == "sent")
+    wait_for(lambda: _push_state(live, orphan) == "sent")
     assert live.emulator.control("GET", f"records/{new_id}")["HasOptedOutOfEmail"] is True
 
 
@@ -178,7 +169,7 @@ def test_a_person_no_record_carries_is_not_in_salesforce(live, new_page):
         pid = unsubscribe_email(s, email, source=Source.API, actor="t", now=live.ctx.clock())
         pid = pid.person.id
     # the worker looks the address up in Salesforce, finds no record, and settles it
-    _wait_for(lambda: _push_state(live, pid) == "not_linked")
+    wait_for(lambda: _push_state(live, pid) == "not_linked")
 
     page = new_page(viewport={"width": 1280, "height": 900})
     sign_in(page, live, ADMIN, f"{TAB}/persons/{pid}")

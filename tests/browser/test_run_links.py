@@ -15,20 +15,12 @@ from optsync.domain.optout import Source
 from optsync.services.optouts import unsubscribe_email
 from optsync.services.sync_settings import get_settings, update_settings
 from optsync.store.models import LedgerEntry, OutboxPush, Person
-from tests.browser.conftest import ADMIN, shot, sign_in
+from tests.browser.conftest import ADMIN, shot, sign_in, wait_for
 
 pytestmark = pytest.mark.browser
 
 TAB = "/settings/admin/unsubscribes"
 LIST = "section[aria-labelledby=list-h] table tbody"
-
-
-def _wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
 
 
 def _subscribed_contacts(live, n: int) -> list[Person]:
@@ -95,7 +87,7 @@ def test_pulled_and_pushed_link_to_exactly_the_runs_persons(live, new_page):
         # pushed: unsubscribed here and pushed, then someone clears the field in Salesforce
         with live.ctx.db.transaction() as s:
             unsubscribe_email(s, to_push.email, source=Source.API, actor="t", now=live.ctx.clock())
-        _wait_for(lambda: _sent(live, to_push.id))
+        wait_for(lambda: _sent(live, to_push.id))
         live.emulator.control(
             "PATCH", f"records/{to_push.salesforce_id}", {"HasOptedOutOfEmail": False}
         )
