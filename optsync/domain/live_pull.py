@@ -9,7 +9,7 @@ handler, poller and catch-up) and ``optsync.worker.live_pull`` (the thread).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -238,6 +238,55 @@ def poll_window(
     if end <= start:
         return None
     return start, end
+
+
+# -- the mirror's watermark ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cover:
+    """How one object's changes reach the record mirror at this moment."""
+
+    live: bool = False
+    """A connected stream on the object's stored replay chain (resumed after the stored
+    replay id, or opened at ``LATEST`` and a poll has covered that moment since): every
+    change it has not delivered yet is still coming, in commit order."""
+    polled_through: datetime | None = None
+    """Otherwise, the end of the last poll window (``latestDateCovered``): every change
+    stamped before it is mirrored; None when nothing has covered the object yet."""
+
+
+def watermark(
+    candidate: datetime, covers: Mapping[str, Cover], mirrored: Collection[str]
+) -> datetime | None:
+    """How far the mirror's watermark may move once a reader mirrored ``candidate``: the
+    commit time of the events a stream just applied, or the end of the window a poll
+    just covered. ``covers``: every object the live pull follows; ``mirrored``: the
+    objects a full read of the mirror reads.
+
+    A live stream holds nothing back; a polled object holds it to the end of its last
+    window; an object nothing covers (its stream down and not polled yet) holds it where
+    it is (None), as does an object the full read does not read (the mirror cannot
+    vouch for its older records). The caller moves a *trusted* mirror only, and only
+    forward: a gap, an overflow or a lost replay id has marked it untrusted already."""
+    if not covers or any(obj not in mirrored for obj in covers):
+        return None
+    at = candidate
+    for cover in covers.values():
+        if cover.live:
+            continue
+        if cover.polled_through is None:
+            return None
+        at = min(at, cover.polled_through)
+    return at
+
+
+def window_cut(
+    cursor: datetime, window: tuple[datetime, datetime], overlap: timedelta = POLL_OVERLAP
+) -> bool:
+    """Whether :func:`poll_window` started ``window`` later than the cursor asked for
+    (the API's 30 days cut it): changes stamped before it are lost to the live pull."""
+    return window[0] > floor_minute(cursor - overlap)
 
 
 def catch_up_cursor(last_commit_at: datetime | None, since: datetime) -> datetime:

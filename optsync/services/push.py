@@ -61,6 +61,7 @@ from optsync.salesforce.lookup import FoundRecord
 from optsync.services.follow import Attempt, Failed, follow, needs_following
 from optsync.services.sync_settings import get_settings
 from optsync.store.db import Database
+from optsync.store.optouts import begin_write
 from optsync.store.outbox import (
     ClaimedPush,
     RecordOutcome,
@@ -227,15 +228,19 @@ class Pusher:
         links = {c.push_id: c.salesforce_id for c in claimed}
         now = self.clock()
         with self.db.transaction() as session:
-            relink(session, relinks, now)
-            settle(session, self.worker, settlements, now, claimed_links=links)
-            record_outcomes(session, outcomes, now)
+            # the lock order of every pull that mirrors records (``records_pull.absorb``):
+            # records, then persons, then pushes; the other way round, a pull mirroring
+            # this push's own writes and linking its person deadlocks with it
+            begin_write(session)
             mark_opted_out(
                 session,
                 [o.record_id for o in outcomes if o.state == "sent"],
                 field_column(field_name),
                 now,
             )
+            relink(session, relinks, now)
+            settle(session, self.worker, settlements, now, claimed_links=links)
+            record_outcomes(session, outcomes, now)
         return report
 
     def drain(self, *, max_cycles: int = 1_000_000) -> PushReport:

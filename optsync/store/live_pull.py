@@ -24,6 +24,8 @@ from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from optsync.domain.live_pull import POLL_OVERLAP
+from optsync.store import records as records_store
 from optsync.store.db import database_now
 from optsync.store.models import LivePullLease, LivePullState
 
@@ -110,9 +112,11 @@ def _view(row: LivePullState) -> ObjectState:
 
 def get_state(session: Session, obj: str, now: datetime) -> ObjectState:
     """The object's state; the first call creates it (cursor and commit time = now, the
-    point from which nothing may be missed)."""
+    point from which nothing may be missed) and notes in the record mirror that the
+    live pull's chain for the object begins there (:func:`_chain_begins`)."""
     row = session.get(LivePullState, obj)
     if row is None:
+        created = False
         try:
             with session.begin_nested():
                 session.execute(
@@ -125,11 +129,34 @@ def get_state(session: Session, obj: str, now: datetime) -> ObjectState:
                         updated_at=now,
                     )
                 )
+            created = True
         except IntegrityError:
             pass
+        if created:
+            _chain_begins(session, obj, now)
         row = session.get(LivePullState, obj, populate_existing=True)
         assert row is not None
     return _view(row)
+
+
+def _chain_begins(session: Session, obj: str, now: datetime) -> None:
+    """The live pull follows ``obj`` from ``now`` on (its first poll reads from
+    ``POLL_OVERLAP`` before). From then on the stored replay id and poll cursor carry
+    the chain without a break (a break is a gap, and marks the mirror untrusted), so
+    the live pull may keep the mirror's watermark moving. Its start must meet the
+    mirror's coverage: a trusted mirror whose watermark is older than that leaves
+    changes nobody read, so it is marked untrusted; an untrusted one is marked again,
+    so a full read running at this moment (which might have missed what changed before
+    the chain began) does not end trusted."""
+    state = records_store.mirror_state(session)
+    reason: str | None
+    if state is not None and state.trusted:
+        if state.through is not None and state.through >= now - POLL_OVERLAP:
+            return
+        reason = f"the live pull began following {obj} after the last full read"
+    else:
+        reason = state.reason if state is not None else None
+    records_store.save_mirror_state(session, now, trusted=False, reason=reason)
 
 
 def all_states(session: Session) -> list[ObjectState]:

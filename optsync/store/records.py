@@ -310,6 +310,23 @@ def save_mirror_state(
     return state
 
 
+def advance_through(session: Session, at: datetime) -> bool:
+    """The live pull's move of the watermark to ``at``: a *trusted* mirror's only (only a
+    full read makes a mirror trusted), and only forward; one conditional UPDATE, so a gap
+    noted by a concurrent transaction is never overwritten. ``updated_at`` is left alone:
+    the nightly run reads it as "trust changed meanwhile". Returns whether it moved."""
+    result = session.execute(
+        update(SalesforceMirror)
+        .where(
+            SalesforceMirror.id == 1,
+            SalesforceMirror.trusted.is_(True),
+            or_(SalesforceMirror.through.is_(None), SalesforceMirror.through < at),
+        )
+        .values(through=at)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 MIRROR_TRUST_WINDOW = timedelta(minutes=15)
 """How recent the mirror's watermark must be for a push to rely on it alone."""
 
@@ -318,9 +335,11 @@ def mirror_trusted(session: Session, now: datetime) -> bool:
     """Whether a push may take an address's records from the mirror without asking
     Salesforce: the mirror is marked trusted (a full re-mirror ran and no change was
     missed since: no Change Data Capture gap, no field change) and its watermark
-    ``through`` is at most :data:`MIRROR_TRUST_WINDOW` old (the live pull keeps moving
-    it). A record created within that window is not lost either way: the live pull that
-    mirrors it re-queues the address (``store.optouts.requeue_for_addresses``)."""
+    ``through`` is at most :data:`MIRROR_TRUST_WINDOW` old (the nightly run moves it,
+    and the live pull while every object's changes reach the mirror:
+    :func:`advance_through`). A record created within that window is not lost either
+    way: the live pull that mirrors it re-queues the address
+    (``store.optouts.requeue_for_addresses``)."""
     state = mirror_state(session)
     if state is None or not state.trusted or state.through is None:
         return False

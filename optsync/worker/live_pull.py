@@ -21,6 +21,12 @@ For each object (Contact, Lead) the holder keeps a status of the state machine
   poll interval; after a ``LATEST`` subscribe it also runs until one poll has covered the
   moment the stream opened, so nothing between the catch-up and the new stream is lost.
 * ``auto`` with the topic unavailable polls, and looks again every 10 minutes.
+
+The holder also keeps the record mirror's watermark moving (:meth:`LivePull.watermark`):
+each stream answer and each poll moves ``salesforce_mirror.through`` as far as every
+object is covered at that moment — a live stream on its stored replay chain, or a poll
+window's end — and not at all while an object is covered by nothing (its stream down
+and no poll since). Only a trusted mirror's watermark moves.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from optsync.domain.live_pull import (
     OBJECTS,
     TOPICS,
     WATCHDOG_S,
+    Cover,
     Mode,
     Signal,
     Status,
@@ -46,8 +53,10 @@ from optsync.domain.live_pull import (
     reconnect_at,
     stalled,
     transition,
+    watermark,
 )
 from optsync.metrics import LIVE_RECONNECTS
+from optsync.salesforce import soql
 from optsync.salesforce.gateway import SalesforceGateway
 from optsync.salesforce.pubsub import PubSubClient, PubSubError, Stream
 from optsync.services.live_pull.poller import poll_object
@@ -80,7 +89,22 @@ class ObjectPull:
     """After a LATEST subscribe: poll until a window has covered this instant."""
     synced_field: str | None = None
     """The synced field the open stream applies; a switch reopens the stream."""
+    polled_through: datetime | None = None
+    """The end of this worker's last committed poll window of the object."""
     stopped: threading.Event = field(default_factory=threading.Event)
+
+    def cover(self) -> Cover:
+        """How the object's changes reach the mirror now: a live stream that carries the
+        chain (its LATEST start covered by a poll), or the last poll window."""
+        thread = self.thread
+        live = (
+            self.status is Status.LIVE
+            and thread is not None
+            and thread.is_alive()
+            and self.ending is None
+            and self.poll_until is None
+        )
+        return Cover(live=live, polled_through=self.polled_through)
 
 
 class LivePull:
@@ -166,6 +190,17 @@ class LivePull:
             stream = pull.stream
             if stream is not None:
                 stream.cancel()
+
+    # -- the mirror's watermark -----------------------------------------------------------
+    def watermark(self, obj: str, candidate: datetime, *, polled: bool = False) -> datetime | None:
+        """How far the mirror's watermark may move now that ``obj``'s reader mirrored
+        ``candidate`` (a commit time, or with ``polled`` the end of a poll window), given
+        how every other object is covered (``domain.live_pull.watermark``). Called from
+        the stream threads and the loop, inside their transactions."""
+        covers = {o: p.cover() for o, p in self.objects.items()}
+        if polled:
+            covers[obj] = Cover(polled_through=candidate)
+        return watermark(candidate, covers, soql.OBJECTS)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> None:
@@ -328,6 +363,8 @@ class LivePull:
                 clock=self.ctx.clock,
                 stop=stopped,
                 lease_ok=self.lease_ok,
+                watermark=lambda at: self.watermark(pull.obj, at),
+                chained=lambda: pull.poll_until is None,
             )
         except Exception as exc:
             log.exception("the live-pull stream failed", extra={"object": pull.obj})
@@ -395,13 +432,25 @@ class LivePull:
         via: str,
     ) -> datetime | None:
         try:
-            result = poll_object(self.ctx.db, gateway, pull.obj, field_name, now, via=via)
+            result = poll_object(
+                self.ctx.db,
+                gateway,
+                pull.obj,
+                field_name,
+                now,
+                via=via,
+                watermark=lambda at: self.watermark(pull.obj, at, polled=True),
+            )
         except Exception as exc:
             log.warning(
                 "live-pull poll failed; trying again next interval",
                 extra={"object": pull.obj, "error": type(exc).__name__},
             )
             return None
+        if result.covered is not None and (
+            pull.polled_through is None or result.covered > pull.polled_through
+        ):
+            pull.polled_through = result.covered
         return result.covered
 
     def _signal(self, pull: ObjectPull, signal: Signal, mode: Mode, detail: str | None) -> None:

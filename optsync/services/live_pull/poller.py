@@ -17,21 +17,28 @@ idempotent) and costs one call per object, plus one read per 200 records changed
 A catch-up is the same poll: the stream keeps the cursor at the commit time of the last
 event it delivered, so after an overflow, an expired replay id or an exhausted
 allocation the next poll starts where the stream left off.
+
+**The mirror's watermark.** Every change of the object stamped before
+``latestDateCovered`` is mirrored once the poll commits; with ``watermark`` (the worker's
+view of the other objects, :func:`optsync.domain.live_pull.watermark`) the poll moves
+the mirror's ``through`` in the same transaction, as far as every object is covered. A
+window the API's 30 days cut short skipped changes: the mirror is marked untrusted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from optsync.domain.live_pull import POLL_OVERLAP, poll_window
+from optsync.domain.live_pull import POLL_OVERLAP, poll_window, window_cut
 from optsync.metrics import LIVE_POLLS
 from optsync.salesforce import replication
 from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services.live_pull.handler import Hit, Progress, apply_hits
 from optsync.store import live_pull as state_store
 from optsync.store.db import Database
-from optsync.store.records import field_column
+from optsync.store.records import advance_through, field_column, save_mirror_state
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,10 @@ def poll_object(
     *,
     overlap: timedelta = POLL_OVERLAP,
     via: str = "poll",
+    watermark: Callable[[datetime], datetime | None] | None = None,
 ) -> PollResult:
-    """One poll of ``obj`` (see the module docstring)."""
+    """One poll of ``obj`` (see the module docstring). ``watermark``: given the end of
+    this window, how far the mirror's watermark may move (None: not at all)."""
     with db.transaction() as session:
         cursor = state_store.get_state(session, obj, now).poll_cursor or now
     window = poll_window(cursor, now, overlap)
@@ -77,4 +86,13 @@ def poll_object(
             progress=Progress(poll_cursor=covered),
             records=records,
         )
+        if window_cut(cursor, window, overlap):
+            save_mirror_state(
+                session,
+                now,
+                trusted=False,
+                reason=f"the live pull of {obj} skipped changes older than 30 days",
+            )
+        elif watermark is not None and (through := watermark(covered)) is not None:
+            advance_through(session, through)
     return PollResult(window, len(ids), applied, covered)

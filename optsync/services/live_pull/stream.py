@@ -12,6 +12,14 @@ It returns an :class:`Ending` that names the state machine's signal: an overflow
 rejected replay id (``REPLAY_LOST``: catch up by polling), the allocation used up, a
 failed stream, or a stop asked for by the worker (the lease is lost, the mode changed,
 the watchdog fired).
+
+**The mirror's watermark.** Events come in commit order, so once an answer's events are
+mirrored, the commit time of its last one is how far this object is mirrored; with
+``watermark`` (the worker's view of the other objects,
+:func:`optsync.domain.live_pull.watermark`) the same transaction moves the mirror's
+``through`` as far as every object is covered. A stream opened at ``LATEST`` does not
+carry the object's chain until a poll has covered the moment it opened (``chained``):
+until then it leaves the poll cursor to the polls.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from optsync.store.db import Database
 from optsync.store.models import Person, SalesforceRecord
 from optsync.store.records import (
     MirroredRecord,
+    advance_through,
     field_column,
     mark_deleted,
     record_of,
@@ -80,13 +89,20 @@ def consume(
     clock: Callable[[], datetime],
     stop: threading.Event,
     lease_ok: Callable[[], bool],
+    watermark: Callable[[datetime], datetime | None] | None = None,
+    chained: Callable[[], bool] = lambda: True,
 ) -> Ending:
-    """Apply the stream's events until it ends (see the module docstring)."""
+    """Apply the stream's events until it ends (see the module docstring).
+    ``watermark``: given the commit time of the events just applied, how far the
+    mirror's watermark may move (None: not at all); ``chained``: whether this stream
+    carries the object's chain yet."""
     try:
         for events, latest, pending in stream.responses():
             if stop.is_set() or not lease_ok():
                 return Ending(Signal.STOP, "stopped")
-            overflow = _handle(db, gateway, obj, field, events, latest, clock())
+            overflow = _handle(
+                db, gateway, obj, field, events, latest, clock(), watermark, chained()
+            )
             if overflow:
                 return Ending(Signal.REPLAY_LOST, "Change Data Capture overflowed")
             if pending == 0:
@@ -186,6 +202,8 @@ def _handle(
     events: list[Received],
     latest: bytes,
     now: datetime,
+    watermark: Callable[[datetime], datetime | None] | None = None,
+    chained: bool = True,
 ) -> bool:
     """Apply one answer; returns whether it held an overflow (catch up next)."""
     hits: list[Hit] = []
@@ -252,11 +270,16 @@ def _handle(
             progress=Progress(
                 replay_id=replay_id,
                 last_commit_at=last_commit,
-                poll_cursor=last_commit,
+                poll_cursor=last_commit if chained else None,
                 event_seen=bool(events),
             ),
             records=records,
         )
+        # after a gap noted above this moves nothing: the mirror is untrusted now
+        if last_commit is not None and watermark is not None:
+            through = watermark(last_commit)
+            if through is not None:
+                advance_through(session, through)
     if applied:
         log.info("applied Salesforce-side opt-outs", extra={"object": obj, "applied": applied})
     return overflow

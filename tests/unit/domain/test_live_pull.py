@@ -10,6 +10,7 @@ from optsync.domain.live_pull import (
     ALLOCATION_PAUSE,
     Action,
     ChangeEvent,
+    Cover,
     Mode,
     Signal,
     Status,
@@ -23,6 +24,8 @@ from optsync.domain.live_pull import (
     reconnect_at,
     stalled,
     transition,
+    watermark,
+    window_cut,
 )
 
 NOW = datetime(2026, 12, 8, 12, 30, 42, tzinfo=UTC)
@@ -203,3 +206,39 @@ def test_catch_up_starts_at_the_last_commit_or_the_first_subscribe():
     since = NOW - timedelta(hours=1)
     assert catch_up_cursor(None, since) == since
     assert catch_up_cursor(NOW, since) == NOW
+
+
+def test_a_window_cut_by_the_30_days_is_seen():
+    cursor = NOW - timedelta(days=90)
+    assert window_cut(cursor, poll_window(cursor, NOW))  # type: ignore[arg-type]
+    recent = NOW - timedelta(minutes=1)
+    assert not window_cut(recent, poll_window(recent, NOW))  # type: ignore[arg-type]
+
+
+T = NOW - timedelta(seconds=5)
+EARLIER = NOW - timedelta(minutes=2)
+BOTH = ("Contact", "Lead")
+
+
+@pytest.mark.parametrize(
+    ("covers", "mirrored", "expected"),
+    [
+        # every stream live: the commit time just applied
+        ({"Contact": Cover(live=True), "Lead": Cover(live=True)}, BOTH, T),
+        # a polled object holds it to the end of its last window
+        ({"Contact": Cover(live=True), "Lead": Cover(polled_through=EARLIER)}, BOTH, EARLIER),
+        # ... but never past the candidate itself
+        ({"Contact": Cover(polled_through=NOW), "Lead": Cover(live=True)}, BOTH, T),
+        # a stream down and no poll since: nothing moves
+        ({"Contact": Cover(live=True), "Lead": Cover()}, BOTH, None),
+        # an object the full read does not read (Person Accounts): nothing moves
+        (
+            {"Contact": Cover(live=True), "Lead": Cover(live=True), "Account": Cover(live=True)},
+            BOTH,
+            None,
+        ),
+        ({}, BOTH, None),
+    ],
+)
+def test_watermark(covers, mirrored, expected):
+    assert watermark(T, covers, mirrored) == expected
