@@ -19,7 +19,13 @@ from optsync.domain.retry import Jitter, RetryPolicy, backoff_delay
 OWN_CLIENT = "optsync"
 """The ``client`` call option every optsync write carries (``Sforce-Call-Options``)."""
 OBJECTS = ("Contact", "Lead")
-TOPICS = {"Contact": "/data/ContactChangeEvent", "Lead": "/data/LeadChangeEvent"}
+PERSON_ACCOUNTS = "Account"
+"""Followed too when the org has Person Accounts (their address is on the Account)."""
+TOPICS = {
+    "Contact": "/data/ContactChangeEvent",
+    "Lead": "/data/LeadChangeEvent",
+    "Account": "/data/AccountChangeEvent",
+}
 
 WATCHDOG_S = 300.0
 """No response (event or keepalive) for this long: the stream is rebuilt."""

@@ -58,7 +58,6 @@ from optsync.salesforce.lookup import (
     lookup_queries,
     lookup_request,
     parse_records,
-    person_contact_ids,
     plan_batches,
 )
 from optsync.salesforce.profiles import LONG_JOB_RETRIES, PROFILES, Profile
@@ -413,8 +412,10 @@ class SalesforceGateway:
         One ``POST /composite`` per batch of addresses (:mod:`optsync.salesforce.lookup`
         sizes them), holding one query subrequest per object; a result longer than a
         page is read on with ``query`` calls. Salesforce compares strings without regard
-        to case, so the addresses' case does not matter. A subrequest that failed raises
-        :class:`SalesforceCallError` classified from its error."""
+        to case, so the addresses' case does not matter. A Person Account's hidden
+        PersonContact is not a Contact here (:func:`~optsync.salesforce.lookup.record_read`
+        leaves it out). A subrequest that failed raises :class:`SalesforceCallError`
+        classified from its error."""
         soql.field_name(field)
         if not emails:
             return []
@@ -436,15 +437,8 @@ class SalesforceGateway:
                     200,
                     "Composite answered with a result list of the wrong shape",
                 )
-            hidden: set[str] = set()
-            rows_of: list[list[dict[str, Any]]] = []
             for query, result in zip(queries, results, strict=True):
-                rows = self._subrequest_rows(result)
-                if query.object == "Account":
-                    hidden |= person_contact_ids(rows)
-                rows_of.append(rows)
-            for query, rows in zip(queries, rows_of, strict=True):
-                found += [r for r in parse_records(query, rows) if r.record_id not in hidden]
+                found += parse_records(query, self._subrequest_rows(result))
         return found
 
     def _subrequest_rows(self, result: Any) -> list[dict[str, Any]]:

@@ -5,6 +5,14 @@ Accounts whose email is one of the pushed addresses (docs/sync.md "Records per a
 One ``POST /composite`` carries one query subrequest per object, each with the same
 ``Email IN (…)`` list; Salesforce counts the whole call as one API request.
 
+:func:`record_read` is the one place that names what a record of each object is made of
+for optsync — which field holds the address (``Email``, a Person Account's
+``PersonEmail``), which the opt-out (the synced field, or its ``Person…``/``__pc`` form),
+what else is read, and which records count (a Person Account's hidden PersonContact,
+which Contact queries also return, does not: optsync writes the Account). The lookup
+here, the live pull's reads (``salesforce/replication.py``) and its change events
+(``services/live_pull/stream.py``) all read records through it.
+
 Each subrequest is a ``GET …/query?q=<SOQL>``, so two limits bound a batch:
 
 * the URL of a subrequest must stay under 16,384 bytes (:data:`MAX_URL_BYTES`), computed
@@ -20,7 +28,7 @@ result into :class:`FoundRecord` values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +59,54 @@ class FoundRecord:
 
 
 @dataclass(frozen=True)
+class RecordRead:
+    """How optsync reads one object's records for the synced ``field``."""
+
+    object: str
+    field: str
+    """The synced field's API name (as on Contact and Lead)."""
+    email_field: str
+    """``Email``, or a Person Account's ``PersonEmail``."""
+    opt_out_field: str
+    """The synced field on this object (``soql.record_field``)."""
+    fields: tuple[str, ...]
+    """What a read selects: ``Id``, the address, the opt-out, [``IsConverted``],
+    ``SystemModstamp``."""
+    where: str
+    """The records that count (a constant): Person Accounts only, or no PersonContacts."""
+
+    def canonical(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A row (or a change event's payload) under Contact's names (``Email``, the
+        synced field, ``IsConverted``), as ``store.records.record_of`` reads them; a
+        name absent from ``values`` stays absent (it was not read)."""
+        out: dict[str, Any] = {}
+        for own, common in (
+            (self.email_field, "Email"),
+            (self.opt_out_field, self.field),
+            ("IsConverted", "IsConverted"),
+        ):
+            if own in values:
+                out[common] = values[own]
+        return out
+
+
+def record_read(obj: str, field: str, *, person_accounts: bool) -> RecordRead:
+    """How records of ``obj`` are read. Every Lead counts (converted ones too: the mirror
+    learns they are converted, and a push skips them); Accounts only as Person Accounts;
+    Contacts, in an org with Person Accounts, only when they are not a Person Account's
+    hidden PersonContact."""
+    f = soql.record_field(obj, field)
+    email = "PersonEmail" if obj == "Account" else "Email"
+    names = ["Id", email, f, *(("IsConverted",) if obj == "Lead" else ()), "SystemModstamp"]
+    where = ""
+    if obj == "Account":
+        where = "IsPersonAccount = true"
+    elif obj == "Contact" and person_accounts:
+        where = "IsPersonAccount = false"
+    return RecordRead(obj, field, email, f, tuple(names), where)
+
+
+@dataclass(frozen=True)
 class LookupQuery:
     """One object's query: the SOQL with ``{emails}`` still to fill, and its fields."""
 
@@ -62,25 +118,14 @@ class LookupQuery:
 
 
 def lookup_queries(field: str, *, person_accounts: bool) -> list[LookupQuery]:
-    """The queries of a lookup for the synced ``field``: Contacts, every Lead (converted
-    ones too: the mirror learns they are converted, and a push skips them), and Person
-    Accounts when the org has them."""
+    """The queries of a lookup for the synced ``field``: Contacts, Leads, and Person
+    Accounts when the org has them, each read as :func:`record_read` says."""
     out = []
     for obj in ("Contact", "Lead", *(("Account",) if person_accounts else ())):
-        f = soql.record_field(obj, field)
-        email = "PersonEmail" if obj == "Account" else "Email"
-        names = ["Id", email, f, "SystemModstamp"]
-        where = ""
-        if obj == "Lead":
-            names.insert(3, "IsConverted")
-        if obj == "Account":
-            names.insert(3, "PersonContactId")
-            where = "IsPersonAccount = true AND "
-        out.append(
-            LookupQuery(
-                obj, f"SELECT {', '.join(names)} FROM {obj} WHERE {where}{email} IN ", email, f
-            )
-        )
+        read = record_read(obj, field, person_accounts=person_accounts)
+        where = f"{read.where} AND " if read.where else ""
+        head = f"SELECT {', '.join(read.fields)} FROM {obj} WHERE {where}{read.email_field} IN "
+        out.append(LookupQuery(obj, head, read.email_field, read.opt_out_field))
     return out
 
 
@@ -178,12 +223,6 @@ def parse_records(query: LookupQuery, rows: Sequence[dict[str, Any]]) -> list[Fo
             )
         )
     return out
-
-
-def person_contact_ids(rows: Sequence[dict[str, Any]]) -> set[str]:
-    """The hidden PersonContacts of Person Accounts: they answer Contact queries too, and
-    are never written (the Account is)."""
-    return {to_18(str(r["PersonContactId"])) for r in rows if r.get("PersonContactId")}
 
 
 def _stamp(value: Any) -> datetime | None:

@@ -19,6 +19,7 @@ from simple_salesforce.api import Salesforce
 from optsync.domain.ids import to_18
 from optsync.salesforce import soql
 from optsync.salesforce.gateway import SalesforceGateway
+from optsync.salesforce.lookup import record_read
 from optsync.store.records import MirroredRecord, record_of
 
 
@@ -84,31 +85,29 @@ def read_field(
             page = gateway.call("query", _more(str(url), gateway))
 
 
-RECORD_FIELDS = ("Id", "Email", "SystemModstamp")
-"""What the mirror reads of a record, with the synced field (and ``IsConverted`` of a
-Lead)."""
-
-
-def record_fields(obj: str, field: str) -> list[str]:
+def record_fields(obj: str, field: str, *, person_accounts: bool = False) -> list[str]:
     """The fields a mirror read selects (``Id, Email, <field>, [IsConverted,]
-    SystemModstamp``), names checked."""
+    SystemModstamp``; a Person Account's ``PersonEmail`` and field form), names checked
+    (:func:`optsync.salesforce.lookup.record_read`)."""
     name = soql.object_name(obj)
-    extra = ["IsConverted"] if name == "Lead" else []
-    return ["Id", "Email", soql.field_name(field), *extra, "SystemModstamp"]
+    return list(record_read(name, field, person_accounts=person_accounts).fields)
 
 
 def mirrored(obj: str, field: str, rec: dict[str, Any]) -> MirroredRecord:
     """A row of a mirror read (REST JSON or Bulk CSV) as a :class:`MirroredRecord`.
     Salesforce answers with canonical 18-character ids, taken as they are (a full
     re-mirror reads every record of the org: no per-row checksum); a 15-character one is
-    completed."""
+    completed. An Account row carries the person fields (``PersonEmail``, …)."""
     raw = str(rec["Id"])
     stamp = rec.get("SystemModstamp")
+    values = rec
+    if obj == "Account":
+        values = record_read(obj, field, person_accounts=True).canonical(rec)
     return record_of(
         raw if len(raw) == 18 else to_18(raw),
         obj,  # type: ignore[arg-type]
         field,
-        rec,
+        values,
         stamp=_stamp(str(stamp)) if stamp else None,
     )
 
@@ -132,12 +131,17 @@ def changed_where(since: datetime | None) -> str:
     return f"SystemModstamp > {at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
 
 
-def mirror_query(obj: str, field: str, since: datetime | None) -> str:
+def mirror_query(
+    obj: str, field: str, since: datetime | None, *, person_accounts: bool = False
+) -> str:
     """``SELECT Id, Email, <field>, [IsConverted,] SystemModstamp FROM obj WHERE …``,
-    unordered (a Bulk query job disables PK chunking with ORDER BY)."""
+    unordered (a Bulk query job disables PK chunking with ORDER BY). Account reads Person
+    Accounts only; with ``person_accounts`` (the org has them) Contact leaves out their
+    hidden PersonContacts."""
     name = soql.object_name(obj)
-    fields = ", ".join(record_fields(name, field))
-    return f"SELECT {fields} FROM {name} WHERE {changed_where(since)}"
+    read = record_read(name, field, person_accounts=person_accounts)
+    where = f"{read.where} AND " if read.where else ""
+    return f"SELECT {', '.join(read.fields)} FROM {name} WHERE {where}{changed_where(since)}"
 
 
 def read_records(
@@ -145,11 +149,15 @@ def read_records(
 ) -> Iterator[MirroredRecord]:
     """These records as the mirror keeps them: address, synced field, conversion and
     ``SystemModstamp`` (converted Leads included: the mirror notes they cannot be set).
-    Deleted records are simply absent."""
+    Deleted records are simply absent, and so are records that do not count
+    (:func:`~optsync.salesforce.lookup.record_read`: a business Account, a Person
+    Account's hidden PersonContact; whether the org has Person Accounts is asked once
+    per gateway)."""
     name = soql.object_name(obj)
-    fields = record_fields(name, field)
+    person_accounts = name == "Account" or (name == "Contact" and gateway.has_person_accounts())
+    read = record_read(name, field, person_accounts=person_accounts)
     for chunk in soql.chunks(soql.record_ids(ids, name)):
-        query = soql.select_by_ids(fields, name, chunk)
+        query = soql.select_by_ids(read.fields, name, chunk, where=read.where)
         page: Any = gateway.call("query", _query(query, gateway))
         while True:
             for rec in page.get("records", []):

@@ -8,8 +8,9 @@ monotonic clock (measured from *before* the renewal was asked, so always earlier
 the database's expiry), and another worker takes over once the database's clock passes
 the expiry: never two subscribers at once, a take-over within seconds.
 
-For each object (Contact, Lead) the holder keeps a status of the state machine
-(``domain.live_pull.transition``):
+For each object (Contact, Lead, and Account when the org has Person Accounts: the
+Account describe has ``IsPersonAccount``, asked once per gateway) the holder keeps a
+status of the state machine (``domain.live_pull.transition``):
 
 * ``cdc``/``auto``: look the topic up (``GetTopic``); subscribe after the stored replay
   id (``CUSTOM``), or new events only (``LATEST``) when there is none; consume the stream
@@ -42,6 +43,7 @@ from optsync.bootstrap import Context
 from optsync.domain.live_pull import (
     CDC_RECHECK,
     OBJECTS,
+    PERSON_ACCOUNTS,
     TOPICS,
     WATCHDOG_S,
     Cover,
@@ -233,6 +235,9 @@ class LivePull:
         if not self.lease_ok():
             self._stop_all()
             return
+        if PERSON_ACCOUNTS not in self.objects and gateway.has_person_accounts():
+            # a new dict, not an insert: the stream threads and the lease keeper iterate it
+            self.objects = {**self.objects, PERSON_ACCOUNTS: ObjectPull(PERSON_ACCOUNTS)}
         for pull in self.objects.values():
             if not self.lease_ok():
                 return

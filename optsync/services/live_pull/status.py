@@ -40,7 +40,7 @@ def describe(
     by_object = {s.object: s for s in states}
     lines = []
     every = f"Polling every {settings.poll_interval_s} s"
-    for obj in OBJECTS:
+    for obj in (*OBJECTS, *sorted(set(by_object) - set(OBJECTS))):  # Person Accounts too
         state = by_object.get(obj)
         if state is None:
             lines.append(f"{obj}: starting")

@@ -13,6 +13,14 @@ rejected replay id (``REPLAY_LOST``: catch up by polling), the allocation used u
 failed stream, or a stop asked for by the worker (the lease is lost, the mode changed,
 the watchdog fired).
 
+**Person Accounts.** Every object is read as ``salesforce.lookup.record_read`` says: an
+``AccountChangeEvent`` carries a Person Account's address and opt-out in
+``PersonEmail`` and the field's ``Person…``/``__pc`` form, and a business Account's events
+are left out. In an org with Person Accounts the Contact stream also carries their
+hidden PersonContacts, which optsync never mirrors (it writes the Account): a CREATE or
+UNDELETE says which it is; an UPDATE of a Contact the mirror does not hold yet is
+re-read (the read leaves PersonContacts out) instead of taken from the payload.
+
 **The mirror's watermark.** Events come in commit order, so once an answer's events are
 mirrored, the commit time of its last one is how far this object is mirrored; with
 ``watermark`` (the worker's view of the other objects,
@@ -38,6 +46,7 @@ from optsync.domain.live_pull import Action, ChangeEvent, Signal, decide_event, 
 from optsync.metrics import LIVE_EVENTS, LIVE_GAPS, LIVE_LAG_SECONDS, LIVE_SKIPPED_OWN
 from optsync.salesforce import replication
 from optsync.salesforce.gateway import SalesforceGateway
+from optsync.salesforce.lookup import RecordRead, record_read
 from optsync.salesforce.pubsub import Problem, PubSubError, Received, Stream
 from optsync.services.live_pull.handler import Hit, Progress, apply_hits
 from optsync.store import live_pull as state_store
@@ -97,11 +106,13 @@ def consume(
     mirror's watermark may move (None: not at all); ``chained``: whether this stream
     carries the object's chain yet."""
     try:
+        person_accounts = obj == "Account" or (obj == "Contact" and gateway.has_person_accounts())
+        read = record_read(obj, field, person_accounts=person_accounts)
         for events, latest, pending in stream.responses():
             if stop.is_set() or not lease_ok():
                 return Ending(Signal.STOP, "stopped")
             overflow = _handle(
-                db, gateway, obj, field, events, latest, clock(), watermark, chained()
+                db, gateway, read, events, latest, clock(), watermark, chained(), person_accounts
             )
             if overflow:
                 return Ending(Signal.REPLAY_LOST, "Change Data Capture overflowed")
@@ -143,29 +154,54 @@ MIRRORED_TYPES = ("CREATE", "UPDATE", "UNDELETE")
 
 
 def _event_records(
-    received: Received, event: ChangeEvent, obj: str, field: str, commit_at: datetime
+    received: Received, event: ChangeEvent, read: RecordRead, commit_at: datetime
 ) -> list[MirroredRecord]:
     """What a change event tells the mirror: a CREATE or UNDELETE carries the whole
-    record, an UPDATE only its changed fields (the others keep their mirrored value)."""
-    if event.change_type not in MIRRORED_TYPES or obj not in ("Contact", "Lead"):
+    record, an UPDATE only its changed fields (the others keep their mirrored value).
+    A whole record that does not count (a business Account, a hidden PersonContact:
+    ``IsPersonAccount`` says) tells nothing."""
+    if event.change_type not in MIRRORED_TYPES:
         return []
     payload = received.payload
     whole = event.change_type != "UPDATE"
-    values = {
-        name: payload.get(name)
-        for name in ("Email", field, "IsConverted")
-        if whole or name in event.changed_fields
-    }
+    # Account, or Contact in an org with Person Accounts: does this record count?
+    person = payload.get("IsPersonAccount") is True
+    if whole and read.where and person != (read.object == "Account"):
+        return []
+    names = (read.email_field, read.opt_out_field, "IsConverted")
+    values = {name: payload.get(name) for name in names if whole or name in event.changed_fields}
+    if read.object != "Lead":
+        values.pop("IsConverted", None)
     if not whole and not values:
         return []
+    common = read.canonical(values)
     out = []
     for rid in event.record_ids:
         try:
             id18 = to_18(rid)
         except (InvalidSalesforceId, ValueError):
             continue
-        out.append(record_of(id18, obj, field, values, stamp=commit_at))  # type: ignore[arg-type]
+        out.append(record_of(id18, read.object, read.field, common, stamp=commit_at))  # type: ignore[arg-type]
     return out
+
+
+def _mirrored_as(db: Database, ids: set[str], obj: str) -> set[str]:
+    """Of these records, the ones the mirror holds as ``obj``."""
+    if not ids:
+        return set()
+    wanted = sorted(ids)
+    known: set[str] = set()
+    with db.transaction() as session:
+        for start in range(0, len(wanted), 500):
+            known.update(
+                session.scalars(
+                    select(SalesforceRecord.record_id).where(
+                        SalesforceRecord.record_id.in_(wanted[start : start + 500]),
+                        SalesforceRecord.object == obj,
+                    )
+                )
+            )
+    return known
 
 
 def _addresses_unknown(db: Database, ids: set[str]) -> set[str]:
@@ -197,32 +233,41 @@ def _addresses_unknown(db: Database, ids: set[str]) -> set[str]:
 def _handle(
     db: Database,
     gateway: SalesforceGateway,
-    obj: str,
-    field: str,
+    read: RecordRead,
     events: list[Received],
     latest: bytes,
     now: datetime,
     watermark: Callable[[datetime], datetime | None] | None = None,
     chained: bool = True,
+    person_accounts: bool = False,
 ) -> bool:
     """Apply one answer; returns whether it held an overflow (catch up next)."""
+    obj, field = read.object, read.field
     hits: list[Hit] = []
     records: list[MirroredRecord] = []
     deleted: list[str] = []
-    reread: dict[str, tuple[datetime, str | None, bytes]] = {}
+    # record -> (commit, user, replay id, the hit's ``via`` or None: mirror it only)
+    reread: dict[str, tuple[datetime, str | None, bytes, str | None]] = {}
+    # Contact UPDATEs in an org with Person Accounts: a hidden PersonContact's or not?
+    uncertain: dict[str, tuple[datetime, str | None, bytes, str | None]] = {}
     last_commit: datetime | None = None
     overflow = False
     gap: str | None = None
     for received in events:
         LIVE_EVENTS.labels(object=obj).inc()
-        event = change_event(received, field)
+        event = change_event(received, read.opt_out_field)
         commit_at = datetime.fromtimestamp(event.commit_timestamp_ms / 1000, UTC)
         if event.commit_timestamp_ms:
             last_commit = commit_at if last_commit is None else max(last_commit, commit_at)
             LIVE_LAG_SECONDS.observe(max(0.0, (now - commit_at).total_seconds()))
-        action = decide_event(event, field)
+        action = decide_event(event, read.opt_out_field)
         # every change is mirrored, optsync's own writes too (they keep the mirror true)
-        records += _event_records(received, event, obj, field, commit_at)
+        told = _event_records(received, event, read, commit_at)
+        if told and obj == "Contact" and person_accounts and event.change_type == "UPDATE":
+            via = "cdc" if action is Action.APPLY else None
+            for r in told:
+                uncertain[r.record_id] = (commit_at, event.commit_user, received.replay_id, via)
+        records += told
         if event.change_type == "DELETE":
             deleted += [i for i in event.record_ids if len(i) in (15, 18)]
         if action is Action.APPLY:
@@ -236,25 +281,31 @@ def _handle(
             LIVE_GAPS.labels(object=obj, kind="gap").inc()
             gap = f"Change Data Capture sent {event.change_type} for {obj}"
             for rid in event.record_ids:
-                reread[rid] = (commit_at, event.commit_user, received.replay_id)
+                reread[rid] = (commit_at, event.commit_user, received.replay_id, "gap")
         elif action is Action.CATCH_UP:
             LIVE_GAPS.labels(object=obj, kind="overflow").inc()
             gap = f"Change Data Capture overflowed for {obj}"
             overflow = True
+    if uncertain:
+        for rid in set(uncertain) - _mirrored_as(db, set(uncertain), obj):
+            # the read decides (it leaves PersonContacts out), not the payload
+            reread.setdefault(rid, uncertain[rid])
+            records = [r for r in records if r.record_id != rid]
+            hits = [h for h in hits if h.record_id != rid]
     carried = {r.record_id for r in records if r.email_known}
     for rid in _addresses_unknown(db, {h.record_id for h in hits} - carried):
         if rid not in reread:
             hit = next(h for h in hits if h.record_id == rid)
-            reread[rid] = (hit.commit_at, hit.commit_user, hit.replay_id or b"")
+            reread[rid] = (hit.commit_at, hit.commit_user, hit.replay_id or b"", "gap")
     if reread:
         column = field_column(field)
         for value in replication.read_records(gateway, obj, sorted(reread), field):
             records.append(value)
-            commit_at, user, replay = reread.get(
-                value.record_id, (value.system_modstamp or now, None, b"")
+            commit_at, user, replay, via = reread.get(
+                value.record_id, (value.system_modstamp or now, None, b"", "gap")
             )
-            if getattr(value, column) is True and not value.converted:
-                hits.append(Hit(value.record_id, commit_at, user, replay, "gap"))
+            if via is not None and getattr(value, column) is True and not value.converted:
+                hits.append(Hit(value.record_id, commit_at, user, replay, via))
     replay_id = events[-1].replay_id if events else (latest or None)
     with db.transaction() as session:
         if deleted:

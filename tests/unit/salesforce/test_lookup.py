@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from optsync.salesforce.lookup import (
     lookup_request,
     plan_batches,
     query_url,
+    record_read,
     statement,
 )
 
@@ -24,14 +26,57 @@ def _urls(batch):
 
 def test_queries_per_object_and_field_forms():
     texts = {q.object: q.head for q in QUERIES}
-    assert texts["Contact"].startswith("SELECT Id, Email, Sales_Opt_Out__c, SystemModstamp")
+    # a Person Account's hidden PersonContact is not a Contact: optsync writes the Account
+    assert texts["Contact"] == (
+        "SELECT Id, Email, Sales_Opt_Out__c, SystemModstamp FROM Contact "
+        "WHERE IsPersonAccount = false AND Email IN "
+    )
     assert "IsConverted" in texts["Lead"] and "IsConverted = false" not in texts["Lead"]
     assert texts["Account"] == (
-        "SELECT Id, PersonEmail, Sales_Opt_Out__pc, PersonContactId, SystemModstamp FROM "
+        "SELECT Id, PersonEmail, Sales_Opt_Out__pc, SystemModstamp FROM "
         "Account WHERE IsPersonAccount = true AND PersonEmail IN "
     )
     plain = lookup_queries("HasOptedOutOfEmail", person_accounts=False)
     assert [q.object for q in plain] == ["Contact", "Lead"]
+    assert plain[0].head == (
+        "SELECT Id, Email, HasOptedOutOfEmail, SystemModstamp FROM Contact WHERE Email IN "
+    )
+
+
+@pytest.mark.parametrize(
+    ("obj", "person_accounts", "fields", "where"),
+    [
+        ("Contact", False, ("Id", "Email", "HasOptedOutOfEmail", "SystemModstamp"), ""),
+        (
+            "Contact",
+            True,
+            ("Id", "Email", "HasOptedOutOfEmail", "SystemModstamp"),
+            "IsPersonAccount = false",
+        ),
+        (
+            "Lead",
+            True,
+            ("Id", "Email", "HasOptedOutOfEmail", "IsConverted", "SystemModstamp"),
+            "",
+        ),
+        (
+            "Account",
+            True,
+            ("Id", "PersonEmail", "PersonHasOptedOutOfEmail", "SystemModstamp"),
+            "IsPersonAccount = true",
+        ),
+    ],
+)
+def test_record_read_names_each_object(obj, person_accounts, fields, where):
+    read = record_read(obj, "HasOptedOutOfEmail", person_accounts=person_accounts)
+    assert (read.fields, read.where) == (fields, where)
+
+
+def test_a_person_account_row_reads_under_contact_names():
+    read = record_read("Account", "Sales_Opt_Out__c", person_accounts=True)
+    row = {"Id": "001", "PersonEmail": "a@example.com", "Sales_Opt_Out__pc": True}
+    assert read.canonical(row) == {"Email": "a@example.com", "Sales_Opt_Out__c": True}
+    assert read.canonical({"Sales_Opt_Out__pc": False}) == {"Sales_Opt_Out__c": False}
 
 
 def test_short_addresses_fill_the_in_list_and_long_ones_the_url():
