@@ -15,7 +15,10 @@ the field on every record that carries its person's address. One cycle:
    followed per record (:mod:`optsync.services.follow`);
 4. settle each push from its records' outcomes (:func:`settle_push`), write every
    record's outcome in ``push_records``, mark the records set in the mirror and link the
-   person to the primary record the linking rule picks.
+   person to the primary record the linking rule picks. A push about to settle ``sent``
+   (or ``not_linked``) whose address gained a record meanwhile — mirrored by a pull
+   after this push took its view, a record it never tried — runs again at once instead
+   (``store.outbox.rerun_for_new_records``).
 
 A push with no record anywhere settles ``not_linked`` ("Not in Salesforce": not a
 failure); ``store.optouts.requeue_for_addresses`` re-opens it when a record with the
@@ -69,6 +72,7 @@ from optsync.store.outbox import (
     claim_due,
     record_outcomes,
     records_sent,
+    rerun_for_new_records,
     settle,
     still_wanted,
 )
@@ -121,6 +125,9 @@ class PushReport:
     records_failed: int = 0
     lookups: int = 0
     """Addresses looked up in Salesforce (0 when the mirror was trusted)."""
+    rerun: int = 0
+    """Pushes run again at once: their address gained a record while they were in
+    flight (``store.outbox.rerun_for_new_records``)."""
 
     def merge(self, other: PushReport) -> None:
         self.claimed += other.claimed
@@ -134,6 +141,7 @@ class PushReport:
         self.records_sent += other.records_sent
         self.records_failed += other.records_failed
         self.lookups += other.lookups
+        self.rerun += other.rerun
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -148,6 +156,7 @@ class PushReport:
             "records_sent": self.records_sent,
             "records_failed": self.records_failed,
             "lookups": self.lookups,
+            "rerun": self.rerun,
         }
 
 
@@ -222,7 +231,7 @@ class Pusher:
         if not claimed:
             return report
         with PUSH_BATCH_SECONDS.time():
-            settlements, relinks, outcomes = self._push_all(
+            settlements, relinks, outcomes, tried = self._push_all(
                 gw, claimed, field_name, rule, trusted, already, report
             )
         links = {c.push_id: c.salesforce_id for c in claimed}
@@ -239,8 +248,16 @@ class Pusher:
                 now,
             )
             relink(session, relinks, now)
-            settle(session, self.worker, settlements, now, claimed_links=links)
+            final = rerun_for_new_records(
+                session, self.worker, settlements, now, field=field_name, tried=tried
+            )
+            settle(session, self.worker, final, now, claimed_links=links)
             record_outcomes(session, outcomes, now)
+        for before, after in zip(settlements, final, strict=True):
+            if after is not before:
+                report.rerun += 1
+                report.sent -= before.state == "sent"
+                report.not_linked -= before.state == "not_linked"
         return report
 
     def drain(self, *, max_cycles: int = 1_000_000) -> PushReport:
@@ -288,7 +305,7 @@ class Pusher:
         trusted: bool,
         already: dict[int, set[str]],
         report: PushReport,
-    ) -> tuple[list[Settlement], dict[int, str], list[RecordOutcome]]:
+    ) -> tuple[list[Settlement], dict[int, str], list[RecordOutcome], dict[int, set[str]]]:
         """Two rounds, so the lookup costs no latency: the linked record (and, when the
         mirror is trusted, the mirror's records: then there is no lookup) is sent while
         the lookup runs; the records the lookup found go in a second round, after the
@@ -340,6 +357,14 @@ class Pusher:
         settlements: list[Settlement] = []
         relinks: dict[int, str] = {}
         outcomes: list[RecordOutcome] = []
+        # every record each push sent or tried, this attempt (a followed record too) and
+        # before: what ``rerun_for_new_records`` compares the mirror with
+        tried = {p.push_id: set(already.get(p.push_id, ())) for p in claimed}
+        for o in finished:
+            mine = tried.setdefault(o.attempt.push.push_id, set())
+            mine.add(o.attempt.target.salesforce_id)
+            if o.attempt.followed_from:
+                mine.add(o.attempt.followed_from)
         for push in claimed:
             views = by_email.get(push.email, [])
             primary = _primary(push, views, rule)
@@ -382,7 +407,7 @@ class Pusher:
             if new_link and new_link != push.salesforce_id:
                 relinks[push.person_id] = new_link
             settlements.append(self.settle_push(push, results, new_link, report, field_name))
-        return settlements, relinks, outcomes
+        return settlements, relinks, outcomes, tried
 
     def _send_all(
         self, gw: PushGateway, attempts: list[_Attempt], field_name: str, report: PushReport

@@ -127,6 +127,11 @@ def requeue(
     """(Re-)open the push of every unsubscribed person among ``person_ids``; returns how
     many pushes became due or waiting.
 
+    * first the persons' open pushes are locked: one in flight may be settling, and its
+      settle re-reads the mirror under that lock
+      (``store.outbox.rerun_for_new_records``), so a requeue racing it waits and then
+      sees it settled (and opens another push) or still open (and the settle, seeing
+      the caller's records, runs it again);
     * an open ``not_linked`` push of a person who now has a record becomes due now (with
       ``any_record``, whether linked or not: a record with the address appeared);
     * a person without an open push gets one: their latest push is re-opened if it had
@@ -138,6 +143,13 @@ def requeue(
     ids = sorted(set(person_ids))
     opened = 0
     for chunk in _chunks(ids):
+        # a push in flight settles under this lock (``store.outbox.rerun_for_new_records``):
+        # wait for it, so "an open push will do" is decided on its settled state
+        session.execute(
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.person_id.in_(chunk), OUTBOX.c.state.in_(OPEN_STATES))
+            .with_for_update()
+        ).all()
         who = select(PERSONS.c.id).where(PERSONS.c.id.in_(chunk), PERSONS.c.unsubscribed.is_(True))
         if not any_record:
             who = who.where(PERSONS.c.salesforce_id.is_not(None))

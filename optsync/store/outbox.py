@@ -8,7 +8,7 @@ conversion) live in ``optsync.domain``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -17,8 +17,10 @@ from sqlalchemy import Table, and_, bindparam, event, func, insert, or_, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from optsync.domain.records import records_to_set
 from optsync.store.db import database_now
 from optsync.store.models import OutboxPush, Person, PushRecord
+from optsync.store.records import field_column, records_by_email
 
 OPEN_STATES = ("pending", "in_flight", "not_linked")
 STATES = (*OPEN_STATES, "sent", "failed", "cancelled")
@@ -184,6 +186,71 @@ class Settlement:
     code: str | None = None
     message: str | None = None
     fix: str | None = None
+
+
+def rerun_for_new_records(
+    session: Session,
+    worker: str,
+    settlements: list[Settlement],
+    now: datetime,
+    *,
+    field: str,
+    tried: Mapping[int, Iterable[str]],
+) -> list[Settlement]:
+    """The settlements to write, with every push about to settle ``sent`` or
+    ``not_linked`` while its address has a record still to set that it did not try
+    (``tried``: the records this push sent or tried, this cycle and before, with
+    ``field``) turned into another round due now: a record that gained the address while
+    the push was in flight (a new Lead, an email changed onto it), mirrored by a pull
+    after the push took its view of the address's records. The pull re-queued the
+    address, but the person has an open push (one per person), so nothing else would
+    send it.
+
+    First the pushes' rows are locked (``FOR UPDATE``; SQLite's writer lock does the
+    same), then the mirror is read: ``store.optouts.requeue`` takes the same lock before
+    it decides that a person's open push will do, so of a pull and a settle racing for
+    one person, either the settle sees the pull's record, or the requeue sees the push
+    settled and opens another. Call it in the settle's transaction, right before
+    :func:`settle`."""
+    candidates = [s.push_id for s in settlements if s.state in ("sent", "not_linked")]
+    if not candidates:
+        return settlements
+    emails: dict[int, str] = {}
+    for start in range(0, len(candidates), 1_000):
+        chunk = candidates[start : start + 1_000]
+        locked = list(
+            session.scalars(
+                select(OutboxPush.id)
+                .where(
+                    OutboxPush.id.in_(chunk),
+                    OutboxPush.state == "in_flight",
+                    OutboxPush.claimed_by == worker,
+                )
+                .with_for_update()
+            )
+        )
+        emails.update(
+            (int(push_id), str(email))
+            for push_id, email in session.execute(
+                select(OutboxPush.id, Person.email)
+                .join(Person, Person.id == OutboxPush.person_id)
+                .where(OutboxPush.id.in_(locked))
+            )
+        )
+    records = records_by_email(session, set(emails.values()), field_column(field))
+    again = {
+        push_id
+        for push_id, email in emails.items()
+        if {v.record_id for v in records_to_set(records.get(email, []))}
+        - set(tried.get(push_id, ()))
+    }
+    if not again:
+        return settlements
+    notify(session)
+    return [
+        Settlement(s.push_id, "pending", next_attempt_at=now) if s.push_id in again else s
+        for s in settlements
+    ]
 
 
 def settle(
