@@ -44,10 +44,10 @@ CONNECT_FIX = (
     "Run `optsync salesforce connect` (or set the OPTSYNC_SF_* variables) with the "
     "connected app's consumer key and the integration user; see docs/salesforce.md."
 )
-CDC_CHECK = "Change Data Capture for Contact and Lead"
+CDC_CHECK = "Change Data Capture"
 CDC_FIX = (
     "In Salesforce: Setup → Integrations → Change Data Capture → Selected Entities: add "
-    "Contact and Lead. Until then optsync polls every poll interval (live pull `auto`)."
+    "{missing}. Until then optsync polls every poll interval (live pull `auto`)."
 )
 LINK_FIX = (
     "Choose a linking rule that links their records (`optsync settings set --link-rule "
@@ -243,17 +243,20 @@ def _wants_cdc(db: Database) -> bool:
 
 
 def cdc_check(gateway: SalesforceGateway, pubsub_url: str) -> Check:
-    """Can the live pull subscribe to Contact and Lead change events? (``GetTopic`` on
-    each object's topic over the Pub/Sub API.) Not a blocker: without it optsync polls."""
-    from optsync.domain.live_pull import TOPICS
+    """Can the live pull subscribe to the change events of every object it follows?
+    (``GetTopic`` on each object's topic over the Pub/Sub API: Contact and Lead, and
+    Account in an org with Person Accounts.) Not a blocker: without it optsync polls."""
+    from optsync.domain.live_pull import OBJECTS, PERSON_ACCOUNTS, TOPICS
     from optsync.salesforce.pubsub import Problem, PubSubClient, PubSubError
 
+    followed = [*OBJECTS, *([PERSON_ACCOUNTS] if gateway.has_person_accounts() else [])]
+    named = _and(followed)
     client = PubSubClient(pubsub_url, gateway, timeout_s=5.0)
     missing: list[str] = []
     try:
-        for obj, topic in TOPICS.items():
+        for obj in followed:
             try:
-                client.topic(topic)
+                client.topic(TOPICS[obj])
             except PubSubError as exc:
                 if exc.problem is not Problem.TOPIC_UNAVAILABLE:
                     return Check(
@@ -267,5 +270,15 @@ def cdc_check(gateway: SalesforceGateway, pubsub_url: str) -> Check:
     finally:
         client.close()
     if missing:
-        return Check(CDC_CHECK, False, f"CDC not enabled for {' and '.join(missing)}.", CDC_FIX)
-    return Check(CDC_CHECK, True, "Contact and Lead change events can be subscribed to.")
+        return Check(
+            CDC_CHECK,
+            False,
+            f"CDC not enabled for {_and(missing)}.",
+            CDC_FIX.format(missing=_and(missing)),
+        )
+    return Check(CDC_CHECK, True, f"{named} change events can be subscribed to.")
+
+
+def _and(names: list[str]) -> str:
+    """``Contact``, ``Contact and Lead``, ``Contact, Lead and Account``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

@@ -9,7 +9,7 @@ import pytest
 from optsync.emulator import Emulator
 from optsync.salesforce.gateway import SalesforceGateway
 from optsync.services import sync_settings
-from optsync.services.salesforce_setup import run_checks
+from optsync.services.salesforce_setup import cdc_check, run_checks
 from optsync.store.db import Database
 from optsync.store.models import Person, SyncSettings
 
@@ -106,3 +106,22 @@ def test_a_refused_login_is_a_failed_check_not_a_crash(db: Database, emu: Emulat
     assert not checks[0].ok and "invalid_client" in checks[0].detail
     assert checks[0].fix is not None and "OPTSYNC_SF_CLIENT_SECRET" in checks[0].fix
     assert "wrong-secret-value" not in str(checks)
+
+
+def test_change_data_capture_is_checked_for_the_objects_the_live_pull_follows(
+    emu: Emulator, gateway: SalesforceGateway
+) -> None:
+    """Contact and Lead; Account only in an org with Person Accounts (the live pull
+    follows it there), and the detail and fix name what is missing."""
+    check = cdc_check(gateway, emu.pubsub_url)
+    assert check.ok, check
+    assert check.name == "Change Data Capture" and "Contact and Lead" in check.detail
+    emu.control("PUT", "org", {"person_accounts": True})
+    emu.control("PUT", "pubsub/entities", {"selected": ["Contact", "Lead"]})
+    with SalesforceGateway(config_for(emu)) as fresh:  # has_person_accounts is per gateway
+        check = cdc_check(fresh, emu.pubsub_url)
+        assert not check.ok and check.detail == "CDC not enabled for Account."
+        assert check.fix and "add Account" in check.fix
+        emu.control("PUT", "pubsub/entities", {"selected": ["Contact", "Lead", "Account"]})
+        check = cdc_check(fresh, emu.pubsub_url)
+        assert check.ok and "Contact, Lead and Account" in check.detail
