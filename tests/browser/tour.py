@@ -171,6 +171,7 @@ def take_tour(demo: Demo, browser: Any, screenshots: Path | None) -> dict[str, f
     checks = page.get_by_role("region", name="Setup checks").locator("ul.checks")
     expect(checks).to_contain_text("HasOptedOutOfEmail on Contact")
     expect(checks).to_contain_text("HasOptedOutOfEmail on Lead")
+    expect(checks).to_contain_text("Change Data Capture")
     expect(checks.locator("li.fail")).to_have_count(0)
     expect(page.locator(".next-run")).to_contain_text("UTC")
     shot("integrations")
