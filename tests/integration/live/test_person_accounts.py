@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from optsync.clock import utcnow
 from optsync.emulator.schema import PERSON_RECORD_TYPE_ID
 from optsync.services.live_pull.poller import poll_object
-from optsync.store.models import LedgerEntry, OutboxPush, Person, SalesforceRecord
+from optsync.store.models import LedgerEntry, OutboxPush, SalesforceRecord
 from tests.integration.live.conftest import later, turn_on
+from tests.integration.live.test_addresses import _get, _person
 from tests.integration.live.test_cdc import live_ctx, running, status, wait_for
 
 __all__ = ["live_ctx", "running"]  # fixtures used below
@@ -37,33 +37,6 @@ def _person_account(emu, email: str, **values: Any) -> tuple[str, str]:
         enforce_fls=False,
     )
     return account, str(emu.control("GET", f"records/{account}")["PersonContactId"])
-
-
-def _person(db, email: str, *, unsubscribed: bool = False) -> int:
-    now = utcnow()
-    with db.transaction() as s:
-        return int(
-            s.scalar(
-                insert(Person)
-                .values(
-                    email=email,
-                    unsubscribed=unsubscribed,
-                    unsubscribed_at=now if unsubscribed else None,
-                    unsubscribe_source="api" if unsubscribed else None,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(Person.id)
-            )
-        )
-
-
-def _get(db, pid: int) -> Person:
-    with db.transaction() as s:
-        p = s.get(Person, pid)
-        assert p is not None
-        s.expunge(p)
-        return p
 
 
 def _mirrored(db, record_id: str) -> tuple[str, str | None, bool | None, bool | None] | None:
