@@ -25,7 +25,7 @@ from optsync.cli.common import (
 )
 from optsync.errors import UsageError
 from optsync.salesforce.gateway import Profile, open_gateway
-from optsync.services.sync.report import preview_csv
+from optsync.services.sync.report import PREVIEW_CSV_PATH, preview_csv
 from optsync.services.sync_run import PHASES, history, run_sync
 from optsync.store.db import Database
 from optsync.store.models import Person
@@ -101,7 +101,9 @@ def run(
         previewed = dry_run and report["status"] == "succeeded"
         if csv_file is not None and previewed:
             written = _write_preview(ctx.db, report, csv_file)
-        csv_url = f"{ctx.settings.base_url.rstrip('/')}{PREVIEW_PATH.format(id=report['id'])}"
+        csv_url = (
+            f"{ctx.settings.base_url.rstrip('/')}{PREVIEW_CSV_PATH.format(run_id=report['id'])}"
+        )
     if json_:
         print_json(report)
     else:
@@ -130,10 +132,6 @@ def run(
         if not json_:
             err_console.print(f"[red]error:[/] {report['error']}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-
-
-PREVIEW_PATH = "/settings/admin/unsubscribes/runs/{id}/preview.csv"
-"""The admin page's "All as CSV" of a dry run."""
 
 
 def _check_csv_target(path: Path, dry_run: bool) -> None:

@@ -279,6 +279,22 @@ def records_by_email(
     return dict(out)
 
 
+def mirrored_ids(session: Session, record_ids: Iterable[str], *where: Any) -> set[str]:
+    """Of these record ids, the ones the mirror holds (and that match ``where``, e.g.
+    ``SalesforceRecord.object == "Contact"``)."""
+    wanted = sorted(set(record_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), CHUNK):
+        found.update(
+            session.scalars(
+                select(SalesforceRecord.record_id).where(
+                    SalesforceRecord.record_id.in_(wanted[start : start + CHUNK]), *where
+                )
+            )
+        )
+    return found
+
+
 def mirror_state(session: Session) -> SalesforceMirror | None:
     return session.get(SalesforceMirror, 1)
 

@@ -57,6 +57,7 @@ from optsync.store.records import (
     advance_through,
     field_column,
     mark_deleted,
+    mirrored_ids,
     record_of,
     save_mirror_state,
 )
@@ -189,19 +190,8 @@ def _mirrored_as(db: Database, ids: set[str], obj: str) -> set[str]:
     """Of these records, the ones the mirror holds as ``obj``."""
     if not ids:
         return set()
-    wanted = sorted(ids)
-    known: set[str] = set()
     with db.transaction() as session:
-        for start in range(0, len(wanted), 500):
-            known.update(
-                session.scalars(
-                    select(SalesforceRecord.record_id).where(
-                        SalesforceRecord.record_id.in_(wanted[start : start + 500]),
-                        SalesforceRecord.object == obj,
-                    )
-                )
-            )
-    return known
+        return mirrored_ids(session, ids, SalesforceRecord.object == obj)
 
 
 def _addresses_unknown(db: Database, ids: set[str]) -> set[str]:
@@ -209,18 +199,11 @@ def _addresses_unknown(db: Database, ids: set[str]) -> set[str]:
     an opt-out on them is re-read to learn its address."""
     if not ids:
         return set()
-    known: set[str] = set()
     wanted = sorted(ids)
     with db.transaction() as session:
+        known = mirrored_ids(session, wanted, SalesforceRecord.email.is_not(None))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            known.update(
-                session.scalars(
-                    select(SalesforceRecord.record_id).where(
-                        SalesforceRecord.record_id.in_(chunk), SalesforceRecord.email.is_not(None)
-                    )
-                )
-            )
             known.update(
                 str(i)
                 for i in session.scalars(

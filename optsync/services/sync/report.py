@@ -73,6 +73,10 @@ PREVIEW_COLUMNS = ("direction", "person_id", "email", "salesforce_id", "object",
 """The columns of a dry run's "all as CSV" (the admin page's and ``--csv FILE``'s)."""
 
 
+PREVIEW_CSV_PATH = "/settings/admin/unsubscribes/runs/{run_id}/preview.csv"
+"""Where the admin app serves a dry run's records as CSV (its "All as CSV")."""
+
+
 def preview_csv(session: Session, run_id: int, field: str | None) -> Iterator[str]:
     """Every record a dry run would pull and push, stored at the run (not recomputed), as
     CSV lines (header first, formula-safe cells); ``field``: the run's field."""

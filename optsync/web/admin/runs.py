@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from optsync.bootstrap import Context
 from optsync.errors import NotFoundError
+from optsync.services.sync.report import PREVIEW_CSV_PATH
 from optsync.services.sync.report import preview_csv as preview_lines
 from optsync.services.sync_launcher import SyncLauncher
 from optsync.services.sync_run import PHASES, RunInProgress, get_report
@@ -123,7 +124,7 @@ async def run_for_real(
     return redirect(f"{BASE}/runs/{new_id}")
 
 
-@router.get(BASE + "/runs/{run_id}/preview.csv")
+@router.get(PREVIEW_CSV_PATH)
 def preview_csv(
     run_id: RecordId,
     ctx: Context = Depends(get_context),
