@@ -34,7 +34,7 @@ from typing import IO, Any
 import requests
 
 from optsync.domain.failures import Classification, classify
-from optsync.domain.ids import InvalidSalesforceId, object_type, to_18
+from optsync.domain.ids import InvalidSalesforceId, record_object, to_18
 from optsync.salesforce import soql
 from optsync.salesforce.errors import SalesforceCallError
 from optsync.salesforce.gateway import SalesforceGateway, call_error
@@ -265,10 +265,12 @@ class BulkApi:
         """Set ``field`` to true on every id (all of object ``obj``) with ingest jobs.
 
         Ids are written to a temporary CSV as they come (``Id,<field>`` with lowercase
-        ``true``); a new job starts every ``max_rows_per_job`` rows.
+        ``true``, the field's person form on a Person Account:
+        :func:`optsync.salesforce.soql.record_field`); a new job starts every
+        ``max_rows_per_job`` rows.
         """
         obj = soql.object_name(obj)
-        name = soql.field_name(field)
+        name = soql.record_field(obj, field)
         failures: list[BulkFailure] = []
         job_ids: list[str] = []
         sent = 0
@@ -384,7 +386,7 @@ def _failed_rows(response: requests.Response) -> Iterator[BulkFailure]:
 def _checked(value: str, obj: str) -> str | None:
     try:
         id18 = to_18(value)
-        return id18 if object_type(id18) == obj else None
+        return id18 if record_object(id18) == obj else None
     except InvalidSalesforceId:
         return None
 

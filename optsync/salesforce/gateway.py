@@ -294,16 +294,28 @@ class SalesforceGateway:
 
     # -- describe -----------------------------------------------------------------
     def describe(self, obj: str) -> dict[str, Any]:
-        """The object's describe, as the integration user sees it (FLS applied)."""
+        """The object's describe, as the integration user sees it (FLS applied). A
+        describe of Contact or Account also answers :meth:`has_person_accounts`."""
         obj = soql.object_name(obj)
         path = f"sobjects/{obj}/describe"
-        result = self.call(path, lambda sf: sf.restful(path, timeout=self.timeout))
-        return dict(result or {})
+        result = dict(self.call(path, lambda sf: sf.restful(path, timeout=self.timeout)) or {})
+        if obj in ("Contact", "Account") and self._person_accounts is None:
+            fields = result.get("fields") or []
+            self._person_accounts = any(
+                isinstance(f, dict) and f.get("name") == soql.PERSON_ACCOUNT for f in fields
+            )
+        return result
 
-    def check_field(self, field: str) -> list[FieldCheck]:
-        """Is ``field`` a checkbox the integration user can update, on Contact and Lead?"""
+    def check_field(self, field: str, *, person_accounts: bool = False) -> list[FieldCheck]:
+        """Is ``field`` a checkbox the integration user can update, on Contact and Lead?
+        With ``person_accounts``, also its person form on Account when the org has Person
+        Accounts (one more describe, only in such an org: the Contact describe says)."""
         soql.field_name(field)
-        return [check_describe(obj, field, self.describe(obj)) for obj in soql.OBJECTS]
+        checks = [check_describe(obj, field, self.describe(obj)) for obj in soql.OBJECTS]
+        if person_accounts and self.has_person_accounts():
+            name = soql.record_field("Account", field)
+            checks.append(check_describe("Account", name, self.describe("Account")))
+        return checks
 
     def get_record(
         self, object: str, salesforce_id: str, fields: Sequence[str]
@@ -396,14 +408,12 @@ class SalesforceGateway:
 
     # -- records by address -------------------------------------------------------
     def has_person_accounts(self) -> bool:
-        """Whether the org has Person Accounts (the Account describe has
-        ``IsPersonAccount``); asked once per gateway, then cached."""
+        """Whether the org has Person Accounts (the Account and Contact describes have
+        ``IsPersonAccount``); asked once per gateway, then cached: a gateway that already
+        described Contact (the setup check does) asks nothing more."""
         if self._person_accounts is None:
-            fields = self.describe("Account").get("fields") or []
-            self._person_accounts = any(
-                isinstance(f, dict) and f.get("name") == "IsPersonAccount" for f in fields
-            )
-        return self._person_accounts
+            self.describe("Account")
+        return bool(self._person_accounts)
 
     def find_records(self, emails: Sequence[str], field: str) -> list[FoundRecord]:
         """Every Contact, Lead (converted ones included, marked) and Person Account whose

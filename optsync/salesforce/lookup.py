@@ -70,8 +70,8 @@ class RecordRead:
     opt_out_field: str
     """The synced field on this object (``soql.record_field``)."""
     fields: tuple[str, ...]
-    """What a read selects: ``Id``, the address, the opt-out, [``IsConverted``],
-    ``SystemModstamp``."""
+    """What a read selects: ``Id``, the address, the opt-out, [``IsConverted`` of a Lead,
+    ``PersonContactId`` of a Person Account], ``SystemModstamp``."""
     where: str
     """The records that count (a constant): Person Accounts only, or no PersonContacts."""
 
@@ -97,7 +97,10 @@ def record_read(obj: str, field: str, *, person_accounts: bool) -> RecordRead:
     hidden PersonContact."""
     f = soql.record_field(obj, field)
     email = "PersonEmail" if obj == "Account" else "Email"
-    names = ["Id", email, f, *(("IsConverted",) if obj == "Lead" else ()), "SystemModstamp"]
+    # a Person Account's PersonContactId names the Contact row a reader that did not know
+    # the org's Person Accounts mirrored (the nightly drops it from the mirror)
+    extra = {"Lead": ("IsConverted",), "Account": ("PersonContactId",)}.get(obj, ())
+    names = ["Id", email, f, *extra, "SystemModstamp"]
     where = ""
     if obj == "Account":
         where = "IsPersonAccount = true"
@@ -121,7 +124,7 @@ def lookup_queries(field: str, *, person_accounts: bool) -> list[LookupQuery]:
     """The queries of a lookup for the synced ``field``: Contacts, Leads, and Person
     Accounts when the org has them, each read as :func:`record_read` says."""
     out = []
-    for obj in ("Contact", "Lead", *(("Account",) if person_accounts else ())):
+    for obj in soql.record_objects(person_accounts):
         read = record_read(obj, field, person_accounts=person_accounts)
         where = f"{read.where} AND " if read.where else ""
         head = f"SELECT {', '.join(read.fields)} FROM {obj} WHERE {where}{read.email_field} IN "

@@ -131,6 +131,14 @@ def changed_where(since: datetime | None) -> str:
     return f"SystemModstamp > {at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
 
 
+def mirror_where(obj: str, since: datetime | None, *, person_accounts: bool = False) -> str:
+    """The ``WHERE`` of a mirror read of ``obj``: the records that count
+    (:func:`~optsync.salesforce.lookup.record_read`) among :func:`changed_where`'s; the
+    same for the ``COUNT()`` that picks REST or Bulk and for the read."""
+    read = record_read(soql.object_name(obj), "HasOptedOutOfEmail", person_accounts=person_accounts)
+    return f"{read.where} AND {changed_where(since)}" if read.where else changed_where(since)
+
+
 def mirror_query(
     obj: str, field: str, since: datetime | None, *, person_accounts: bool = False
 ) -> str:
@@ -140,8 +148,14 @@ def mirror_query(
     hidden PersonContacts."""
     name = soql.object_name(obj)
     read = record_read(name, field, person_accounts=person_accounts)
-    where = f"{read.where} AND " if read.where else ""
-    return f"SELECT {', '.join(read.fields)} FROM {name} WHERE {where}{changed_where(since)}"
+    where = mirror_where(name, since, person_accounts=person_accounts)
+    return f"SELECT {', '.join(read.fields)} FROM {name} WHERE {where}"
+
+
+def person_contact(rec: dict[str, Any]) -> str | None:
+    """The hidden PersonContact of a Person Account row (18 characters), if any."""
+    raw = rec.get("PersonContactId")
+    return to_18(str(raw)) if raw else None
 
 
 def read_records(

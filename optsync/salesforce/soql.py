@@ -21,6 +21,9 @@ OBJECTS = ("Contact", "Lead")
 """The objects the sync and the pulls loop over."""
 RECORD_OBJECTS = ("Contact", "Lead", "Account")
 """Every object whose records carry an address: Person Accounts are Accounts."""
+PERSON_ACCOUNT = "IsPersonAccount"
+"""The flag of a Person Account (on Account) and of its hidden PersonContact (on Contact);
+the field exists only in an org with Person Accounts."""
 IN_CHUNK = 200
 """Ids per ``IN (...)`` list: well inside SOQL's 100,000-character statement limit."""
 
@@ -52,6 +55,13 @@ def object_name(value: str) -> str:
             fix="Use Contact, Lead or Account.",
         )
     return value
+
+
+def record_objects(person_accounts: bool) -> tuple[str, ...]:
+    """The objects whose records carry an address in this org: Contact and Lead, and
+    Account when the org has Person Accounts (in that order: the order of every read
+    and write across them)."""
+    return RECORD_OBJECTS if person_accounts else OBJECTS
 
 
 def record_ids(values: Sequence[str], obj: str | None = None) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -243,6 +243,20 @@ def mark_deleted(session: Session, record_ids: Sequence[str], now: datetime) -> 
             update(SalesforceRecord)
             .where(SalesforceRecord.record_id.in_(chunk))
             .values(deleted=True, seen_at=now)
+        )
+        done += int(getattr(result, "rowcount", 0) or 0)
+    return done
+
+
+def drop_records(session: Session, record_ids: Sequence[str]) -> int:
+    """Remove records that are no record of their own from the mirror: the hidden
+    PersonContacts of Person Accounts, which a reader that did not know the org's Person
+    Accounts mirrored as Contacts (the Account carries the address and the field)."""
+    done = 0
+    for start in range(0, len(record_ids), CHUNK):
+        chunk = list(record_ids[start : start + CHUNK])
+        result = session.execute(
+            delete(SalesforceRecord).where(SalesforceRecord.record_id.in_(chunk))
         )
         done += int(getattr(result, "rowcount", 0) or 0)
     return done

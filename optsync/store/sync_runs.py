@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, aliased
 
+from optsync.domain.records import RECORD_OBJECTS
 from optsync.store.models import (
     LedgerEntry,
     Person,
@@ -62,8 +63,9 @@ from optsync.store.models import (
 )
 from optsync.store.records import field_column
 
-PUSHED_OBJECTS = ("Contact", "Lead")
-"""Objects the push phase writes (Person Accounts are pushed by the worker's fan-out)."""
+PUSHED_OBJECTS = RECORD_OBJECTS
+"""Objects the push phase writes: Contacts, Leads and Person Accounts (the mirror holds
+Accounts only in an org with Person Accounts)."""
 
 STAGE_CHUNK = 5_000
 """Staged ids per INSERT: big enough to be fast, small enough to stay inside SQLite's

@@ -99,6 +99,7 @@ class PushPhase:
         gateway: SalesforceGateway,
         *,
         field_name: str,
+        objects: Sequence[str] = soql.OBJECTS,
         options: SyncOptions,
         bulk: Callable[[], BulkApi],
         hold: Callable[[Session], None],
@@ -107,16 +108,18 @@ class PushPhase:
     ) -> None:
         self.db, self.run_id, self.gateway = db, run_id, gateway
         self.field, self.options, self._bulk = field_name, options, bulk
+        self.objects = tuple(objects)
         self._hold, self._pushed, self._clock = hold, pushed, clock
         self.state = PushState()
         self._sent: list[tuple[int, str]] = []  # (person, record) set, not yet recorded
 
     def run(self) -> PushState:
-        """Spool the push set per object (one read each), then push from the spools."""
+        """Spool the push set per object (one read each: Contact, Lead, and Account in an
+        org with Person Accounts), then push from the spools."""
         with contextlib.ExitStack() as stack:
             spools: dict[str, IO[str]] = {}
             to_push = 0
-            for obj in soql.OBJECTS:
+            for obj in self.objects:
                 spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="ascii"))
                 with self.db.transaction() as session:
                     self._hold(session)  # never read (or send) a page of a run no longer ours
@@ -126,7 +129,7 @@ class PushPhase:
             if to_push:
                 use_bulk = volume.use_bulk(to_push, self.options.bulk_threshold)
                 failed: list[SyncFailed] = []
-                for obj in soql.OBJECTS:
+                for obj in self.objects:
                     failed += self._push_object(obj, use_bulk, spools[obj])
                 self._settle(failed)
                 self._record_sent()
@@ -163,7 +166,8 @@ class PushPhase:
             sent: list[tuple[int, str]] = []
             outcome = self._bulk().set_opt_out(obj, self.field, self._push_ids(spool, sent))
             state.pushed += outcome.succeeded
-            state.by_object[obj] += outcome.succeeded
+            if outcome.succeeded:  # records_set lists only the objects set
+                state.by_object[obj] += outcome.succeeded
             bad = {f.salesforce_id for f in outcome.failures}
             self._sent += [(pid, sf) for pid, sf in sent if sf not in bad]
             self._progress()
@@ -226,7 +230,7 @@ class PushPhase:
         if not volume.use_bulk(len(attempts), self.options.bulk_threshold):
             return self._composite(attempts)
         failed: list[SyncFailed] = []
-        for obj in soql.OBJECTS:
+        for obj in soql.RECORD_OBJECTS:  # a follow may lead to an object not read first
             group = {a.target.salesforce_id: a for a in attempts if a.target.object == obj}
             if not group:
                 continue

@@ -118,6 +118,7 @@ class SyncRunner:
         self._heartbeat: _Heartbeat | None = None
         self.policy = Policy("HasOptedOutOfEmail")
         self.to_add = 0
+        self.objects: tuple[str, ...] = soql.OBJECTS
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -251,7 +252,10 @@ class SyncRunner:
             raise RunFailed(f"Setup check failed: {exc.message} {exc.fix or CONNECT_FIX}") from None
         self._calls_at_start = self.gateway.api_calls
         try:
-            checks = self.gateway.check_field(soql.field_name(self.field))
+            checks = self.gateway.check_field(soql.field_name(self.field), person_accounts=True)
+            # Contact and Lead, and Person Accounts when the org has them (the Contact
+            # describe of the check says: no call of its own)
+            self.objects = soql.record_objects(self.gateway.has_person_accounts())
         except SalesforceCallError as exc:
             raise RunFailed(
                 f"Setup check failed: cannot reach Salesforce ({exc.code}: {exc.message}). "
@@ -282,13 +286,18 @@ class SyncRunner:
         A trusted mirror is read incrementally: the records stamped since its watermark
         (less ``options.mirror_overlap``, for a commit stamped late), so the cost follows what
         changed, not the org's size. An untrusted one (first run, a Change Data Capture
-        gap or overflow, a changed field, ``--full``) is re-read in full. Either read goes
-        by REST or Bulk by the one volume rule, each chunk upserted in a transaction held
-        to the run."""
+        gap or overflow, a changed field, ``--full``) is re-read in full, and so is an
+        object the last read did not cover (Person Accounts, the first time the org has
+        them or this version reads them). Either read goes by REST or Bulk by the one
+        volume rule, each chunk upserted in a transaction held to the run. Person
+        Accounts are read with their person fields; the hidden PersonContacts are left
+        out of the Contact read, and any an earlier reader mirrored as Contacts are
+        dropped from the mirror when their Account is read."""
         assert self.gateway is not None
         self._begin("fetch")
         bulk = self._bulk()
         started = self.clock()
+        person_accounts = "Account" in self.objects
         with self.db.transaction() as session:
             state = records_store.mirror_state(session)
             since: datetime | None = None
@@ -298,15 +307,24 @@ class SyncRunner:
                 if state.trusted and state.through is not None:
                     since = state.through - self.options.mirror_overlap
             untrusted_at = state.updated_at if state is not None and not state.trusted else None
-        where = replication.changed_where(since)
-        counts = {obj: bulk.count(obj, where) for obj in soql.OBJECTS}
+            covered = runs.last_read_objects(session, before_run=self.run_id)
+        if covered is None:
+            covered = set(soql.OBJECTS)
+        since_of = {obj: since if obj in covered else None for obj in self.objects}
+        wheres = {
+            obj: replication.mirror_where(obj, since_of[obj], person_accounts=person_accounts)
+            for obj in self.objects
+        }
+        counts = {obj: bulk.count(obj, wheres[obj]) for obj in self.objects}
         total = sum(counts.values())
         self.progress("fetch", 0, total)
         done = 0
         newest: datetime | None = None
         fetch_via: dict[str, str] = {}
-        for obj in soql.OBJECTS:
-            query = replication.mirror_query(obj, self.field, since)
+        for obj in self.objects:
+            query = replication.mirror_query(
+                obj, self.field, since_of[obj], person_accounts=person_accounts
+            )
             rows: Iterator[dict[str, Any]]
             if volume.use_bulk(counts[obj], self.options.bulk_threshold):
                 fetch_via[obj] = "bulk"
@@ -316,12 +334,18 @@ class SyncRunner:
                 rows = self.gateway.query_records(query) if counts[obj] else iter(())
             for chunk in _chunked(rows, self.options.stage_chunk):
                 records = [replication.mirrored(obj, self.field, r) for r in chunk]
+                hidden = (
+                    [c for c in map(replication.person_contact, chunk) if c is not None]
+                    if obj == "Account"
+                    else []
+                )
                 stamps = [r.system_modstamp for r in records if r.system_modstamp is not None]
                 if stamps:
                     newest = max([*stamps, *([newest] if newest else [])])
                 with self.db.transaction() as session:
                     self._hold(session)
                     records_store.upsert_records(session, records, self.clock())
+                    records_store.drop_records(session, hidden)
                 done += len(records)
                 self.progress("fetch", done, total)
         with self.db.transaction() as session:
@@ -348,6 +372,7 @@ class SyncRunner:
             "read": "full" if since is None else "incremental",
             "why": reason if since is None else None,
             "since": since.isoformat() if since else None,
+            "full_objects": [obj for obj in self.objects if since_of[obj] is None],
             "records_read": done,
             "staged": staged,
         }
@@ -476,6 +501,7 @@ class SyncRunner:
             self.run_id,
             self.gateway,
             field_name=self.field,
+            objects=self.objects,
             options=self.options,
             bulk=self._bulk,
             hold=self._hold,
