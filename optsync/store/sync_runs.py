@@ -22,6 +22,10 @@ Ids are compared exactly: both sides hold the canonical 18-character form (perso
 normalised with ``to_18`` on the way in, staged ids too), and for canonical ids exact
 equality is the same as the planner's case-insensitive comparison.
 
+An incremental diff (:mod:`optsync.store.sync_scope`) asks the same queries about a
+scope of persons only, chunk by chunk (``scope=``), with staging restricted to what the
+scope can need; without a scope they cover everyone.
+
 Applying the pull is done in chunks of persons, each one transaction that changes the
 state and writes the ledger together, so a run killed half-way leaves every person
 consistent with the ledger and the next run simply finds less to do.
@@ -46,7 +50,9 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
+    union,
     union_all,
 )
 from sqlalchemy.dialects import sqlite
@@ -62,6 +68,7 @@ from optsync.store.models import (
     SyncRunPreview,
 )
 from optsync.store.records import field_column
+from optsync.store.sync_scope import Scope, among, changed_record
 
 PUSHED_OBJECTS = RECORD_OBJECTS
 """Objects the push phase writes: Contacts, Leads and Person Accounts (the mirror holds
@@ -132,24 +139,84 @@ def analyze_staging(session: Session) -> None:
         session.execute(text("ANALYZE sync_remote_optouts"))
 
 
-def stage_from_mirror(session: Session, run_id: int, field: str) -> int:
-    """Stage the mirror's records with ``field`` set (not deleted, not converted Leads):
-    after the fetch brought the mirror up to date, this is the remote opted-out set, in
-    one INSERT … SELECT. Returns the rows staged."""
+def _opted_out(field: str) -> Any:
+    """A mirrored record with ``field`` set that counts: not deleted, not a converted Lead."""
     column = getattr(SalesforceRecord, field_column(field))
-    source: Any = select(
-        literal_column(str(int(run_id))), SalesforceRecord.record_id, SalesforceRecord.object
-    ).where(
+    return and_(
         column.is_(True),
         SalesforceRecord.deleted.is_(False),
         SalesforceRecord.converted.is_(False),
     )
-    result = session.execute(
+
+
+def _stage_select(session: Session, source: Any) -> None:
+    session.execute(
         SyncRemoteOptOut.__table__.insert().from_select(  # type: ignore[attr-defined]
             ["run_id", "salesforce_id", "object"], source
         )
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def staged_count(session: Session, run_id: int) -> int:
+    """Rows staged for the run (psycopg reports no row count for INSERT … SELECT)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(SyncRemoteOptOut)
+            .where(SyncRemoteOptOut.run_id == run_id)
+        )
+        or 0
+    )
+
+
+def stage_from_mirror(session: Session, run_id: int, field: str, scope: Scope | None = None) -> int:
+    """Stage the mirror's records with ``field`` set (not deleted, not converted Leads):
+    after the fetch brought the mirror up to date, this is the remote opted-out set, in
+    one INSERT … SELECT. With a ``scope`` (an incremental diff), only the part of it the
+    diff can need: the changed records, and the records of the scope's addresses and
+    links, chunk by chunk. Returns the rows staged."""
+    run: Any = literal_column(str(int(run_id)))
+    if scope is None:
+        _stage_select(
+            session,
+            select(run, SalesforceRecord.record_id, SalesforceRecord.object).where(
+                _opted_out(field)
+            ),
+        )
+        return staged_count(session, run_id)
+    _stage_select(
+        session,
+        select(run, SalesforceRecord.record_id, SalesforceRecord.object).where(
+            _opted_out(field), changed_record(scope.records_after)
+        ),
+    )
+    fresh = ~exists().where(
+        SyncRemoteOptOut.run_id == run_id,
+        SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
+    )
+    for chunk in scope.chunks():
+        by_address = (
+            select(run, SalesforceRecord.record_id, SalesforceRecord.object)
+            .select_from(Person)
+            .join(SalesforceRecord, SalesforceRecord.email == Person.email)
+            .where(among(Person.id, chunk), _opted_out(field), fresh)
+        )
+        by_link = (
+            select(run, SalesforceRecord.record_id, SalesforceRecord.object)
+            .select_from(Person)
+            .join(SalesforceRecord, SalesforceRecord.record_id == Person.salesforce_id)
+            .where(among(Person.id, chunk), _opted_out(field), fresh)
+        )
+        _stage_select(session, union(by_address, by_link))
+    return staged_count(session, run_id)
+
+
+def count_opted_out(session: Session, field: str) -> int:
+    """The mirror's records with ``field`` set that count (the remote opted-out set)."""
+    return int(
+        session.scalar(select(func.count()).select_from(SalesforceRecord).where(_opted_out(field)))
+        or 0
+    )
 
 
 def clear_staging(session: Session, run_id: int) -> None:
@@ -255,25 +322,56 @@ class DiffCounts:
     """Unsubscribed addresses with a record to set besides the linked one."""
 
 
-def diff_counts(session: Session, run_id: int, *, pushes: bool = True) -> DiffCounts:
+def _chunks(scope: Scope | None) -> Iterator[list[int] | None]:
+    """The scope's chunks of persons, or once None: every person (a full diff)."""
+    if scope is None:
+        yield None
+    else:
+        yield from scope.chunks()
+
+
+def _within(chunk: Sequence[int] | None) -> Any:
+    """The persons of one chunk of the scope (``True``: all of them)."""
+    return true() if chunk is None else among(Person.id, chunk)
+
+
+def diff_counts(
+    session: Session,
+    run_id: int,
+    *,
+    pushes: bool = True,
+    scope: Scope | None = None,
+    field: str | None = None,
+) -> DiffCounts:
     """The diff's sizes. ``pushes=False`` leaves the push counts at 0 (a real run counts
-    its push set after the pull, which adds to it)."""
-    remote = (
-        session.scalar(
-            select(func.count())
-            .select_from(SyncRemoteOptOut)
-            .where(SyncRemoteOptOut.run_id == run_id)
+    its push set after the pull, which adds to it). With a ``scope`` the pull, push and
+    unknown counts are the scope's (what changed); the remote opted-out set is then
+    counted in the mirror (``field`` names it), since staging holds only a part."""
+    if scope is not None and field is not None:
+        remote = count_opted_out(session, field)
+    else:
+        remote = (
+            session.scalar(
+                select(func.count())
+                .select_from(SyncRemoteOptOut)
+                .where(SyncRemoteOptOut.run_id == run_id)
+            )
+            or 0
         )
-        or 0
-    )
     local = (
         session.scalar(
             select(func.count()).select_from(Person).where(Person.unsubscribed.is_(True))
         )
         or 0
     )
-    to_pull = session.scalar(select(func.count()).select_from(Person).where(_pull_where(run_id)))
-    to_push = push_count(session, run_id) if pushes else 0
+    to_pull = sum(
+        session.scalar(
+            select(func.count()).select_from(Person).where(_pull_where(run_id), _within(chunk))
+        )
+        or 0
+        for chunk in _chunks(scope)
+    )
+    to_push = push_count(session, run_id, scope) if pushes else 0
     not_linked = session.scalar(
         select(func.count())
         .select_from(Person)
@@ -294,7 +392,7 @@ def diff_counts(session: Session, run_id: int, *, pushes: bool = True) -> DiffCo
         )
         or 0
     )
-    fanned_out = fanned_out_count(session, run_id) if pushes else 0
+    fanned_out = fanned_out_count(session, run_id, scope) if pushes else 0
     return DiffCounts(
         remote_opted_out=remote,
         local_unsubscribed=local,
@@ -308,27 +406,42 @@ def diff_counts(session: Session, run_id: int, *, pushes: bool = True) -> DiffCo
 
 
 def reopted_out(
-    session: Session, run_id: int, since: datetime | None, limit: int | None = None
+    session: Session,
+    run_id: int,
+    since: datetime | None,
+    limit: int | None = None,
+    scope: Scope | None = None,
 ) -> list[tuple[int, str]]:
     """``(person_id, email)`` of persons the pull will opt out again although they were
     re-subscribed here since the last completed run (Salesforce still has the field)."""
-    query = select(Person.id, Person.email).where(_reopted_where(run_id, since)).order_by(Person.id)
-    if limit is not None:
-        query = query.limit(limit)
-    return [(int(pid), str(email)) for pid, email in session.execute(query)]
+    out: list[tuple[int, str]] = []
+    for chunk in _chunks(scope):
+        query = (
+            select(Person.id, Person.email)
+            .where(_reopted_where(run_id, since), _within(chunk))
+            .order_by(Person.id)
+        )
+        if limit is not None:
+            query = query.limit(limit - len(out))
+        out += [(int(pid), str(email)) for pid, email in session.execute(query)]
+        if limit is not None and len(out) >= limit:
+            break
+    return out
 
 
-def all_pull_ids(session: Session, run_id: int) -> array[int]:
+def all_pull_ids(session: Session, run_id: int, scope: Scope | None = None) -> array[int]:
     """Every person id to pull, in one pass over the persons (8 bytes an id: 6 MB for
-    750,000 pulls), so the run does not scan the persons once per chunk."""
+    750,000 pulls), so the run does not scan the persons once per chunk; with a ``scope``,
+    one query per chunk of its persons."""
     out: array[int] = array("q")
-    rows = session.scalars(
-        select(Person.id)
-        .where(_pull_where(run_id))
-        .order_by(Person.id)
-        .execution_options(yield_per=10_000)
-    )
-    out.extend(int(pid) for pid in rows)
+    for chunk in _chunks(scope):
+        rows = session.scalars(
+            select(Person.id)
+            .where(_pull_where(run_id), _within(chunk))
+            .order_by(Person.id)
+            .execution_options(yield_per=10_000)
+        )
+        out.extend(int(pid) for pid in rows)
     return out
 
 
@@ -339,16 +452,17 @@ def pull_ids(session: Session, run_id: int, *, after: int, limit: int) -> list[i
     return list(session.scalars(query.order_by(Person.id).limit(limit)))
 
 
-def push_query(run_id: int) -> Any:
+def push_query(run_id: int, persons: Sequence[int] | None = None) -> Any:
     """The records to push as ``(person_id, record_id, object)`` rows: each unsubscribed
     person's linked record, and every other settable record of the address (fan-out),
-    unless staged (already set). The caller pages through it by ``(person_id,
+    unless staged (already set); of ``persons`` only, when given (a chunk of an
+    incremental diff's scope). The caller pages through it by ``(person_id,
     record_id)``."""
     linked = select(
         Person.id.label("person_id"),
         Person.salesforce_id.label("record_id"),
         Person.salesforce_object.label("object"),
-    ).where(_push_where(run_id))
+    ).where(_push_where(run_id), _within(persons))
     fanned = (
         select(
             Person.id.label("person_id"),
@@ -357,7 +471,7 @@ def push_query(run_id: int) -> Any:
         )
         .select_from(Person)
         .join(SalesforceRecord, SalesforceRecord.email == Person.email)
-        .where(_fanned_where(run_id))
+        .where(_fanned_where(run_id), _within(persons))
     )
     return union_all(linked, fanned).subquery("to_push")
 
@@ -365,23 +479,29 @@ def push_query(run_id: int) -> Any:
 PushKey = int | tuple[int, str]
 
 
-def fanned_out_count(session: Session, run_id: int) -> int:
+def fanned_out_count(session: Session, run_id: int, scope: Scope | None = None) -> int:
     """Unsubscribed addresses with a record to set besides the person's linked one."""
-    return int(
-        session.scalar(
-            select(func.count(func.distinct(Person.id)))
-            .select_from(Person)
-            .join(SalesforceRecord, SalesforceRecord.email == Person.email)
-            .where(_fanned_where(run_id))
+    return sum(
+        int(
+            session.scalar(
+                select(func.count(func.distinct(Person.id)))
+                .select_from(Person)
+                .join(SalesforceRecord, SalesforceRecord.email == Person.email)
+                .where(_fanned_where(run_id), _within(chunk))
+            )
+            or 0
         )
-        or 0
+        for chunk in _chunks(scope)
     )
 
 
-def push_count(session: Session, run_id: int) -> int:
+def push_count(session: Session, run_id: int, scope: Scope | None = None) -> int:
     """How many records the push phase has to set now."""
-    q = push_query(run_id)
-    return int(session.scalar(select(func.count()).select_from(q)) or 0)
+    total = 0
+    for chunk in _chunks(scope):
+        q = push_query(run_id, chunk)
+        total += int(session.scalar(select(func.count()).select_from(q)) or 0)
+    return total
 
 
 def push_rows(
@@ -407,21 +527,25 @@ def push_rows(
     return [(int(pid), str(sf), str(obj)) for pid, sf, obj in rows]
 
 
-def spool_push_rows(session: Session, run_id: int, object: str, spool: IO[str]) -> int:
+def spool_push_rows(
+    session: Session, run_id: int, object: str, spool: IO[str], scope: Scope | None = None
+) -> int:
     """Write the push set's rows of ``object`` (``person_id,record_id`` lines, in key
-    order) to ``spool`` in one pass; returns how many. The push then reads the file, so
-    no transaction stays open across its Salesforce calls and no size is held in memory."""
-    q = push_query(run_id)
-    rows = session.execute(
-        select(q.c.person_id, q.c.record_id)
-        .where(q.c.object == object)
-        .order_by(q.c.person_id, q.c.record_id)
-        .execution_options(yield_per=10_000)
-    )
+    order) to ``spool`` in one pass (one per chunk of a ``scope``, in ascending order);
+    returns how many. The push then reads the file, so no transaction stays open across
+    its Salesforce calls and no size is held in memory."""
     count = 0
-    for pid, rid in rows:
-        spool.write(f"{int(pid)},{rid}\n")
-        count += 1
+    for chunk in _chunks(scope):
+        q = push_query(run_id, chunk)
+        rows = session.execute(
+            select(q.c.person_id, q.c.record_id)
+            .where(q.c.object == object)
+            .order_by(q.c.person_id, q.c.record_id)
+            .execution_options(yield_per=10_000)
+        )
+        for pid, rid in rows:
+            spool.write(f"{int(pid)},{rid}\n")
+            count += 1
     spool.flush()
     return count
 
@@ -462,16 +586,23 @@ def unknown_addresses(
 
 
 def unlinked_with_records(
-    session: Session, *, after: int, limit: int, objects: Sequence[str]
+    session: Session,
+    *,
+    after: int,
+    limit: int,
+    objects: Sequence[str],
+    persons: Sequence[int] | None = None,
 ) -> list[int]:
     """The next ``limit`` persons without a record whose address has a settable mirrored
-    record of one of ``objects`` (the candidates of auto-linking), keyset on the id."""
+    record of one of ``objects`` (the candidates of auto-linking), keyset on the id; of
+    ``persons`` only, when given (a chunk of an incremental diff's scope)."""
     if not objects:
         return []
     return list(
         session.scalars(
             select(Person.id)
             .where(
+                _within(persons),
                 Person.id > after,
                 Person.salesforce_id.is_(None),
                 exists().where(
@@ -614,23 +745,26 @@ def persons_by_salesforce_id(session: Session, ids: Sequence[str]) -> dict[str, 
 # -- a dry run's records ----------------------------------------------------------------
 
 
-def store_preview(session: Session, run_id: int) -> None:
+def store_preview(session: Session, run_id: int, scope: Scope | None = None) -> None:
     """Write every person the run would pull and push into ``sync_run_preview`` (two
-    INSERT … SELECTs over the same conditions as the real run's pull and push)."""
-    for direction, where in (("pull", _pull_where(run_id)), ("push", _push_where(run_id))):
-        rows = select(
-            literal(run_id),
-            literal(direction),
-            Person.id,
-            Person.email,
-            Person.salesforce_id,
-            Person.salesforce_object,
-        ).where(where)
-        session.execute(
-            insert(SyncRunPreview).from_select(
-                ["run_id", "direction", "person_id", "email", "salesforce_id", "object"], rows
+    INSERT … SELECTs over the same conditions as the real run's pull and push, per chunk
+    of a ``scope``)."""
+    for chunk in _chunks(scope):
+        for direction, where in (("pull", _pull_where(run_id)), ("push", _push_where(run_id))):
+            rows = select(
+                literal(run_id),
+                literal(direction),
+                Person.id,
+                Person.email,
+                Person.salesforce_id,
+                Person.salesforce_object,
+            ).where(where, _within(chunk))
+            session.execute(
+                insert(SyncRunPreview).from_select(
+                    ["run_id", "direction", "person_id", "email", "salesforce_id", "object"],
+                    rows,
+                )
             )
-        )
 
 
 def preview_counts(session: Session, run_id: int) -> dict[str, int]:

@@ -13,6 +13,12 @@ STALE_AFTER = timedelta(minutes=5)
 MIRROR_OVERLAP = timedelta(minutes=10)
 """An incremental mirror read starts this far before the watermark: a record committed
 late with an older ``SystemModstamp`` is still read."""
+SCOPE_MARGIN = timedelta(minutes=10)
+"""Persons changed this long before the last complete run started are looked at again by
+an incremental diff: clocks of the processes writing persons may be that far apart."""
+ANALYZE_AFTER = 10_000
+"""A fetch that read at least this many records refreshes the mirror's planner statistics
+(PostgreSQL): the diff that follows is planned on them."""
 PULL_CHUNK = 2_000
 PUSH_PAGE = 2_000
 STAGE_CHUNK = 5_000
@@ -80,4 +86,11 @@ class SyncOptions:
     bulk_poll_initial: float = 0.2
     bulk_poll_max: float = 5.0
     mirror_overlap: timedelta = MIRROR_OVERLAP
-    """How far before the mirror's watermark an incremental read starts."""
+    """How far before the mirror's watermark an incremental read starts (and how far
+    before the last complete run's watermark an incremental diff looks at records)."""
+    analyze_after: int = ANALYZE_AFTER
+    """Records a fetch must have read for the mirror's statistics to be refreshed."""
+    scope_margin: timedelta = SCOPE_MARGIN
+    """How far before the last complete run started an incremental diff looks at changed
+    persons (``persons.updated_at`` is written by the clock of whichever process changed
+    the person)."""

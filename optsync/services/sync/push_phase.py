@@ -43,6 +43,7 @@ from optsync.services.sync.options import RETRIES, SyncOptions
 from optsync.store import sync_runs
 from optsync.store.db import Database
 from optsync.store.outbox import record_sent
+from optsync.store.sync_scope import Scope
 
 SyncAttempt = Attempt[int | None]
 """A record to set on behalf of a person (``owner``: the person id, if known)."""
@@ -100,6 +101,7 @@ class PushPhase:
         *,
         field_name: str,
         objects: Sequence[str] = soql.OBJECTS,
+        scope: Scope | None = None,
         options: SyncOptions,
         bulk: Callable[[], BulkApi],
         hold: Callable[[Session], None],
@@ -108,7 +110,7 @@ class PushPhase:
     ) -> None:
         self.db, self.run_id, self.gateway = db, run_id, gateway
         self.field, self.options, self._bulk = field_name, options, bulk
-        self.objects = tuple(objects)
+        self.objects, self.scope = tuple(objects), scope
         self._hold, self._pushed, self._clock = hold, pushed, clock
         self.state = PushState()
         self._sent: list[tuple[int, str]] = []  # (person, record) set, not yet recorded
@@ -123,7 +125,9 @@ class PushPhase:
                 spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="ascii"))
                 with self.db.transaction() as session:
                     self._hold(session)  # never read (or send) a page of a run no longer ours
-                    to_push += sync_runs.spool_push_rows(session, self.run_id, obj, spool)
+                    to_push += sync_runs.spool_push_rows(
+                        session, self.run_id, obj, spool, self.scope
+                    )
                 spools[obj] = spool
             self.state.to_push = to_push
             if to_push:

@@ -45,9 +45,10 @@ from optsync.services.sync.start import start_run
 from optsync.services.sync_settings import get_settings
 from optsync.store import persons as persons_store
 from optsync.store import records as records_store
-from optsync.store import runs, sync_runs
+from optsync.store import runs, sync_runs, sync_scope
 from optsync.store.db import Database
-from optsync.store.models import SyncRun
+from optsync.store.models import SalesforceMirror, SyncRun, SyncSettings
+from optsync.store.sync_scope import Scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,6 +120,7 @@ class SyncRunner:
         self.policy = Policy("HasOptedOutOfEmail")
         self.to_add = 0
         self.objects: tuple[str, ...] = soql.OBJECTS
+        self.scope: Scope | None = None
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -358,38 +360,77 @@ class SyncRunner:
                 and (untrusted_at is None or current.updated_at > untrusted_at)
                 and current.updated_at >= started
             )
-            records_store.save_mirror_state(
+            mirror = records_store.save_mirror_state(
                 session,
                 self.clock(),
                 through=newest,
                 complete=since is None,
                 trusted=True if since is None and not marked_meanwhile else None,
             )
-            staged = sync_runs.stage_from_mirror(session, self.run_id, self.field)
+            if done >= self.options.analyze_after:
+                records_store.analyze_mirror(session)
+            full_objects = [obj for obj in self.objects if since_of[obj] is None]
+            self.scope, why_full = self._scope(session, mirror, full_objects)
+            staged = sync_runs.stage_from_mirror(session, self.run_id, self.field, self.scope)
             sync_runs.analyze_staging(session)
         self.report["fetch_via"] = fetch_via
         self.report["mirror"] = {
             "read": "full" if since is None else "incremental",
             "why": reason if since is None else None,
             "since": since.isoformat() if since else None,
-            "full_objects": [obj for obj in self.objects if since_of[obj] is None],
+            "through": mirror.through.isoformat() if mirror.through else None,
+            "full_objects": full_objects,
             "records_read": done,
             "staged": staged,
         }
+        scope = self.scope
+        self.report["diff_scope"] = (
+            {"changes_since_run": scope.baseline.run_id, "persons": len(scope), "why": None}
+            if scope is not None
+            else {"changes_since_run": None, "persons": None, "why": why_full}
+        )
         self._end("fetch")
+
+    def _scope(
+        self, session: Session, mirror: SalesforceMirror, full_objects: list[str]
+    ) -> tuple[Scope | None, str]:
+        """What the diff looks at (docs/sync.md "Incremental diff"): the persons changed
+        since the last complete run, or everyone (None, with the reason) when that run
+        cannot vouch for the rest."""
+        if full_objects:
+            return None, "the mirror was read in full"
+        base = sync_scope.last_baseline(session, before_run=self.run_id, field=self.field)
+        if base is None:
+            return None, "no complete run of this field to start from"
+        if mirror.complete_at is not None and mirror.complete_at > base.finished_at:
+            return None, f"the mirror was read in full after run #{base.run_id}"
+        settings = session.get(SyncSettings, 1)
+        if settings is not None and settings.updated_at >= base.started_at:
+            return None, f"the sync settings changed after run #{base.run_id} started"
+        scope = sync_scope.scope_since(
+            session,
+            base,
+            records_after=base.through - self.options.mirror_overlap,
+            persons_after=base.started_at - self.options.scope_margin,
+        )
+        return scope, ""
 
     # -- diff ---------------------------------------------------------------------------
     def _diff(self) -> None:
         self._begin("diff")
         with self.db.transaction() as session:
-            counts = sync_runs.diff_counts(session, self.run_id, pushes=self.dry_run)
+            counts = sync_runs.diff_counts(
+                session, self.run_id, pushes=self.dry_run, scope=self.scope, field=self.field
+            )
             since = runs.last_completed_start(session, before_run=self.run_id, field=self.field)
-            reopted = sync_runs.reopted_out(session, self.run_id, since, limit=MAX_LISTED)
+            reopted = sync_runs.reopted_out(
+                session, self.run_id, since, limit=MAX_LISTED, scope=self.scope
+            )
             addresses = sync_runs.address_counts(session)
             self.policy = records_policy(session, self.field)
             if self.dry_run:  # what it would do, record by record (docs/sync.md "Dry run")
                 self._hold(session)
-                sync_runs.store_preview(session, self.run_id)
+                sync_runs.store_preview(session, self.run_id, self.scope)
                 preview = {
                     d: sync_runs.preview_rows(session, self.run_id, d, limit=PREVIEW_LISTED)
                     for d in ("pull", "push")
@@ -432,7 +473,7 @@ class SyncRunner:
         pulled = 0
         with self.db.transaction() as session:
             self._hold(session)
-            to_pull = sync_runs.all_pull_ids(session, self.run_id)
+            to_pull = sync_runs.all_pull_ids(session, self.run_id, self.scope)
         chunk = self.options.pull_chunk
         for start in range(0, len(to_pull), chunk):
             ids = to_pull[start : start + chunk].tolist()
@@ -455,6 +496,8 @@ class SyncRunner:
                     break
                 now = self.clock()
                 persons = persons_store.add_unknown(session, [e for e, _ in unknown], now)
+                if self.scope is not None:  # their other records are pushed too
+                    self.scope.add(persons.values())
                 count = sync_runs.apply_pull_chunk(
                     session, self.run_id, sorted(persons.values()), field=self.field, now=now
                 )
@@ -465,20 +508,27 @@ class SyncRunner:
             self.progress("pull", pulled, total)
         linked = 0
         objects = linked_objects(self.policy.link_rule)
-        after = 0
-        while objects:
-            with self.db.transaction() as session:
-                self._hold(session)
-                candidates = sync_runs.unlinked_with_records(
-                    session, after=after, limit=self.options.pull_chunk, objects=objects
-                )
-                if not candidates:
-                    break
-                done = persons_store.auto_link(
-                    session, candidates, self.policy.link_rule, self.field, self.clock()
-                )
-            linked += len(done)
-            after = candidates[-1]
+        # a full diff: every person; an incremental one: the scope, chunk by chunk
+        parts: list[list[int] | None] = [None] if self.scope is None else list(self.scope.chunks())
+        for part in parts if objects else []:
+            after = 0
+            while True:
+                with self.db.transaction() as session:
+                    self._hold(session)
+                    candidates = sync_runs.unlinked_with_records(
+                        session,
+                        after=after,
+                        limit=self.options.pull_chunk,
+                        objects=objects,
+                        persons=part,
+                    )
+                    if not candidates:
+                        break
+                    done = persons_store.auto_link(
+                        session, candidates, self.policy.link_rule, self.field, self.clock()
+                    )
+                linked += len(done)
+                after = candidates[-1]
         self.report.update(pulled=pulled, suppressed_unknown=added, auto_linked=linked)
         self._end("pull")
 
@@ -489,7 +539,9 @@ class SyncRunner:
         with self.db.transaction() as session:
             # counted after the pull: the persons it unsubscribed (and added) have other
             # records to set too
-            self.report["addresses_fanned_out"] = sync_runs.fanned_out_count(session, self.run_id)
+            self.report["addresses_fanned_out"] = sync_runs.fanned_out_count(
+                session, self.run_id, self.scope
+            )
         self.progress("push", 0, None)
 
         def pushed(n: int) -> None:
@@ -502,6 +554,7 @@ class SyncRunner:
             self.gateway,
             field_name=self.field,
             objects=self.objects,
+            scope=self.scope,
             options=self.options,
             bulk=self._bulk,
             hold=self._hold,
