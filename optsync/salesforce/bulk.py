@@ -204,7 +204,28 @@ class BulkApi:
         and a null cannot be told apart — Salesforce stores neither for text fields).
         The caller builds ``query`` from checked names.
         """
-        for header, rows in self._result_sets(query):
+        return self.records_of(self.start_query(query))
+
+    def start_query(self, query: str) -> str:
+        """Create a query job and return its id without waiting: Salesforce processes the
+        jobs started together while the caller reads an earlier one's results
+        (:meth:`records_of`). The caller builds ``query`` from checked names."""
+        info = self._json(
+            "jobs/query",
+            "POST",
+            "jobs/query",
+            {"operation": "query", "query": query, "columnDelimiter": "COMMA", "lineEnding": "LF"},
+        )
+        return str(info["id"])
+
+    def abort_query(self, job_id: str) -> None:
+        """Abort a started query job that will not be read (best effort)."""
+        self._abort("query", job_id)
+
+    def records_of(self, job_id: str) -> Iterator[dict[str, str | None]]:
+        """Every row of a started query job, as :meth:`query_records` yields them (one
+        dict per row, built in C unless the row has an empty cell)."""
+        for header, rows in self._results(job_id):
             width = len(header)
             for row in rows:
                 if not row:
@@ -215,21 +236,22 @@ class BulkApi:
                         None,
                         f"a Bulk query result row has {len(row)} values but the header has {width}",
                     )
-                yield {name: value or None for name, value in zip(header, row, strict=True)}
+                if "" in row:
+                    yield {name: value or None for name, value in zip(header, row, strict=True)}
+                else:
+                    yield dict(zip(header, row, strict=True))
 
     def _result_sets(self, query: str) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
-        """Run a query job and yield each result set as (header, rows still streaming).
+        """Run a query job and yield each result set (see :meth:`_results`)."""
+        yield from self._results(self.start_query(query))
+
+    def _results(self, job_id: str) -> Iterator[tuple[list[str], Iterator[list[str]]]]:
+        """Wait for a query job and yield each result set as (header, rows still
+        streaming).
 
         The rows of a set must be read before the next set is asked for: the set's
         response is closed as soon as the consumer moves on.
         """
-        info = self._json(
-            "jobs/query",
-            "POST",
-            "jobs/query",
-            {"operation": "query", "query": query, "columnDelimiter": "COMMA", "lineEnding": "LF"},
-        )
-        job_id = str(info["id"])
         try:
             info = self._wait("query", job_id)
         except BaseException:

@@ -118,6 +118,8 @@ def _stamp(text: str) -> datetime:
         value = datetime.fromisoformat(text)
     except ValueError:
         return parse_sf_datetime(text)
+    if value.tzinfo is UTC:  # Bulk CSV's "Z": already what the mirror keeps
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

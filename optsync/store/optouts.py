@@ -24,6 +24,7 @@ push that reached an old record after a relink.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -297,12 +298,33 @@ def _flip(
     if not changed:
         return changed
     # each person changes once per call, so the entries are told apart by person
-    written = session.execute(
-        insert(LEDGER).returning(LEDGER.c.person_id, LEDGER.c.id),
-        [_ledger_row(c.person_id, first[c.person_id].event) for c in changed],
+    written = _insert_ledger(
+        session, [_ledger_row(c.person_id, first[c.person_id].event) for c in changed]
     )
     ledger_ids = {int(pid): int(entry_id) for pid, entry_id in written}
     return [replace(c, ledger_id=ledger_ids[c.person_id]) for c in changed]
+
+
+_LEDGER_COLUMNS = ("person_id", "kind", "source", "actor", "reason", "evidence", "created_at")
+_PG_LEDGER = text(
+    f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "
+    "SELECT * FROM unnest(CAST(:person_id AS BIGINT[]), CAST(:kind AS VARCHAR[]), "
+    "CAST(:source AS VARCHAR[]), CAST(:actor AS VARCHAR[]), CAST(:reason AS TEXT[]), "
+    "CAST(:evidence AS JSON[]), CAST(:created_at AS TIMESTAMPTZ[])) "
+    "RETURNING person_id, id"
+)
+"""The ledger rows of one change as one statement of array parameters on PostgreSQL: a
+multi-row VALUES binds seven parameters a row (a sync's pull writes 80,000 entries at
+1,000,000 records, and binding them cost ten times the INSERT)."""
+
+
+def _insert_ledger(session: Session, rows: list[dict[str, Any]]) -> Iterable[Any]:
+    """Insert ledger rows; returns ``(person_id, id)`` of each."""
+    if session.get_bind().dialect.name != "postgresql":
+        return session.execute(insert(LEDGER).returning(LEDGER.c.person_id, LEDGER.c.id), rows)
+    arrays: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in _LEDGER_COLUMNS}
+    arrays["evidence"] = [json.dumps(e) for e in arrays["evidence"]]
+    return session.execute(_PG_LEDGER, arrays)
 
 
 def _ledger_row(person_id: int, event: LedgerEvent) -> dict[str, Any]:

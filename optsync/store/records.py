@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,10 +28,12 @@ PG_CHUNK = 5_000
 """Rows per upsert on PostgreSQL (array parameters: no bound-parameter limit)."""
 
 
-@dataclass(frozen=True)
-class MirroredRecord:
+class MirroredRecord(NamedTuple):
     """A record as read from Salesforce. ``email`` is the raw value; the opt-out values are
-    None when the read did not include that field (the stored value is then kept)."""
+    None when the read did not include that field (the stored value is then kept).
+
+    A tuple rather than a dataclass: a full read makes one per record of the org (a
+    frozen dataclass takes four times as long to build)."""
 
     record_id: str
     object: RecordObject
@@ -75,7 +76,7 @@ def record_of(
         object,
         values.get("Email") or None,
         *field_values(field, value),
-        _bool(values.get("IsConverted")) is True,
+        "IsConverted" in values and _bool(values["IsConverted"]) is True,
         False,
         stamp,
         "Email" in values,
@@ -85,6 +86,8 @@ def record_of(
 def _bool(value: Any) -> bool | None:
     if value is None or value is True or value is False:
         return value
+    if value == "false":  # Bulk CSV, the usual case first
+        return False
     if value == "":
         return None
     if isinstance(value, str):
@@ -112,6 +115,7 @@ _COLUMNS = (
     "record_id, object, email, email_opt_out, sales_opt_out, converted, deleted, "
     "system_modstamp, seen_at"
 )
+_NAMES = tuple(_COLUMNS.split(", "))
 
 
 def _pg_upsert(email_known: bool) -> str:
@@ -132,7 +136,38 @@ def _pg_upsert(email_known: bool) -> str:
     )
 
 
-def _pg_flush(session: Session, rows: list[dict[str, Any]], email_known: bool) -> None:
+Row = tuple[str, str, str | None, bool | None, bool | None, bool, bool, datetime | None, datetime]
+"""A mirror row as written: the columns of ``_COLUMNS``, in that order."""
+
+_NULL = "\\N"
+_COPY_BOOL = {True: "t", False: "f", None: _NULL}
+_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str | None) -> str:
+    """A text value in COPY's text format (``\\N`` for NULL, the four specials escaped)."""
+    if value is None:
+        return _NULL
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_SPECIAL)
+    return value
+
+
+def _copy_lines(rows: Iterable[Row]) -> str:
+    """Rows as the lines of a ``COPY … FROM STDIN`` in text format, built in Python at a
+    fraction of the cost of psycopg's per-row ``write_row``."""
+    b, t = _COPY_BOOL, _copy_text
+    seen_at: dict[datetime, str] = {}  # a batch is written at one time
+    return "".join(
+        # ids and object names are checked words: no special to escape
+        f"{rid}\t{obj}\t{t(email)}\t{b[eo]}\t{b[so]}\t{b[conv]}\t{b[dele]}\t"
+        f"{stamp.isoformat() if stamp is not None else _NULL}\t"
+        f"{seen_at.get(seen) or seen_at.setdefault(seen, seen.isoformat())}\n"
+        for rid, obj, email, eo, so, conv, dele, stamp, seen in rows
+    )
+
+
+def _pg_flush(session: Session, rows: list[Row], email_known: bool) -> None:
     """One chunk on PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT
     (a full re-mirror writes every record of the org: parameters per row are several
     times slower)."""
@@ -143,20 +178,7 @@ def _pg_flush(session: Session, rows: list[dict[str, Any]], email_known: bool) -
             "(LIKE salesforce_records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         with cur.copy(f"COPY mirror_load ({_COLUMNS}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(
-                    (
-                        r["record_id"],
-                        r["object"],
-                        r["email"],
-                        r["email_opt_out"],
-                        r["sales_opt_out"],
-                        r["converted"],
-                        r["deleted"],
-                        r["system_modstamp"],
-                        r["seen_at"],
-                    )
-                )
+            copy.write(_copy_lines(rows))
         cur.execute(_pg_upsert(email_known))
         cur.execute("TRUNCATE mirror_load")
 
@@ -168,7 +190,7 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
     postgres = session.get_bind().dialect.name == "postgresql"
     insert: Any = postgresql.insert if postgres else sqlite.insert
     given = 0
-    batches: dict[bool, dict[str, dict[str, Any]]] = {True: {}, False: {}}
+    batches: dict[bool, dict[str, Row]] = {True: {}, False: {}}
 
     def flush(email_known: bool) -> None:
         batch = batches[email_known]
@@ -204,26 +226,27 @@ def upsert_records(session: Session, records: Iterable[MirroredRecord], now: dat
             },
             where=newer,
         )
-        session.execute(stmt, list(batch.values()))
+        session.execute(stmt, [dict(zip(_NAMES, row, strict=True)) for row in batch.values()])
         batch.clear()
 
+    limit = PG_CHUNK if postgres else CHUNK
     for r in records:
         given += 1
         # one row per record and statement (PostgreSQL refuses a row twice in one upsert);
         # the later read of a record within a batch wins
         batch = batches[r.email_known]
-        batch[r.record_id] = {
-            "record_id": r.record_id,
-            "object": r.object,
-            "email": mirror_email(r.email),
-            "email_opt_out": r.email_opt_out,
-            "sales_opt_out": r.sales_opt_out,
-            "converted": r.converted,
-            "deleted": r.deleted,
-            "system_modstamp": r.system_modstamp,
-            "seen_at": now,
-        }
-        if len(batch) >= (PG_CHUNK if postgres else CHUNK):
+        batch[r.record_id] = (
+            r.record_id,
+            r.object,
+            mirror_email(r.email),
+            r.email_opt_out,
+            r.sales_opt_out,
+            r.converted,
+            r.deleted,
+            r.system_modstamp,
+            now,
+        )
+        if len(batch) >= limit:
             flush(r.email_known)
     flush(True)
     flush(False)

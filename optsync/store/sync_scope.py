@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, union
+from sqlalchemy import bindparam, or_, select, text, union
 from sqlalchemy.orm import Session
 
 from optsync.store.models import LedgerEntry, Person, SalesforceRecord, SyncRun, SyncRunFailure
 
-SCOPE_CHUNK = 10_000
-"""Persons per diff query of an incremental run (their ids are written into the SQL)."""
+SCOPE_CHUNK = 2_000
+"""Persons per diff query of an incremental run (their ids are written into the SQL): few
+enough for PostgreSQL to plan index lookups (:func:`plan_lookups`)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,17 @@ class Scope:
 def among(column: Any, ids: Sequence[int]) -> Any:
     """``column IN (ids)`` with the integers written into the statement: one parameter
     per id would cost more to bind than the query takes on PostgreSQL."""
-    return column.in_(bindparam("scope_ids", list(ids), expanding=True, literal_execute=True))
+    return column.in_(bindparam(None, list(ids), expanding=True, literal_execute=True))
+
+
+def plan_lookups(session: Session) -> None:
+    """Have PostgreSQL plan the rest of the transaction's queries as index lookups where
+    they are: ``random_page_cost`` 1.1 (persons and the mirror are read from cache, as on
+    an SSD) instead of the default 4, which plans even a chunk of 1,000 persons as a scan
+    of the whole mirror and hash joins, once per chunk, so that a scoped diff of a large
+    store would cost more than a full one."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL random_page_cost = 1.1"))
 
 
 def changed_record(records_after: datetime) -> Any:

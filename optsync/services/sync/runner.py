@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ from optsync.store import records as records_store
 from optsync.store import runs, sync_runs, sync_scope
 from optsync.store.db import Database
 from optsync.store.models import SalesforceMirror, SyncRun, SyncSettings
+from optsync.store.records import MirroredRecord
 from optsync.store.sync_scope import Scope
 
 log = logging.getLogger(__name__)
@@ -322,34 +324,54 @@ class SyncRunner:
         self.progress("fetch", 0, total)
         done = 0
         newest: datetime | None = None
-        fetch_via: dict[str, str] = {}
-        for obj in self.objects:
-            query = replication.mirror_query(
+        fetch_via = {
+            obj: "bulk" if volume.use_bulk(counts[obj], self.options.bulk_threshold) else "rest"
+            for obj in self.objects
+        }
+        queries = {
+            obj: replication.mirror_query(
                 obj, self.field, since_of[obj], person_accounts=person_accounts
             )
-            rows: Iterator[dict[str, Any]]
-            if volume.use_bulk(counts[obj], self.options.bulk_threshold):
-                fetch_via[obj] = "bulk"
-                rows = bulk.query_records(query)
-            else:
-                fetch_via[obj] = "rest"
-                rows = self.gateway.query_records(query) if counts[obj] else iter(())
-            for chunk in _chunked(rows, self.options.stage_chunk):
-                records = [replication.mirrored(obj, self.field, r) for r in chunk]
-                hidden = (
-                    [c for c in map(replication.person_contact, chunk) if c is not None]
-                    if obj == "Account"
-                    else []
-                )
-                stamps = [r.system_modstamp for r in records if r.system_modstamp is not None]
-                if stamps:
-                    newest = max([*stamps, *([newest] if newest else [])])
-                with self.db.transaction() as session:
-                    self._hold(session)
-                    records_store.upsert_records(session, records, self.clock())
-                    records_store.drop_records(session, hidden)
-                done += len(records)
+            for obj in self.objects
+        }
+        # every Bulk job is started first: Salesforce works on the next while this one's
+        # records are read and written
+        jobs = {
+            obj: bulk.start_query(queries[obj]) for obj in self.objects if fetch_via[obj] == "bulk"
+        }
+        # the chunks are written behind the read, one at a time and in order, by a thread
+        # of their own: the database works on one while the next is read and parsed
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.run_id}-write")
+        written: Future[None] | None = None
+        try:
+            for obj in self.objects:
+                rows: Iterator[dict[str, Any]]
+                if obj in jobs:
+                    rows = bulk.records_of(jobs.pop(obj))
+                else:
+                    rows = self.gateway.query_records(queries[obj]) if counts[obj] else iter(())
+                for chunk in _chunked(rows, self.options.stage_chunk):
+                    records = [replication.mirrored(obj, self.field, r) for r in chunk]
+                    hidden = (
+                        [c for c in map(replication.person_contact, chunk) if c is not None]
+                        if obj == "Account"
+                        else []
+                    )
+                    stamps = [r.system_modstamp for r in records if r.system_modstamp is not None]
+                    if stamps:
+                        newest = max([*stamps, *([newest] if newest else [])])
+                    if written is not None:
+                        written.result()  # the previous chunk is committed (or raises)
+                        self.progress("fetch", done, total)
+                    written = writer.submit(self._mirror_chunk, records, hidden)
+                    done += len(records)
+            if written is not None:
+                written.result()
                 self.progress("fetch", done, total)
+        finally:
+            writer.shutdown(wait=True)
+            for job_id in jobs.values():  # not read: a run that stopped
+                bulk.abort_query(job_id)
         with self.db.transaction() as session:
             self._hold(session)
             current = records_store.mirror_state(session)
@@ -390,6 +412,13 @@ class SyncRunner:
             else {"changes_since_run": None, "persons": None, "why": why_full}
         )
         self._end("fetch")
+
+    def _mirror_chunk(self, records: list[MirroredRecord], hidden: list[str]) -> None:
+        """Write one chunk of a mirror read, in a transaction held to the run."""
+        with self.db.transaction() as session:
+            self._hold(session)
+            records_store.upsert_records(session, records, self.clock())
+            records_store.drop_records(session, hidden)
 
     def _scope(
         self, session: Session, mirror: SalesforceMirror, full_objects: list[str]

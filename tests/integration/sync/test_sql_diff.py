@@ -5,7 +5,8 @@ there — every id normalised with ``to_18`` (15-character ids completed, case-l
 18-character ids repaired), each record linked to at most one person — and the remote
 set is staged exactly as a run's fetch stages it. The planner gets the ids as they were
 *given* (any case), the database the normalised ones; every list the planner produces
-is then compared with what the queries a run uses return: ``pull_ids`` page by page,
+is then compared with what the queries a run uses return: ``pull_ids`` page by page
+(and ``all_pull_ids``, the same set looked for from the staging side),
 ``push_rows`` page by page per object, ``reopted_out`` and ``diff_counts`` (a dry run:
 nothing is applied).
 
@@ -154,6 +155,8 @@ def test_sql_diff_equals_the_planner(db, clock, specs, remote):
         assert since == t0
         counts = sync_runs.diff_counts(s, run_id)
         pull = _pages(lambda after, n: sync_runs.pull_ids(s, run_id, after=after, limit=n))
+        # what a run reads: the same set, looked for from the staging side
+        all_pulled = list(sync_runs.all_pull_ids(s, run_id))
         push = sorted(
             (pid, sf)
             for obj in soql.OBJECTS
@@ -174,6 +177,7 @@ def test_sql_diff_equals_the_planner(db, clock, specs, remote):
 
     assert push == [(a.person_id, to_18(a.salesforce_id)) for a in plan.push]
     assert pull == [u.person_id for u in plan.unsubscribe_locally]
+    assert all_pulled == pull
     assert not_linked == list(plan.not_linked)
     assert reopted == list(plan.reopted_out)
     assert counts.unknown_remote == plan.unknown_remote

@@ -374,13 +374,13 @@ def test_bulk_calls_survive_an_expired_session(db, clock, emu, gateway, monkeypa
     from optsync.salesforce.bulk import BulkApi
 
     _c, _le, _ids = _world(emu, db, clock, "HasOptedOutOfEmail")
-    real = BulkApi.query_records
+    real = BulkApi.start_query
 
     def expire_then_query(self, query):
         emu.control("POST", "sessions/expire")
         return real(self, query)
 
-    monkeypatch.setattr(BulkApi, "query_records", expire_then_query)
+    monkeypatch.setattr(BulkApi, "start_query", expire_then_query)
     report = run_sync(db, gateway, clock=clock, options=BULK)
     assert report["status"] == "succeeded", report["error"]
     assert (report["pulled"], report["pushed"]) == (2, 2)
