@@ -183,13 +183,7 @@ def preview_table(report: dict[str, Any], direction: str) -> Table:
         notes.append(f"… and {stored - len(listed):,} more")
     if pull and report.get("suppressed_unknown"):
         n = report["suppressed_unknown"]
-        notes.append(
-            f"{_many(n, 'new address', 'new addresses')} to add as suppressed persons "
-            "(not in the list)"
-        )
-    elif not pull and count > stored:
-        extra = _many(count - stored, "more record", "more records")
-        notes.append(f"{extra} of unsubscribed addresses (not in the list)")
+        notes.append(f"{n:,} of them new addresses, to add as suppressed persons")
     if not rows and not notes:
         notes.append("nothing")
     table = Table(
@@ -206,7 +200,8 @@ def preview_table(report: dict[str, Any], direction: str) -> Table:
     table.add_column("record", no_wrap=True)
     table.add_column("object", no_wrap=True)
     for r in listed:
-        table.add_row(r["email"], r["salesforce_id"] or "-", r["object"] or "-")
+        email = r["email"] if r["person_id"] is not None else f"{r['email']} (new)"
+        table.add_row(email, r["salesforce_id"] or "-", r["object"] or "-")
     return table
 
 

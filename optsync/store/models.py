@@ -602,22 +602,29 @@ class NotificationEvent(Base):
 
 
 class SyncRunPreview(Base):
-    """What a dry run would pull and push, every record (the report keeps the first
-    :data:`optsync.services.sync.options.PREVIEW_LISTED`); written from the staging
-    table in the diff's transaction, deleted with the run or by retention."""
+    """What a dry run would pull and push, record by record (the report keeps the first
+    :data:`optsync.services.sync.options.PREVIEW_LISTED`): a pull row per person it would
+    unsubscribe (naming the opted-out record that pulls them) and per unknown address it
+    would add as a suppressed person (no ``person_id``), a push row per record it would
+    set (the linked one and every duplicate of the address). Written in the diff's
+    transaction, deleted with the run or by retention."""
 
     __tablename__ = "sync_run_preview"
 
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(
-        BigId,
-        ForeignKey("sync_runs.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
+        BigId, ForeignKey("sync_runs.id", ondelete="CASCADE"), autoincrement=False
     )
-    direction: Mapped[str] = mapped_column(String(4), primary_key=True)
-    person_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    direction: Mapped[str] = mapped_column(String(4))
+    person_id: Mapped[int | None] = mapped_column(BigId, autoincrement=False)
+    """None: an address no person has, which the pull would add (``suppress_unknown``)."""
     email: Mapped[str] = mapped_column(String(254))
     salesforce_id: Mapped[str | None] = mapped_column(String(18))
+    """Always set since schema 0011 (a pull by address of an unlinked person stored none
+    before it)."""
     object: Mapped[str | None] = mapped_column(String(16))
 
-    __table_args__ = (CheckConstraint("direction IN ('pull', 'push')", name="direction"),)
+    __table_args__ = (
+        CheckConstraint("direction IN ('pull', 'push')", name="direction"),
+        Index("ix_sync_run_preview_listed", "run_id", "direction", "person_id", "salesforce_id"),
+    )

@@ -85,19 +85,15 @@ def prune(
         failures += len(ids)
     previews = 0
     while True:
-        keys = session.execute(
-            select(SyncRunPreview.run_id, SyncRunPreview.direction, SyncRunPreview.person_id)
-            .where(SyncRunPreview.run_id.in_(old_runs.scalar_subquery()))
-            .limit(batch)
-        ).all()
-        if not keys:
-            break
-        for run_id in {k[0] for k in keys}:
-            ids = [k[2] for k in keys if k[0] == run_id]
-            session.execute(
-                delete(SyncRunPreview).where(
-                    SyncRunPreview.run_id == run_id, SyncRunPreview.person_id.in_(ids)
-                )
+        ids = list(
+            session.scalars(
+                select(SyncRunPreview.id)
+                .where(SyncRunPreview.run_id.in_(old_runs.scalar_subquery()))
+                .limit(batch)
             )
-        previews += len(keys)
+        )
+        if not ids:
+            break
+        session.execute(delete(SyncRunPreview).where(SyncRunPreview.id.in_(ids)))
+        previews += len(ids)
     return Pruned(pushes, failures, previews)

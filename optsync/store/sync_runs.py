@@ -41,12 +41,14 @@ from typing import IO, Any
 
 from sqlalchemy import (
     and_,
+    case,
     delete,
     exists,
     func,
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -54,6 +56,7 @@ from sqlalchemy import (
     tuple_,
     union,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
@@ -775,26 +778,75 @@ def persons_by_salesforce_id(session: Session, ids: Sequence[str]) -> dict[str, 
 # -- a dry run's records ----------------------------------------------------------------
 
 
-def store_preview(session: Session, run_id: int, scope: Scope | None = None) -> None:
-    """Write every person the run would pull and push into ``sync_run_preview`` (two
-    INSERT … SELECTs over the same conditions as the real run's pull and push, per chunk
-    of a ``scope``)."""
+def store_preview(
+    session: Session, run_id: int, scope: Scope | None = None, *, suppress_unknown: bool
+) -> None:
+    """Write every record the run would pull and push into ``sync_run_preview``, by the
+    real run's own conditions (INSERT … SELECTs, per chunk of a ``scope``):
+
+    * a pull row per person :func:`_pulled` finds, naming the record that pulls them
+      (the linked record when staged, else the lowest staged record with the address:
+      the ledger evidence :func:`_pulled_records` gives the real pull);
+    * with ``suppress_unknown``, a pull row per address :func:`unknown_addresses` finds
+      (no person yet);
+    * a push row per record :func:`push_query` finds: the linked record and every
+      duplicate of the address.
+
+    So the stored rows are as many as the run's ``pulled`` and ``pushed``.
+    """
+    columns = ["run_id", "direction", "person_id", "email", "salesforce_id", "object"]
+    by_address = (
+        select(func.min(SalesforceRecord.record_id))
+        .join(
+            SyncRemoteOptOut,
+            and_(
+                SyncRemoteOptOut.run_id == run_id,
+                SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
+            ),
+        )
+        .where(SalesforceRecord.email == Person.email)
+        .scalar_subquery()
+    )
+    pulling = case(
+        (and_(Person.salesforce_id.is_not(None), _staged(run_id)), Person.salesforce_id),
+        else_=by_address,
+    )
     for chunk in _chunks(session, scope):
-        for direction, where in (("pull", _pull_where(run_id)), ("push", _push_where(run_id))):
-            rows = select(
+        pulls = select(
+            literal(run_id), literal("pull"), Person.id, Person.email, pulling, null()
+        ).where(_pulled(run_id, chunk))
+        session.execute(insert(SyncRunPreview).from_select(columns, pulls))
+    if suppress_unknown:
+        unknown = (
+            select(
                 literal(run_id),
-                literal(direction),
-                Person.id,
-                Person.email,
-                Person.salesforce_id,
-                Person.salesforce_object,
-            ).where(where, _within(chunk))
-            session.execute(
-                insert(SyncRunPreview).from_select(
-                    ["run_id", "direction", "person_id", "email", "salesforce_id", "object"],
-                    rows,
-                )
+                literal("pull"),
+                null(),
+                SalesforceRecord.email,
+                func.min(SalesforceRecord.record_id),
+                null(),
             )
+            .select_from(SyncRemoteOptOut)
+            .join(SalesforceRecord, SalesforceRecord.record_id == SyncRemoteOptOut.salesforce_id)
+            .where(_unknown_where(run_id), SalesforceRecord.email.is_not(None))
+            .group_by(SalesforceRecord.email)
+        )
+        session.execute(insert(SyncRunPreview).from_select(columns, unknown))
+    session.execute(
+        update(SyncRunPreview)
+        .where(SyncRunPreview.run_id == run_id, SyncRunPreview.direction == "pull")
+        .values(
+            object=select(SalesforceRecord.object)
+            .where(SalesforceRecord.record_id == SyncRunPreview.salesforce_id)
+            .scalar_subquery()
+        )
+    )
+    for chunk in _chunks(session, scope):
+        q = push_query(run_id, chunk)
+        pushes = select(
+            literal(run_id), literal("push"), q.c.person_id, Person.email, q.c.record_id, q.c.object
+        ).join(Person, Person.id == q.c.person_id)
+        session.execute(insert(SyncRunPreview).from_select(columns, pushes))
 
 
 def preview_counts(session: Session, run_id: int) -> dict[str, int]:
@@ -812,11 +864,16 @@ def preview_counts(session: Session, run_id: int) -> dict[str, int]:
 def preview_rows(
     session: Session, run_id: int, direction: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """The stored records of a dry run, by direction then person id."""
+    """The stored records of a dry run, by direction, person id (the addresses a pull
+    would add last) and record id."""
     query = (
         select(SyncRunPreview)
         .where(SyncRunPreview.run_id == run_id)
-        .order_by(SyncRunPreview.direction, SyncRunPreview.person_id)
+        .order_by(
+            SyncRunPreview.direction,
+            SyncRunPreview.person_id.nulls_last(),
+            SyncRunPreview.salesforce_id,
+        )
     )
     if direction is not None:
         query = query.where(SyncRunPreview.direction == direction)

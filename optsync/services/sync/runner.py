@@ -459,7 +459,12 @@ class SyncRunner:
             self.policy = records_policy(session, self.field)
             if self.dry_run:  # what it would do, record by record (docs/sync.md "Dry run")
                 self._hold(session)
-                sync_runs.store_preview(session, self.run_id, self.scope)
+                sync_runs.store_preview(
+                    session,
+                    self.run_id,
+                    self.scope,
+                    suppress_unknown=self.policy.suppress_unknown,
+                )
                 preview = {
                     d: sync_runs.preview_rows(session, self.run_id, d, limit=PREVIEW_LISTED)
                     for d in ("pull", "push")

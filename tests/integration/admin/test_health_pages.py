@@ -161,6 +161,37 @@ def test_a_dry_run_page_lists_its_records_offers_csv_and_runs_for_real(admin_cli
     assert r.headers["location"].endswith(f"/runs/{real_id}")
 
 
+def test_a_dry_run_page_lists_every_record_of_an_address_as_its_count_says(admin_client, emu, ctx):
+    """An unsubscribed address with a Contact and a duplicate Lead: the page's "would
+    set … on 2 records", its list and "All as CSV" all name both records."""
+    from optsync.domain.optout import Source
+    from optsync.services.optouts import unsubscribe_email
+    from optsync.services.persons import PersonInput, upsert_person
+    from tests.integration.admin.conftest import post_form
+    from tests.integration.admin.test_salesforce_pages import _connect
+
+    seed = emu.seed(contacts=1, leads=1)
+    [contact], [lead] = seed["contact_ids"], seed["lead_ids"]
+    emu.control("PATCH", f"records/{lead}", {"Email": "Dup@Example.com"})
+    emu.control("PATCH", f"records/{contact}", {"Email": "dup@example.com"})
+    now = ctx.clock()
+    with ctx.db.transaction() as s:
+        upsert_person(s, PersonInput(1, "dup@example.com", contact, "Contact"), now)
+        unsubscribe_email(
+            s, "dup@example.com", source=Source.ADMIN, actor="admin@example.com", now=now
+        )
+    assert _connect(admin_client, emu).status_code == 303
+    r = post_form(admin_client, f"{TAB}/runs", {"mode": "dry_run"}, page=INTEGRATIONS)
+    dry_id = int(r.headers["location"].rsplit("/", 1)[1])
+    text = " ".join(visible(_wait_run(admin_client, dry_id)).split())
+    assert "on 2 Salesforce records" in text
+    assert "Would push (set in Salesforce): 2" in text
+    assert contact in text and lead in text
+    lines = admin_client.get(f"{TAB}/runs/{dry_id}/preview.csv").text.splitlines()
+    pushes = sorted(line.split(",")[3] for line in lines[1:] if line.startswith("push,"))
+    assert pushes == sorted([contact, lead])
+
+
 def test_the_person_page_lists_every_push_with_the_run_that_made_it_and_the_evidence(
     admin_client, ctx
 ):

@@ -137,22 +137,25 @@ def test_a_dry_run_prints_the_records_it_would_pull_and_push(
 def test_the_dry_run_lists_say_what_they_leave_out():
     from rich.console import Console
 
-    row = {"person_id": 1, "email": "a@example.com", "salesforce_id": None, "object": None}
+    row = {"person_id": 1, "email": "a@example.com", "salesforce_id": "003A", "object": "Lead"}
+    new = {"person_id": None, "email": "n@example.com", "salesforce_id": "003B", "object": "Lead"}
     report = {
         "field": "Sales_Opt_Out__c",
         "pulled": 5,
-        "would_pull": [row],
-        "would_pull_total": 3,
+        "would_pull": [row, new],
+        "would_pull_total": 5,
         "suppressed_unknown": 2,
         "pushed": 4,
         "would_push": [row],
-        "would_push_total": 3,
+        "would_push_total": 4,
     }
     console = Console(width=80, record=True)
     for direction in ("pull", "push"):
         console.print(sync_cli.preview_table(report, direction))
     text = " ".join(console.export_text().split())
     assert "Would pull 5 (Sales_Opt_Out__c set in Salesforce)" in text
-    assert "… and 2 more; 2 new addresses to add as suppressed persons (not in the list)" in text
+    assert "… and 3 more; 2 of them new addresses, to add as suppressed persons" in text
+    assert "n@example.com (new)" in text
     assert "Would push 4 (set Sales_Opt_Out__c in Salesforce)" in text
-    assert "1 more record of unsubscribed addresses (not in the list)" in text
+    assert "… and 3 more" in text.split("Would push")[1]
+    assert "not in the list" not in text

@@ -4,9 +4,10 @@ report (``would_pull``, ``would_push``), every one stored for "all as CSV"."""
 from __future__ import annotations
 
 from optsync.services.sync import options as sync_options
+from optsync.services.sync.report import preview_csv
 from optsync.services.sync_run import run_sync
 from optsync.store import sync_runs
-from tests.integration.sync.conftest import FAST
+from tests.integration.sync.conftest import FAST, add_persons
 from tests.integration.sync.test_sync_run import _world
 
 
@@ -42,3 +43,51 @@ def test_the_report_keeps_the_first_n_and_the_table_all(db, clock, emu, gateway,
     assert dry["pulled"] == 2 and dry["preview_listed"] == 1
     with db.transaction() as s:
         assert len(sync_runs.preview_rows(s, dry["id"], "pull")) == 2
+
+
+def test_the_stored_records_are_exactly_what_the_run_would_pull_and_push(db, clock, emu, gateway):
+    """At address level a dry run names every record: each duplicate the push would set
+    (not only the linked one), the opted-out record that pulls an unlinked person, and
+    each unknown address a pull would add as a suppressed person; so the counts the page
+    and the CLI show equal the rows of "All as CSV", and a real run then does just that."""
+    from tests.integration.sync.test_addresses import _email, _set, _settings
+
+    field = "HasOptedOutOfEmail"
+    seed = emu.seed(contacts=3, leads=2)
+    c0, c1, c2 = seed["contact_ids"]
+    le0, le1 = seed["lead_ids"]
+    address = _email(emu, c0)
+    _set(emu, le0, Email=address.upper())  # a duplicate of the unsubscribed address
+    _set(emu, le1, **{field: True})  # pulls an unlinked person by address
+    _set(emu, c2, **{field: True})  # an address nobody here has
+    _settings(db, suppress_unknown=True)
+    pushed_pid, pulled_pid = add_persons(
+        db,
+        clock,
+        [
+            {"email": address, "salesforce_id": c0, "unsubscribed": True},
+            {"email": _email(emu, le1), "salesforce_id": None},
+        ],
+    )
+    unknown = _email(emu, c2)
+    assert _email(emu, c1) not in (address, unknown)
+
+    dry = run_sync(db, gateway, clock=clock, options=FAST, dry_run=True)
+
+    assert dry["status"] == "succeeded", dry["error"]
+    pulls = {
+        (r["person_id"], r["email"], r["salesforce_id"], r["object"]) for r in dry["would_pull"]
+    }
+    assert pulls == {(pulled_pid, _email(emu, le1), le1, "Lead"), (None, unknown, c2, "Contact")}
+    pushes = {(r["person_id"], r["salesforce_id"], r["object"]) for r in dry["would_push"]}
+    assert pushes == {(pushed_pid, c0, "Contact"), (pushed_pid, le0, "Lead")}
+    assert (dry["pulled"], dry["pushed"]) == (2, 2)
+    assert (dry["would_pull_total"], dry["would_push_total"]) == (2, 2)
+    with db.transaction() as s:
+        csv_rows = list(preview_csv(s, dry["id"], field))
+    assert len(csv_rows) == 1 + 4
+    assert any(row.startswith(f"pull,,{unknown},{c2},Contact,") for row in csv_rows)
+
+    real = run_sync(db, gateway, clock=clock, options=FAST)
+    assert (real["pulled"], real["pushed"]) == (dry["pulled"], dry["pushed"])
+    assert real["records_set"] == {"Contact": 1, "Lead": 1}
