@@ -182,13 +182,14 @@ def last_completed_start(
     return session.scalar(query)
 
 
-def last_read_objects(session: Session, *, before_run: int) -> set[str] | None:
+def last_read_objects(session: Session, *, before_run: int | None = None) -> set[str] | None:
     """The objects the mirror's last read covered: the ``fetch_via`` of the latest run
-    before ``before_run`` whose fetch finished (dry runs read the mirror too); None when
-    no run's did."""
-    ids = session.scalars(
-        select(SyncRun.id).where(SyncRun.id < before_run).order_by(SyncRun.id.desc()).limit(50)
-    ).all()
+    (before ``before_run``, when given) whose fetch finished (dry runs read the mirror
+    too); None when no run's did."""
+    query = select(SyncRun.id)
+    if before_run is not None:
+        query = query.where(SyncRun.id < before_run)
+    ids = session.scalars(query.order_by(SyncRun.id.desc()).limit(50)).all()
     for run_id in ids:
         report = session.scalar(select(SyncRun.report).where(SyncRun.id == run_id)) or {}
         via = report.get("fetch_via") if isinstance(report, dict) else None

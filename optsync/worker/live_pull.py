@@ -65,6 +65,7 @@ from optsync.services.live_pull.poller import poll_object
 from optsync.services.live_pull.stream import Ending, consume
 from optsync.services.sync_settings import get_settings
 from optsync.store import live_pull as state_store
+from optsync.store import runs
 from optsync.worker.gateways import GatewayProvider
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ class LivePull:
         self.watchdog_s = watchdog_s
         self.pubsub_url = pubsub_url or ctx.settings.sf_pubsub_url
         self.objects = {obj: ObjectPull(obj) for obj in OBJECTS}
+        self.mirrored: frozenset[str] = frozenset(soql.OBJECTS)
+        """The objects the mirror's last read covered (``store.runs.last_read_objects``,
+        refreshed each tick): Account too once the nightly has read the Person Accounts."""
         self._valid_until = 0.0  # monotonic: the lease holds until then, by our clock
         self._renewed_at = float("-inf")
         self._client: PubSubClient | None = None
@@ -202,7 +206,7 @@ class LivePull:
         covers = {o: p.cover() for o, p in self.objects.items()}
         if polled:
             covers[obj] = Cover(polled_through=candidate)
-        return watermark(candidate, covers, soql.OBJECTS)
+        return watermark(candidate, covers, self.mirrored)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> None:
@@ -225,6 +229,7 @@ class LivePull:
     def tick(self) -> None:
         with self.ctx.db.transaction() as session:
             settings = get_settings(session)
+            self.mirrored = frozenset(runs.last_read_objects(session) or soql.OBJECTS)
         mode = effective_mode(settings.live_pull, settings.sync_enabled)
         gateway = self.gateways() if mode is not Mode.OFF else None
         if mode is Mode.OFF or gateway is None:

@@ -227,3 +227,45 @@ def test_only_a_trusted_mirror_moves_and_a_late_chain_untrusts_it(db):
         state = mirror_state(s)
         assert state is not None and not state.trusted
         assert state.reason == "the live pull began following Lead after the last full read"
+
+
+BOTH_AND_ACCOUNT = ("Contact", "Lead", "Account")
+
+
+def test_in_an_org_with_person_accounts_polls_keep_a_full_read_trusted(
+    emu, shifted_ctx, sf_gateway
+):
+    """The nightly's full read reads Person Accounts too, so once it has, the Account
+    poll covers them like Contact and Lead and the watermark moves; before that read the
+    Accounts were never mirrored and nothing moves (the mirror cannot vouch for them)."""
+    from tests.integration.live.test_person_accounts import _enable, _person_account
+
+    db = shifted_ctx.db
+    clock = shifted_ctx.clock
+    assert isinstance(clock, ShiftedClock)
+    _enable(emu)
+    seed = emu.seed(contacts=2, leads=1)
+    [c0, _c1], [le] = seed["contact_ids"], seed["lead_ids"]
+    address = _email(emu, c0)
+    emu.control("PATCH", f"records/{le}", {"Email": address})
+    account, _person_contact = _person_account(emu, address)
+    _backdate(emu, seed)
+    set_modstamp(emu, "Account", account, utcnow() - timedelta(minutes=20))
+    turn_on(db, live_pull="poll", poll_interval_s=60)
+    worker = Running(shifted_ctx, emu)
+    try:
+
+        def polled() -> bool:  # the Account pull joins once the org is known to have them
+            pulls = worker.pull.objects
+            return all(o in pulls and pulls[o].next_poll is not None for o in BOTH_AND_ACCOUNT)
+
+        wait_for(polled)
+        _full_read(db, sf_gateway)
+        assert not _trusted(db)
+
+        clock.by = timedelta(seconds=61)  # the next polls are due
+
+        wait_for(lambda: _trusted(db))
+    finally:
+        worker.close()
+    _push_makes_no_lookup(db, sf_gateway, address, {c0, le, account})
