@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from optsync.store.models import OutboxPush, SyncRun, SyncRunFailure, SyncRunPreview
@@ -37,6 +38,18 @@ class Pruned:
     previews: int = 0
 
 
+def _delete_batched(session: Session, id_column: Any, where: Any, batch: int) -> int:
+    """Delete the rows of ``id_column``'s table matching ``where``, ``batch`` ids at a time
+    (short statements, bounded parameter lists); returns how many."""
+    deleted = 0
+    while True:
+        ids = list(session.scalars(select(id_column).where(where).limit(batch)))
+        if not ids:
+            return deleted
+        session.execute(delete(id_column.table).where(id_column.in_(ids)))
+        deleted += len(ids)
+
+
 def prune(
     session: Session,
     *,
@@ -47,53 +60,26 @@ def prune(
 ) -> Pruned:
     """Delete what the retention rules above allow; returns the rows deleted."""
     latest = select(func.max(OutboxPush.id)).group_by(OutboxPush.person_id)
-    push_cutoff = now - keep_pushes
-    pushes = 0
-    while True:
-        ids = list(
-            session.scalars(
-                select(OutboxPush.id)
-                .where(
-                    OutboxPush.state.in_(PRUNABLE),
-                    func.coalesce(OutboxPush.settled_at, OutboxPush.sent_at, OutboxPush.created_at)
-                    < push_cutoff,
-                    OutboxPush.id.not_in(latest.scalar_subquery()),
-                )
-                .limit(batch)
-            )
-        )
-        if not ids:
-            break
-        session.execute(delete(OutboxPush).where(OutboxPush.id.in_(ids)))
-        pushes += len(ids)
-    finished_before = now - keep_run_failures
-    old_runs = select(SyncRun.id).where(
-        SyncRun.finished_at.is_not(None), SyncRun.finished_at < finished_before
+    pushes = _delete_batched(
+        session,
+        OutboxPush.id,
+        and_(
+            OutboxPush.state.in_(PRUNABLE),
+            func.coalesce(OutboxPush.settled_at, OutboxPush.sent_at, OutboxPush.created_at)
+            < now - keep_pushes,
+            OutboxPush.id.not_in(latest.scalar_subquery()),
+        ),
+        batch,
     )
-    failures = 0
-    while True:
-        ids = list(
-            session.scalars(
-                select(SyncRunFailure.id)
-                .where(SyncRunFailure.run_id.in_(old_runs.scalar_subquery()))
-                .limit(batch)
-            )
-        )
-        if not ids:
-            break
-        session.execute(delete(SyncRunFailure).where(SyncRunFailure.id.in_(ids)))
-        failures += len(ids)
-    previews = 0
-    while True:
-        ids = list(
-            session.scalars(
-                select(SyncRunPreview.id)
-                .where(SyncRunPreview.run_id.in_(old_runs.scalar_subquery()))
-                .limit(batch)
-            )
-        )
-        if not ids:
-            break
-        session.execute(delete(SyncRunPreview).where(SyncRunPreview.id.in_(ids)))
-        previews += len(ids)
+    old_runs = (
+        select(SyncRun.id)
+        .where(SyncRun.finished_at.is_not(None), SyncRun.finished_at < now - keep_run_failures)
+        .scalar_subquery()
+    )
+    failures = _delete_batched(
+        session, SyncRunFailure.id, SyncRunFailure.run_id.in_(old_runs), batch
+    )
+    previews = _delete_batched(
+        session, SyncRunPreview.id, SyncRunPreview.run_id.in_(old_runs), batch
+    )
     return Pruned(pushes, failures, previews)

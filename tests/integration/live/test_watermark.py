@@ -146,20 +146,39 @@ def shifted_ctx(database_url: str, tmp_path: Path, emu, monkeypatch) -> Iterator
         ctx.close()
 
 
-def test_polls_of_every_object_keep_a_full_read_trusted(emu, shifted_ctx, sf_gateway):
+@pytest.mark.parametrize("person_accounts", [False, True], ids=["contacts-leads", "with-pa"])
+def test_polls_of_every_object_keep_a_full_read_trusted(
+    emu, shifted_ctx, sf_gateway, person_accounts
+):
+    """With Person Accounts the nightly's full read reads the Accounts too, so once it
+    has, the Account poll covers them like Contact and Lead and the watermark moves (the
+    objects the mirror's last read covered, not Contact and Lead only)."""
+    from tests.integration.live.test_person_accounts import _enable, _person_account
+
     db = shifted_ctx.db
     clock = shifted_ctx.clock
     assert isinstance(clock, ShiftedClock)
+    if person_accounts:
+        _enable(emu)
     seed = emu.seed(contacts=2, leads=1)
     [c0, _c1], [le] = seed["contact_ids"], seed["lead_ids"]
     address = _email(emu, c0)
     emu.control("PATCH", f"records/{le}", {"Email": address})
+    records, objects = {c0, le}, ("Contact", "Lead")
+    if person_accounts:
+        account, _person_contact = _person_account(emu, address)
+        set_modstamp(emu, "Account", account, utcnow() - timedelta(minutes=20))
+        records, objects = records | {account}, (*objects, "Account")
     _backdate(emu, seed)
     turn_on(db, live_pull="poll", poll_interval_s=60)
     worker = Running(shifted_ctx, emu)
     try:
-        pulls = worker.pull.objects
-        wait_for(lambda: all(pulls[o].next_poll is not None for o in ("Contact", "Lead")))
+
+        def polled() -> bool:  # the Account pull joins once the org is known to have them
+            pulls = worker.pull.objects
+            return all(o in pulls and pulls[o].next_poll is not None for o in objects)
+
+        wait_for(polled)
         _full_read(db, sf_gateway)
         assert not _trusted(db)
 
@@ -168,7 +187,7 @@ def test_polls_of_every_object_keep_a_full_read_trusted(emu, shifted_ctx, sf_gat
         wait_for(lambda: _trusted(db))
     finally:
         worker.close()
-    _push_makes_no_lookup(db, sf_gateway, address, {c0, le})
+    _push_makes_no_lookup(db, sf_gateway, address, records)
 
 
 def test_a_stream_down_for_one_object_holds_the_watermark(emu, live_ctx, running, sf_gateway):
@@ -227,45 +246,3 @@ def test_only_a_trusted_mirror_moves_and_a_late_chain_untrusts_it(db):
         state = mirror_state(s)
         assert state is not None and not state.trusted
         assert state.reason == "the live pull began following Lead after the last full read"
-
-
-BOTH_AND_ACCOUNT = ("Contact", "Lead", "Account")
-
-
-def test_in_an_org_with_person_accounts_polls_keep_a_full_read_trusted(
-    emu, shifted_ctx, sf_gateway
-):
-    """The nightly's full read reads Person Accounts too, so once it has, the Account
-    poll covers them like Contact and Lead and the watermark moves; before that read the
-    Accounts were never mirrored and nothing moves (the mirror cannot vouch for them)."""
-    from tests.integration.live.test_person_accounts import _enable, _person_account
-
-    db = shifted_ctx.db
-    clock = shifted_ctx.clock
-    assert isinstance(clock, ShiftedClock)
-    _enable(emu)
-    seed = emu.seed(contacts=2, leads=1)
-    [c0, _c1], [le] = seed["contact_ids"], seed["lead_ids"]
-    address = _email(emu, c0)
-    emu.control("PATCH", f"records/{le}", {"Email": address})
-    account, _person_contact = _person_account(emu, address)
-    _backdate(emu, seed)
-    set_modstamp(emu, "Account", account, utcnow() - timedelta(minutes=20))
-    turn_on(db, live_pull="poll", poll_interval_s=60)
-    worker = Running(shifted_ctx, emu)
-    try:
-
-        def polled() -> bool:  # the Account pull joins once the org is known to have them
-            pulls = worker.pull.objects
-            return all(o in pulls and pulls[o].next_poll is not None for o in BOTH_AND_ACCOUNT)
-
-        wait_for(polled)
-        _full_read(db, sf_gateway)
-        assert not _trusted(db)
-
-        clock.by = timedelta(seconds=61)  # the next polls are due
-
-        wait_for(lambda: _trusted(db))
-    finally:
-        worker.close()
-    _push_makes_no_lookup(db, sf_gateway, address, {c0, le, account})

@@ -10,7 +10,13 @@ from sqlalchemy import func, select, update
 from optsync.cli.main import main
 from optsync.domain.optout import Source
 from optsync.services import optouts
-from optsync.store.models import LedgerEntry, OutboxPush, SyncRun, SyncRunFailure
+from optsync.store.models import (
+    LedgerEntry,
+    OutboxPush,
+    SyncRun,
+    SyncRunFailure,
+    SyncRunPreview,
+)
 from optsync.store.retention import Pruned, prune
 
 DAY = timedelta(days=1)
@@ -64,14 +70,27 @@ def test_prune_keeps_latest_pushes_open_work_failures_and_the_ledger(db, clock):
         s.flush()
         for run in (run_old, run_new):
             s.add(SyncRunFailure(run_id=run.id, code="X", message="m"))
+            for n in range(3):  # a dry run's records: several per person, or none
+                s.add(
+                    SyncRunPreview(
+                        run_id=run.id,
+                        direction="push",
+                        person_id=None if n == 2 else a,
+                        email="a@example.com",
+                        salesforce_id=f"0035g000000000{n}AAA",
+                    )
+                )
         ledger_before = s.scalar(select(func.count()).select_from(LedgerEntry))
     with db.transaction() as s:
-        done = prune(s, now=clock(), keep_pushes=30 * DAY, keep_run_failures=30 * DAY)
-    assert done == Pruned(pushes=2, run_failures=1)  # a's old cancelled, d's old sent
+        # batches of 2: each rule's rows go in more than one statement
+        done = prune(s, now=clock(), keep_pushes=30 * DAY, keep_run_failures=30 * DAY, batch=2)
+    # a's old cancelled, d's old sent; the old run's failure and its three preview rows
+    assert done == Pruned(pushes=2, run_failures=1, previews=3)
     with db.transaction() as s:
         left = set(s.execute(select(OutboxPush.person_id, OutboxPush.state)).all())
         assert left == {(a, "pending"), (b, "sent"), (c, "failed"), (d, "pending")}
         assert s.scalar(select(func.count()).select_from(SyncRunFailure)) == 1
+        assert set(s.scalars(select(SyncRunPreview.run_id))) == {run_new.id}
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == ledger_before
     with db.transaction() as s:  # a second prune finds nothing
         again = prune(s, now=clock(), keep_pushes=30 * DAY, keep_run_failures=30 * DAY)
