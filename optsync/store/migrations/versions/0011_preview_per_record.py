@@ -36,35 +36,37 @@ def _set_aside() -> None:
         op.execute(f"ALTER TABLE {OLD} RENAME CONSTRAINT pk_sync_run_preview TO pk_{OLD}")
 
 
-def _fk() -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(
-        ["run_id"],
-        ["sync_runs.id"],
-        name=op.f("fk_sync_run_preview_run_id_sync_runs"),
-        ondelete="CASCADE",
-    )
-
-
-def _check() -> sa.CheckConstraint:
-    return sa.CheckConstraint(
-        "direction IN ('pull', 'push')", name=op.f("ck_sync_run_preview_direction")
+def _create(*, person_required: bool, key: sa.PrimaryKeyConstraint, with_id: bool) -> None:
+    """The table as one revision or the other has it (the columns they share, the
+    person column's nullability, the key)."""
+    op.create_table(
+        "sync_run_preview",
+        *([sa.Column("id", BIG_ID, autoincrement=True, nullable=False)] if with_id else []),
+        sa.Column("run_id", BIG_ID, autoincrement=False, nullable=False),
+        sa.Column("direction", sa.String(length=4), nullable=False),
+        sa.Column("person_id", BIG_ID, autoincrement=False, nullable=not person_required),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("salesforce_id", sa.String(length=18), nullable=True),
+        sa.Column("object", sa.String(length=16), nullable=True),
+        sa.CheckConstraint(
+            "direction IN ('pull', 'push')", name=op.f("ck_sync_run_preview_direction")
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["sync_runs.id"],
+            name=op.f("fk_sync_run_preview_run_id_sync_runs"),
+            ondelete="CASCADE",
+        ),
+        key,
     )
 
 
 def upgrade() -> None:
     _set_aside()
-    op.create_table(
-        "sync_run_preview",
-        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
-        sa.Column("run_id", BIG_ID, autoincrement=False, nullable=False),
-        sa.Column("direction", sa.String(length=4), nullable=False),
-        sa.Column("person_id", BIG_ID, autoincrement=False, nullable=True),
-        sa.Column("email", sa.String(length=254), nullable=False),
-        sa.Column("salesforce_id", sa.String(length=18), nullable=True),
-        sa.Column("object", sa.String(length=16), nullable=True),
-        _check(),
-        _fk(),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_run_preview")),
+    _create(
+        person_required=False,
+        key=sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_run_preview")),
+        with_id=True,
     )
     op.create_index(
         "ix_sync_run_preview_listed",
@@ -82,19 +84,12 @@ def downgrade() -> None:
     """Back to one row a person: rows without a person are dropped, and of a person's
     records the lowest id is kept."""
     _set_aside()
-    op.create_table(
-        "sync_run_preview",
-        sa.Column("run_id", BIG_ID, autoincrement=False, nullable=False),
-        sa.Column("direction", sa.String(length=4), nullable=False),
-        sa.Column("person_id", BIG_ID, autoincrement=False, nullable=False),
-        sa.Column("email", sa.String(length=254), nullable=False),
-        sa.Column("salesforce_id", sa.String(length=18), nullable=True),
-        sa.Column("object", sa.String(length=16), nullable=True),
-        _check(),
-        _fk(),
-        sa.PrimaryKeyConstraint(
+    _create(
+        person_required=True,
+        key=sa.PrimaryKeyConstraint(
             "run_id", "direction", "person_id", name=op.f("pk_sync_run_preview")
         ),
+        with_id=False,
     )
     op.execute(
         f"INSERT INTO sync_run_preview ({COLUMNS}) SELECT {COLUMNS} FROM {OLD} o "
