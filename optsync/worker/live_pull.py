@@ -87,6 +87,9 @@ class ObjectPull:
     ending: Ending | None = None
     failures: int = 0
     next_connect: datetime | None = None
+    polled_at: datetime | None = None
+    """When this worker last polled the object (the next poll is due the interval in
+    force then later: a changed interval takes effect at once)."""
     next_poll: datetime | None = None
     poll_until: datetime | None = None
     """After a LATEST subscribe: poll until a window has covered this instant."""
@@ -277,10 +280,14 @@ class LivePull:
                 self._signal(pull, Signal.STREAM_FAILED, mode, pull.detail)
         elif self._connect_due(pull, now) and self.lease_ok():
             self._connect(pull, mode, gateway, field_name, now)
+        interval = timedelta(seconds=interval_s)
+        if pull.polled_at is not None:
+            pull.next_poll = pull.polled_at + interval
         due = pull.next_poll is None or now >= pull.next_poll
         if due and (polls(pull.status) or pull.poll_until is not None):
             result = self._poll(pull, gateway, field_name, now, via="poll")
-            pull.next_poll = now + timedelta(seconds=interval_s)
+            pull.polled_at = now
+            pull.next_poll = now + interval
             if pull.poll_until is not None and result and result >= pull.poll_until:
                 pull.poll_until = None
 
