@@ -180,6 +180,10 @@ def take_tour(demo: Demo, browser: Any, screenshots: Path | None) -> dict[str, f
     page.get_by_role("button", name="Dry run").click()
     expect(page.locator(".status-line .state-succeeded")).to_be_visible(timeout=60_000)
     expect(page.locator(".facts")).to_contain_text("Would pull from Salesforce")
+    expect(page.locator("section.preview")).to_contain_text(
+        re.compile(r"would pull [\d,]+ unsubscribes? from Salesforce.* on [\d,]+ Salesforce record")
+    )
+    expect(page.get_by_role("link", name="All as CSV")).to_be_visible()
     page.get_by_role("link", name="Back to Integrations").click()
     page.get_by_role("button", name="Sync now").click()
     expect(page.locator(".status-line .state-succeeded")).to_be_visible(timeout=60_000)
