@@ -4,6 +4,7 @@ Usage:
     python bench/nightly_bench.py [--sizes 1000000,250000,500000]
                                   [--postgres-url postgresql://postgres@127.0.0.1/test]
                                   [--duplicates 0.1] [--changes 1000]
+                                  [--profile DIR]
 
 For each size N it:
 
@@ -297,10 +298,20 @@ def child_run(url: str, info_json: str, out: str, overlap_s: str = "600") -> Non
     # whole work here, so the later runs go without them (as the overlap)
     margin = timedelta(seconds=float(overlap_s))
     options = SyncOptions(mirror_overlap=margin, scope_margin=margin)
+    profile_dir = os.environ.get("OPTSYNC_BENCH_PROFILE")
+    profiler = None
+    if profile_dir:  # --profile: where the run's time goes (cProfile adds its own cost)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     with SalesforceGateway(connection(info)) as gw:
         report = run_sync(db, gw, clock=utcnow, options=options)
     wall = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile_dir) / f"{Path(out).stem}.prof"))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     Path(out).write_text(json.dumps({"report": report, "wall_s": wall, "peak_mb": peak_kb / 1024}))
 
@@ -432,7 +443,16 @@ def main() -> None:
         action="store_true",
         help="also re-run at every size (default: only the first size)",
     )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="write a cProfile of each sync run to DIR (the times then include its cost)",
+    )
     args = parser.parse_args()
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        os.environ["OPTSYNC_BENCH_PROFILE"] = str(Path(args.profile).resolve())
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     pg_admin = args.postgres_url
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
