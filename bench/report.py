@@ -66,10 +66,45 @@ BENCHES = [
     (
         "nightly",
         "Nightly sync at 1,000,000 persons (150,000 opt-outs each side, half shared)",
-        "first run < 3 min and < 500 MB, < 50 API calls; second run zero changes",
+        "issue 8: first run < 3 min and < 500 MB, < 50 API calls; second run zero changes. "
+        "Issue 16 (10 % of the records carry another one's address, PostgreSQL): 1,000,000 "
+        "records < 30 s and < 200 MB, a run after 1,000 changed records ≤ 10 API calls",
         "per-record REST updates: one call per pushed record",
         [["bench/nightly_bench.py"]]
-        + ([["bench/nightly_bench.py", "--postgres-url", PG]] if PG else []),
+        + (
+            [
+                ["bench/nightly_bench.py", "--postgres-url", PG],
+                [
+                    "bench/nightly_bench.py",
+                    "--sizes",
+                    "1000000",
+                    "--duplicates",
+                    "0.1",
+                    "--changes",
+                    "1000",
+                    "--postgres-url",
+                    PG,
+                ],
+            ]
+            if PG
+            else []
+        ),
+    ),
+    (
+        "list",
+        "The Unsubscribes list: tab, API and CSV export at 100,000 persons",
+        "issue 17: pages that scale (first page, deep cursor, sorts, filters, search, counts) "
+        "and a streamed export of every row",
+        "OFFSET paging and a sort per page (a temporary B-tree on SQLite: 190-544 ms)",
+        [["bench/list_bench.py", "--postgres-url", PG] if PG else ["bench/list_bench.py"]],
+    ),
+    (
+        "health",
+        "Sync health (the banner and `GET /api/v1/health/sync`)",
+        "issue 17: a few indexed queries, no Salesforce call, over an outbox of 200,000",
+        "`NOT EXISTS (a newer push)` for the failed count: a hash anti-join over the whole "
+        "outbox, p50 223 ms on PostgreSQL",
+        [["bench/health_bench.py", "--postgres-url", PG] if PG else ["bench/health_bench.py"]],
     ),
 ]
 
@@ -81,7 +116,9 @@ HEADLINES = {
     "push": ("emulator latency", "steady", "burst API calls", "burst of"),
     "realtime": ("cdc steady", "cdc burst", "cdc idle", "poll every", "nightly sync"),
     "api": ("SQLite:", "PostgreSQL:", "open loop", "closed loop", "check of 10,000"),
-    "nightly": ("== ", "first run", "second run changes", "extrapolated"),
+    "nightly": ("== ", "first run", "run after", "last run changes", "extrapolated"),
+    "list": ("unsubscribed persons", "first page", "CSV export"),
+    "health": ("outbox",),
 }
 SAVED = ROOT / "test-artifacts" / "bench-results.json"
 """Every run's outputs, so ``--render`` can rewrite the report (e.g. after a new soak)
@@ -118,27 +155,17 @@ def soak_section() -> list[str]:
     ]
 
 
-def measured_once_section() -> list[str]:
-    """The nightly at 10,000,000 records, measured once by hand (issue 16: "not
-    extrapolated"; it takes most of an hour, so ``make bench`` does not repeat it): the
-    command, commit, date, load and output saved in docs/nightly-10m.json."""
-    path = ROOT / "docs" / "nightly-10m.json"
-    if not path.exists():
+MEASURED_ONCE = {"nightly": ROOT / "bench" / "measured" / "nightly-10m.md"}
+"""Sections measured once by hand, each placed after its bench's section: the nightly at
+10,000,000 records (issue 16 asks for it measured, not extrapolated; it takes most of an
+hour, so ``make bench`` does not repeat it)."""
+
+
+def measured_once_section(name: str) -> list[str]:
+    path = MEASURED_ONCE.get(name)
+    if path is None or not path.exists():
         return []
-    saved = json.loads(path.read_text())
-    return [
-        "## Nightly sync at 10,000,000 records (measured once)",
-        "",
-        f"`{saved['command']}` at commit `{saved['commit']}`, {saved['when']} UTC, "
-        f"{saved['machine']}.",
-        "",
-        *[str(line) for line in saved.get("notes", [])],
-        "",
-        "```",
-        str(saved["output"]).rstrip(),
-        "```",
-        "",
-    ]
+    return [*path.read_text().rstrip().splitlines(), ""]
 
 
 def shown(cmd: list[str]) -> str:
@@ -194,7 +221,7 @@ def render(meta: dict[str, str], results: dict[str, list[dict[str, object]]]) ->
                 "```",
                 "",
             ]
-    lines += measured_once_section()
+        lines += measured_once_section(name)
     lines += soak_section()
     return "\n".join(lines) + "\n"
 
