@@ -125,7 +125,9 @@ class EmulatorProcess:
         self.control_url = self.info["instance_url"] + "/__emulator__"
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
-        resp = self.http.request(method, f"{self.control_url}/{path}", json=body, timeout=600)
+        # seeding is one synchronous request: 10,000,000 records take the emulator several
+        # minutes on a shared 2-core machine, past a 600 s read timeout
+        resp = self.http.request(method, f"{self.control_url}/{path}", json=body, timeout=3600)
         resp.raise_for_status()
         return resp.json() if resp.content else None
 
