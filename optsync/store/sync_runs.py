@@ -790,9 +790,11 @@ def store_preview(
     * with ``suppress_unknown``, a pull row per address :func:`unknown_addresses` finds
       (no person yet);
     * a push row per record :func:`push_query` finds: the linked record and every
-      duplicate of the address.
+      duplicate of the address; then those the push would set after the pull, of the
+      addresses it unsubscribes or adds (:func:`_store_pushes_after_pull`).
 
-    So the stored rows are as many as the run's ``pulled`` and ``pushed``.
+    So the stored rows are what the real run would pull and push; the dry run's
+    ``pulled`` and ``pushed`` are their counts.
     """
     columns = ["run_id", "direction", "person_id", "email", "salesforce_id", "object"]
     by_address = (
@@ -847,6 +849,56 @@ def store_preview(
             literal(run_id), literal("push"), q.c.person_id, Person.email, q.c.record_id, q.c.object
         ).join(Person, Person.id == q.c.person_id)
         session.execute(insert(SyncRunPreview).from_select(columns, pushes))
+    _store_pushes_after_pull(session, run_id, columns)
+
+
+def _store_pushes_after_pull(session: Session, run_id: int, columns: list[str]) -> None:
+    """The records the real run's push phase would set because of its pull (it pushes
+    after it pulls): of each address the pull unsubscribes or adds (the preview's pull
+    rows), the person's linked record and every other settable record, unless staged
+    (the field is set there already), as :func:`push_query` finds them once they are
+    unsubscribed."""
+    pulled = aliased(SyncRunPreview)
+    of_run = and_(pulled.run_id == run_id, pulled.direction == "pull")
+    linked = (
+        select(
+            literal(run_id),
+            literal("push"),
+            Person.id,
+            Person.email,
+            Person.salesforce_id,
+            Person.salesforce_object,
+        )
+        .select_from(pulled)
+        .join(Person, Person.id == pulled.person_id)
+        .where(of_run, Person.salesforce_id.is_not(None), ~_staged(run_id))
+    )
+    fanned = (
+        select(
+            literal(run_id),
+            literal("push"),
+            pulled.person_id,
+            pulled.email,
+            SalesforceRecord.record_id,
+            SalesforceRecord.object,
+        )
+        .select_from(pulled)
+        .join(SalesforceRecord, SalesforceRecord.email == pulled.email)
+        .outerjoin(Person, Person.id == pulled.person_id)
+        .where(
+            of_run,
+            SalesforceRecord.deleted.is_(False),
+            SalesforceRecord.converted.is_(False),
+            SalesforceRecord.object.in_(PUSHED_OBJECTS),
+            or_(Person.salesforce_id.is_(None), SalesforceRecord.record_id != Person.salesforce_id),
+            ~exists().where(
+                SyncRemoteOptOut.run_id == run_id,
+                SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
+            ),
+        )
+    )
+    for rows in (linked, fanned):
+        session.execute(insert(SyncRunPreview).from_select(columns, rows))
 
 
 def preview_counts(session: Session, run_id: int) -> dict[str, int]:

@@ -485,8 +485,8 @@ class SyncRunner:
         self.to_add = counts.unknown_addresses if self.policy.suppress_unknown else 0
         if self.dry_run:
             self.report.update(
-                pulled=counts.to_pull + self.to_add,
-                pushed=counts.to_push,
+                pulled=preview_total["pull"],
+                pushed=preview_total["push"],  # with what its pull would make it set
                 suppressed_unknown=self.to_add,
                 would_pull=[_listed(r) for r in preview["pull"]],
                 would_push=[_listed(r) for r in preview["push"]],

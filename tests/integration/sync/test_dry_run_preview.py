@@ -91,3 +91,34 @@ def test_the_stored_records_are_exactly_what_the_run_would_pull_and_push(db, clo
     real = run_sync(db, gateway, clock=clock, options=FAST)
     assert (real["pulled"], real["pushed"]) == (dry["pulled"], dry["pushed"])
     assert real["records_set"] == {"Contact": 1, "Lead": 1}
+
+
+def test_a_dry_run_counts_the_records_its_pull_would_make_it_set(db, clock, emu, gateway):
+    """A real run pushes after it pulls: an address it pulls (one record opted out in
+    Salesforce) gets its other records set, and so does an unknown address it adds. The
+    dry run's push list and count include those records, so they match the real run."""
+    from tests.integration.sync.test_addresses import _email, _set, _settings
+
+    field = "HasOptedOutOfEmail"
+    seed = emu.seed(contacts=2, leads=2)
+    c0, c1 = seed["contact_ids"]
+    le0, le1 = seed["lead_ids"]
+    known, unknown = _email(emu, c0), _email(emu, c1)
+    _set(emu, c0, **{field: True})  # pulls the person linked to it ...
+    _set(emu, le0, Email=known)  # ... whose duplicate Lead the push then sets
+    _set(emu, c1, **{field: True})  # an address nobody has: added as a suppressed person ...
+    _set(emu, le1, Email=unknown.upper())  # ... and its duplicate set too
+    _settings(db, suppress_unknown=True)
+    [pid] = add_persons(db, clock, [{"email": known, "salesforce_id": c0}])
+
+    dry = run_sync(db, gateway, clock=clock, options=FAST, dry_run=True)
+
+    assert dry["status"] == "succeeded", dry["error"]
+    pushes = {(r["person_id"], r["salesforce_id"], r["object"]) for r in dry["would_push"]}
+    assert pushes == {(pid, le0, "Lead"), (None, le1, "Lead")}
+    assert dry["pushed"] == dry["would_push_total"] == 2
+    assert dry["pulled"] == dry["would_pull_total"] == 2
+
+    real = run_sync(db, gateway, clock=clock, options=FAST)
+    assert (real["pulled"], real["pushed"]) == (2, 2)
+    assert real["records_set"] == {"Lead": 2}
