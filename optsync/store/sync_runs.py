@@ -300,8 +300,15 @@ def _fanned_where(run_id: int) -> Any:
     """Mirrored records of an unsubscribed address, other than the person's own linked
     record, that can be set and are not staged (the field is not set there)."""
     return and_(
-        SalesforceRecord.email == Person.email,
-        Person.unsubscribed.is_(True),
+        SalesforceRecord.email == Person.email, Person.unsubscribed.is_(True), _to_fan_out(run_id)
+    )
+
+
+def _to_fan_out(run_id: int) -> Any:
+    """A mirrored record the push sets besides the person's linked one (``Person`` may be
+    an outer join's empty side: an address no person has yet): live, not converted, of
+    an object the push writes, not staged."""
+    return and_(
         SalesforceRecord.deleted.is_(False),
         SalesforceRecord.converted.is_(False),
         SalesforceRecord.object.in_(PUSHED_OBJECTS),
@@ -885,17 +892,7 @@ def _store_pushes_after_pull(session: Session, run_id: int, columns: list[str]) 
         .select_from(pulled)
         .join(SalesforceRecord, SalesforceRecord.email == pulled.email)
         .outerjoin(Person, Person.id == pulled.person_id)
-        .where(
-            of_run,
-            SalesforceRecord.deleted.is_(False),
-            SalesforceRecord.converted.is_(False),
-            SalesforceRecord.object.in_(PUSHED_OBJECTS),
-            or_(Person.salesforce_id.is_(None), SalesforceRecord.record_id != Person.salesforce_id),
-            ~exists().where(
-                SyncRemoteOptOut.run_id == run_id,
-                SyncRemoteOptOut.salesforce_id == SalesforceRecord.record_id,
-            ),
-        )
+        .where(of_run, _to_fan_out(run_id))
     )
     for rows in (linked, fanned):
         session.execute(insert(SyncRunPreview).from_select(columns, rows))
