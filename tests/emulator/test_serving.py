@@ -23,6 +23,14 @@ pytestmark = pytest.mark.emulator
 _LAUNCH = "import typer; from optsync.cli.emulator import emulator; typer.run(emulator)"
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C reaches the command as it does from a terminal: a shell that runs this
+    suite as a background job (``bash .ci/run &``) starts it with SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler, so the SIGINT below would be
+    lost and the emulator left running."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_cli_json_line_then_clean_stop(tmp_path: Path) -> None:
     env = dict(os.environ, OPTSYNC_DATA_DIR=str(tmp_path))
     proc = subprocess.Popen(
@@ -42,6 +50,7 @@ def test_cli_json_line_then_clean_stop(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_as_from_a_terminal,
     )
     try:
         assert proc.stdout is not None
