@@ -486,6 +486,27 @@ class SalesforceRecord(Base):
     )
 
 
+class SalesforceAddress(Base):
+    """How many live (not deleted) mirrored records carry each address, kept by triggers
+    on ``salesforce_records`` (migration 0012): every write of the mirror keeps it, and
+    the nightly's duplicate-address total is read from its partial index instead of a
+    ``GROUP BY`` over the whole mirror. A row may say 0. Written by the database only."""
+
+    __tablename__ = "salesforce_addresses"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(
+            "ix_salesforce_addresses_shared",
+            "email",
+            postgresql_where=text("records > 1"),
+            sqlite_where=text("records > 1"),
+        ),
+    )
+
+
 class SalesforceMirror(Base):
     """How far the record mirror can be trusted (a single row, id 1): every record changed
     in Salesforce up to ``through`` (a SystemModstamp) is mirrored; ``complete_at`` is the

@@ -65,6 +65,7 @@ from optsync.domain.records import RECORD_OBJECTS
 from optsync.store.models import (
     LedgerEntry,
     Person,
+    SalesforceAddress,
     SalesforceRecord,
     SyncRemoteOptOut,
     SyncRun,
@@ -666,15 +667,16 @@ class AddressCounts:
 
 
 def address_counts(session: Session) -> AddressCounts:
-    live = and_(SalesforceRecord.deleted.is_(False), SalesforceRecord.email.is_not(None))
-    dup = (
-        select(SalesforceRecord.email)
-        .where(live)
-        .group_by(SalesforceRecord.email)
-        .having(func.count() > 1)
-        .subquery()
+    """The report's address totals. The duplicates come from the per-address counts the
+    database keeps (``salesforce_addresses``, migration 0012) through the partial index of
+    the shared ones: the cost follows the org's duplicates, not its records (a ``GROUP BY``
+    of the mirror took 14.9 s at 10,000,000 records)."""
+    duplicates = (
+        session.scalar(
+            select(func.count()).select_from(SalesforceAddress).where(SalesforceAddress.records > 1)
+        )
+        or 0
     )
-    duplicates = session.scalar(select(func.count()).select_from(dup)) or 0
     missing = (
         session.scalar(
             select(func.count())

@@ -3,41 +3,13 @@ it, and its downgrade goes back to one row a person; on a fresh database of each
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from alembic import command
 from sqlalchemy import text
 
-from optsync.store.db import Database, alembic_config
-from optsync.store.scratch import scratch_database
-from tests.conftest import _postgres_admin_url
+from optsync.store.db import Database
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
-        yield db
-        db.dispose()
-        return
-    admin = _postgres_admin_url()
-    assert admin is not None, "OPTSYNC_TEST_POSTGRES_URL is not set"
-    with scratch_database(admin, prefix="optsync_mig") as url:
-        db = Database(url)
-        yield db
-        db.dispose()
-
-
-def _downgrade(db: Database, revision: str) -> None:
-    cfg = alembic_config(db.url)
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
 
 
 def _rows(db: Database) -> list[tuple]:
@@ -53,7 +25,7 @@ def _rows(db: Database) -> list[tuple]:
         ]
 
 
-def test_stored_previews_survive_the_upgrade_and_the_downgrade(fresh: Database):
+def test_stored_previews_survive_the_upgrade_and_the_downgrade(fresh: Database, downgrade):
     fresh.upgrade("0010")
     with fresh.engine.begin() as conn:
         conn.execute(
@@ -84,7 +56,7 @@ def test_stored_previews_survive_the_upgrade_and_the_downgrade(fresh: Database):
                 "(7, 'pull', NULL, 'new@example.com', '0035g0000000009AAA', 'Contact')"
             )
         )
-    fresh.require_current()
+    assert fresh.current_revision() == "0011"
 
-    _downgrade(fresh, "0010")
+    downgrade(fresh, "0010")
     assert _rows(fresh) == before
