@@ -84,8 +84,9 @@ def test_counts_follow_every_write_of_the_mirror(db, clock, seed):
     for _ in range(60):
         done.append(_step(rng, db, clock))
         with db.transaction() as s:
-            assert counted(s) == mirrored_counts(s), done
-            expected = sum(1 for n in mirrored_counts(s).values() if n > 1)
+            mirrored = mirrored_counts(s)
+            assert counted(s) == mirrored, done
+            expected = sum(1 for n in mirrored.values() if n > 1)
             assert address_counts(s).duplicates == expected, done
             seen.add(expected)
     assert len(seen) > 2, seen  # the series made duplicates and undid some
